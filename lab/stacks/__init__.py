@@ -1,0 +1,24 @@
+"""Stacks turn a topology into plans. Registered by name; a stack never imports a provider."""
+
+from __future__ import annotations
+
+from lab.errors import LabError
+from lab.stacks.base import Stack
+
+STACKS: dict[str, str] = {
+    "freebsd": "lab.stacks.freebsd:FreeBSDStack",
+    "linux": "lab.stacks.linux:LinuxStack",
+}
+
+
+def get_stack(name: str) -> Stack:
+    """The stack registered under ``name``."""
+    if name not in STACKS:
+        raise LabError(f"unknown stack '{name}'; use one of {', '.join(STACKS)}")
+    module_name, class_name = STACKS[name].split(":")
+    import importlib
+
+    return getattr(importlib.import_module(module_name), class_name)()
+
+
+__all__ = ["STACKS", "Stack", "get_stack"]
