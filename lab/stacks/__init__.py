@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 from lab.errors import LabError
 from lab.stacks.base import Stack
 
@@ -16,8 +18,6 @@ def get_stack(name: str) -> Stack:
     if name not in STACKS:
         raise LabError(f"unknown stack '{name}'; use one of {', '.join(STACKS)}")
     module_name, class_name = STACKS[name].split(":")
-    import importlib
-
     return getattr(importlib.import_module(module_name), class_name)()
 
 

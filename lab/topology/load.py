@@ -277,7 +277,8 @@ class _Reader:
                 used_by[disk] = f"pools.{name}.{field}"
             failmode = p.take("failmode", str, "continue")
             if failmode not in FAILMODES:
-                self.fail(f"pools.{name}.failmode", f"'{failmode}' is not a failmode", f"use one of {', '.join(FAILMODES)}")
+                self.fail(f"pools.{name}.failmode", f"'{failmode}' is not a failmode",
+                          f"use one of {', '.join(FAILMODES)}")
             default_arbitrator = owner.upper().replace("-", "_") + "_BACK"
             arbitrator = p.take("arbitrator", str, default_arbitrator)
             if not GEOM_NAME_RE.match(arbitrator):
@@ -291,7 +292,8 @@ class _Reader:
         for host in (h for h in hosts.values() if h.role is Role.CONTROLLER):
             count = owners.count(host.name)
             if count != 1:
-                self.fail("pools", f"gives controller {host.name} {count} pools", "give each controller exactly one pool")
+                self.fail("pools", f"gives controller {host.name} {count} pools",
+                          "give each controller exactly one pool")
         return pools
 
     def zvol(self, t: _Table, pool: str) -> Zvol:
@@ -355,7 +357,8 @@ class _Reader:
                           "use letters, digits and '_'")
             pool = m.take("pool", str)
             if pool not in pools:
-                self.fail(f"client.multipaths[{i}].pool", f"names unknown pool '{pool}'", f"use one of {', '.join(pools)}")
+                self.fail(f"client.multipaths[{i}].pool", f"names unknown pool '{pool}'",
+                          f"use one of {', '.join(pools)}")
             m.done()
             multipaths.append(Multipath(name, pool))
         t.done()

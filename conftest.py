@@ -1,0 +1,11 @@
+"""Shared pytest options for tests/ and scenarios/."""
+
+from __future__ import annotations
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("beast-lab")
+    group.addoption("--topology", default=None, help="Topology TOML file (default: the paper's lab).")
+    group.addoption("--provider", default=None, help="qemu or virtualbox (default: the topology's, auto).")
+    group.addoption("--stack", default=None, help="linux or freebsd (default: the topology's, auto).")
+    group.addoption("--lab-dir", default=None, help="Lab directory (default: .lab/<name> in the project).")

@@ -1,0 +1,132 @@
+"""`bst`: the BeaST Lab command line. Errors are one line on stderr and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.syntax import Syntax
+from rich.table import Table
+
+from lab.errors import LabError
+from lab.plan import Plan, plan_to_json
+from lab.stacks import STACKS, get_stack
+from lab.topology import Topology, load_topology
+
+app = typer.Typer(
+    name="bst",
+    help="Reproduce and drill the BeaST + ZFS dual-controller storage system in virtual machines.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+TopologyOption = Annotated[
+    Path | None, typer.Option("--topology", "-t", help="Topology TOML file (default: the paper's lab).")
+]
+
+
+def fail(message: str) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def main() -> None:
+    """Entry point: LabError anywhere below becomes one line on stderr."""
+    try:
+        app()
+    except LabError as error:
+        err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+def _topology(path: Path | None) -> Topology:
+    try:
+        return load_topology(path)
+    except LabError as error:
+        fail(str(error))
+
+
+def resolve_stack_name(topo: Topology, stack: str | None, provider_name: str | None = None) -> str:
+    """The stack to use: the option, else the topology's, else the provider's natural one."""
+    name = stack or topo.lab.stack
+    if name == "auto":
+        name = "freebsd" if provider_name == "virtualbox" else "linux"
+    if name not in STACKS:
+        fail(f"unknown stack '{name}'; use one of {', '.join(STACKS)}")
+    return name
+
+
+@app.command()
+def plan(
+    stack: Annotated[str | None, typer.Option(help="freebsd (the paper's commands) or linux.")] = None,
+    host: Annotated[str | None, typer.Option(help="Show one host only.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    recovery: Annotated[str | None, typer.Option(help="Show the recovery plan for this failed controller.")] = None,
+    topology: TopologyOption = None,
+) -> None:
+    """Print the command plan a stack makes from the topology (nothing is run)."""
+    topo = _topology(topology)
+    stack_name = resolve_stack_name(topo, stack)
+    try:
+        recipe = get_stack(stack_name)
+        if recovery is not None:
+            if recovery not in {h.name for h in topo.controllers}:
+                fail(f"--recovery {recovery} is not a controller; use one of "
+                     f"{', '.join(h.name for h in topo.controllers)}")
+            the_plan = recipe.recovery(topo, recovery)
+        else:
+            the_plan = recipe.provision(topo)
+    except LabError as error:
+        fail(str(error))
+    if host is not None:
+        if host not in the_plan:
+            fail(f"--host {host} is not in the plan; use one of {', '.join(the_plan)}")
+        the_plan = {host: the_plan[host]}
+    if as_json:
+        sys.stdout.write(json.dumps(plan_to_json(the_plan), indent=2) + "\n")
+        return
+    _print_plan(the_plan, stack_name)
+
+
+def _print_plan(the_plan: Plan, stack_name: str) -> None:
+    for host, steps in the_plan.items():
+        out.rule(f"[bold]{host}[/] · {stack_name} · {len(steps)} steps")
+        for step in steps:
+            out.print(f"[cyan]stage {step.stage}[/] [bold]{step.name}[/]")
+            for path, content in step.files.items():
+                out.print(Panel(Syntax(content.rstrip("\n"), "ini", word_wrap=True), title=path, title_align="left",
+                                expand=False))
+            for command in step.commands:
+                out.print(f"  [green]$[/] {command}", highlight=False, soft_wrap=True)
+            if step.check:
+                out.print(f"  [dim]done when: {step.check}[/]", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def doctor() -> None:
+    """List the host tools the lab needs and which are missing."""
+    from lab.providers import doctor as provider_doctor
+
+    rows = provider_doctor()
+    table = Table("tool", "package", "status")
+    missing = []
+    for tool, package, present in rows:
+        table.add_row(tool, package, "[green]found[/]" if present else "[red]missing[/]")
+        if not present:
+            missing.append(package)
+    out.print(table)
+    if missing:
+        out.print(f"install them with: [bold]apt-get install -y {' '.join(sorted(set(missing)))}[/]")
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""Developer and CI entry points: `nox -s lab-up`, `nox -s tests`, `nox -s drill`, `nox -s bench`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+HOST_PACKAGES = {
+    "qemu-system-x86_64": "qemu-system-x86",
+    "qemu-img": "qemu-utils",
+    "vde_switch": "vde2",
+    "debootstrap": "debootstrap",
+    "ssh-keygen": "openssh-client",
+}
+
+
+def install_project(session: nox.Session, *extras: str) -> None:
+    spec = f".[{','.join(extras)}]" if extras else "."
+    session.install("-e", spec)
+
+
+def ensure_host_packages(session: nox.Session) -> None:
+    """Install the lab's host tools with apt when we may (root on Debian); otherwise say the exact command."""
+    missing = sorted({pkg for tool, pkg in HOST_PACKAGES.items() if shutil.which(tool) is None})
+    if not missing:
+        return
+    command = ["apt-get", "install", "-y", "--no-install-recommends", *missing]
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        session.run("apt-get", "update", "-q", external=True)
+        session.run(*command, external=True, env={"DEBIAN_FRONTEND": "noninteractive"})
+    else:
+        session.error(f"missing host packages; run as root: {' '.join(command)}")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", "lab", "tests", "scenarios", "conftest.py", "noxfile.py")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Unit tests, then (when the host can run VMs) the real-VM tests and the failover drill."""
+    install_project(session, "test", "report")
+    session.run("pytest", "tests", *session.posargs)
+
+
+@nox.session(name="lab-up")
+def lab_up(session: nox.Session) -> None:
+    """Install host tools, build the guest image if needed, and boot the lab."""
+    install_project(session)
+    ensure_host_packages(session)
+    session.run("bst", "up", *session.posargs)
+    session.run("bst", "status")
+
+
+@nox.session(name="lab-down")
+def lab_down(session: nox.Session) -> None:
+    install_project(session)
+    session.run("bst", "down", *session.posargs)
+
+
+@nox.session
+def drill(session: nox.Session) -> None:
+    """The paper's experiment on the running lab."""
+    install_project(session, "test", "report")
+    session.run("pytest", "scenarios/failover.py", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    install_project(session, "test", "report")
+    ensure_host_packages(session)
+    session.run("python", "-m", "lab.bench", *session.posargs)
