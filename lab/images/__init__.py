@@ -1,0 +1,34 @@
+"""Guest images the providers boot: a Debian image built here, a FreeBSD image the user supplies."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def default_cache_dir() -> Path:
+    """Where built and converted images live, so they survive between runs and checkouts."""
+    explicit = os.environ.get("BEAST_LAB_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg:
+        return Path(xdg).expanduser() / "beast-lab"
+    return Path.home() / ".cache" / "beast-lab"
+
+
+@dataclass(frozen=True)
+class GuestImage:
+    """A bootable guest: a qcow2 base (never written; VMs get overlays) and, for Linux, its kernel.
+
+    ``kernel``/``initrd`` are set when the provider must boot with ``-kernel``/``-initrd``
+    (the Debian image has no boot loader); they are None for images that boot from their disk.
+    """
+
+    name: str
+    root_disk: Path
+    kernel: Path | None
+    initrd: Path | None
+    recipe_hash: str
+    root_device: str = "/dev/vda"

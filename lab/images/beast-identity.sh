@@ -1,0 +1,90 @@
+#!/bin/sh
+# Applies the per-VM identity the provider passes on the kernel command line:
+#   beast.hostname=NAME beast.hostid=8HEX beast.if=MAC,ADDR/PREFIX ... beast.sshkey=BASE64
+# Runs every boot from beast-identity.service, before networking, sshd, ZFS and iSCSI start.
+set -u
+
+log() { echo "beast-identity: $*" >&2; }
+
+hostname=""
+hostid=""
+sshkey=""
+interfaces=""
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in
+        beast.hostname=*) hostname=${arg#beast.hostname=} ;;
+        beast.hostid=*) hostid=${arg#beast.hostid=} ;;
+        beast.sshkey=*) sshkey=${arg#beast.sshkey=} ;;
+        beast.if=*) interfaces="$interfaces ${arg#beast.if=}" ;;
+    esac
+done
+
+status=0
+
+if [ -n "$hostname" ]; then
+    echo "$hostname" > /etc/hostname
+    echo "$hostname" > /proc/sys/kernel/hostname
+    sed -i '/^127\.0\.1\.1[[:space:]]/d' /etc/hosts
+    printf '127.0.1.1\t%s\n' "$hostname" >> /etc/hosts
+    log "hostname $hostname"
+fi
+
+if [ -n "$hostid" ]; then
+    if zgenhostid -f "$hostid"; then
+        log "hostid $hostid"
+    else
+        log "zgenhostid -f $hostid failed"
+        status=1
+    fi
+fi
+
+# The NIC driver is loaded by udev coldplug, which may still be running: wait for each MAC.
+interface_with_mac() {
+    for dev in /sys/class/net/*; do
+        [ "$(cat "$dev/address" 2>/dev/null)" = "$1" ] && { basename "$dev"; return 0; }
+    done
+    return 1
+}
+
+for spec in $interfaces; do
+    mac=$(echo "${spec%%,*}" | tr 'A-F' 'a-f')
+    address=${spec#*,}
+    waited=0
+    while ! dev=$(interface_with_mac "$mac"); do
+        if [ "$waited" -ge 60 ]; then
+            log "no NIC with MAC $mac after 30 s"
+            status=1
+            continue 2
+        fi
+        sleep 0.5
+        waited=$((waited + 1))
+    done
+    ip link set dev "$dev" up && ip address replace "$address" dev "$dev" \
+        && log "$dev ($mac) $address" || status=1
+done
+
+if [ -n "$sshkey" ]; then
+    mkdir -p /root/.ssh
+    chmod 700 /root/.ssh
+    if echo "$sshkey" | base64 -d > /root/.ssh/authorized_keys.new; then
+        echo >> /root/.ssh/authorized_keys.new
+        chmod 600 /root/.ssh/authorized_keys.new
+        mv /root/.ssh/authorized_keys.new /root/.ssh/authorized_keys
+        log "authorized_keys installed"
+    else
+        log "beast.sshkey is not valid base64"
+        rm -f /root/.ssh/authorized_keys.new
+        status=1
+    fi
+fi
+
+if ! ls /etc/ssh/ssh_host_*_key > /dev/null 2>&1; then
+    ssh-keygen -A && log "ssh host keys generated" || status=1
+fi
+
+if [ -n "$hostname" ] && [ ! -s /etc/iscsi/initiatorname.iscsi ]; then
+    echo "InitiatorName=iqn.2016-01.local.sss:$hostname" > /etc/iscsi/initiatorname.iscsi
+    log "iSCSI initiator iqn.2016-01.local.sss:$hostname"
+fi
+
+exit $status
