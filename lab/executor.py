@@ -1,0 +1,307 @@
+"""Applies a plan to hosts: stage by stage, hosts of a stage in parallel, each step skipped when done.
+
+A step is done when every file it writes already has its content (sha256 compared on the host) and its
+``check`` exits 0. Otherwise the executor writes the files, runs the commands in order, then ``verify``.
+The executor knows nothing about stacks: it talks to hosts only through ``Runner`` objects, so tests
+drive it with an in-memory fake and real runs with ``FabricRunner``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shlex
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol, TextIO
+
+from lab.errors import LabError
+from lab.plan import Plan, Step, stages
+
+DEFAULT_COMMAND_TIMEOUT_S = 600.0
+TIMED_OUT_EXIT_CODE = 124
+"""What a runner reports for a command it gave up on (the exit code of timeout(1))."""
+UNREACHABLE_EXIT_CODE = 255
+"""What the executor records when a runner raised instead of answering (ssh's own code for that)."""
+STDERR_TAIL_CHARS = 300
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    cmd: str
+    exit_code: int
+    stdout: str
+    stderr: str
+    duration: float
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+class Runner(Protocol):
+    """Runs one shell command on one host; never raises for a failing or hanging command."""
+
+    def run(self, cmd: str, timeout: float) -> CommandResult: ...
+
+
+class FabricRunner:
+    """A ``Runner`` over a fabric ``Connection``; a command past its timeout becomes exit code 124."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    def run(self, cmd: str, timeout: float) -> CommandResult:
+        from invoke.exceptions import CommandTimedOut
+
+        started = time.monotonic()
+        try:
+            result = self.connection.run(cmd, warn=True, hide=True, timeout=timeout, in_stream=False)
+        except CommandTimedOut as timed_out:
+            partial = timed_out.result
+            return CommandResult(
+                cmd=cmd,
+                exit_code=TIMED_OUT_EXIT_CODE,
+                stdout=partial.stdout,
+                stderr=f"{partial.stderr}\ntimed out after {timeout:g} s".lstrip(),
+                duration=time.monotonic() - started,
+            )
+        return CommandResult(
+            cmd=cmd,
+            exit_code=result.exited,
+            stdout=result.stdout,
+            stderr=result.stderr,
+            duration=time.monotonic() - started,
+        )
+
+
+class Status(StrEnum):
+    RAN = "ran"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class StepOutcome:
+    host: str
+    step: str
+    stage: int
+    status: Status
+    duration: float
+    error: str = ""
+
+
+class StepFailed(LabError):
+    """A step's command or verify failed; ``outcomes`` holds everything applied up to then."""
+
+    def __init__(self, message: str, outcomes: list[StepOutcome] | None = None) -> None:
+        super().__init__(message)
+        self.outcomes = outcomes or []
+
+
+class Transcript:
+    """Every command the executor ran, one JSON object a line (host, step, phase, cmd, exit, output)."""
+
+    def __init__(self, sink: Path | TextIO) -> None:
+        self._lock = threading.Lock()
+        if isinstance(sink, Path):
+            sink.parent.mkdir(parents=True, exist_ok=True)
+            self._stream: TextIO = sink.open("a", encoding="utf-8")
+            self._owned = True
+        else:
+            self._stream = sink
+            self._owned = False
+
+    def record(self, host: str, step: str, phase: str, result: CommandResult) -> None:
+        entry = {
+            "time": time.time(),
+            "host": host,
+            "step": step,
+            "phase": phase,
+            "cmd": result.cmd,
+            "exit_code": result.exit_code,
+            "duration": round(result.duration, 3),
+            "stdout": result.stdout,
+            "stderr": result.stderr,
+        }
+        with self._lock:
+            self._stream.write(json.dumps(entry) + "\n")
+            self._stream.flush()
+
+    def close(self) -> None:
+        if self._owned:
+            self._stream.close()
+
+
+Progress = Callable[[str, Step, str], None]
+"""Called with (host, step, event): event is "start" or a ``Status`` value."""
+
+
+def files_match_command(files: dict[str, str]) -> str | None:
+    """A command exiting 0 when every file exists with exactly the given content (sha256)."""
+    if not files:
+        return None
+    digest = (
+        "beast_sha256() { if command -v sha256sum >/dev/null 2>&1; then sha256sum < \"$1\" | cut -d' ' -f1;"
+        ' else sha256 -q "$1"; fi; }'
+    )
+    tests = [
+        f'[ -f {shlex.quote(path)} ] && [ "$(beast_sha256 {shlex.quote(path)})" = '
+        f"{hashlib.sha256(content.encode()).hexdigest()} ]"
+        for path, content in files.items()
+    ]
+    return f"{digest}; " + " && ".join(tests)
+
+
+def write_file_command(path: str, content: str) -> str:
+    """Writes ``content`` to ``path`` atomically: a quoted heredoc when the text allows, else base64."""
+    target = shlex.quote(path)
+    temporary = shlex.quote(f"{path}.beast-new")
+    parent = shlex.quote(str(PurePosixPath(path).parent))
+    delimiter = f"BEAST_EOF_{hashlib.sha256(content.encode()).hexdigest()[:12]}"
+    heredoc_safe = (
+        content.endswith("\n")
+        and "\0" not in content
+        and "\r" not in content
+        and delimiter not in content.splitlines()
+    )
+    if heredoc_safe:
+        body = f"cat > {temporary} <<'{delimiter}'\n{content}{delimiter}\n"
+    else:
+        encoded = base64.b64encode(content.encode()).decode()
+        decode = "{ if command -v base64 >/dev/null 2>&1; then base64 -d; else b64decode -r; fi; }"
+        body = f"printf '%s' {encoded} | {decode} > {temporary}\n"
+    return f"mkdir -p {parent} && {body}mv -f {temporary} {target}"
+
+
+def _tail(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat[-STDERR_TAIL_CHARS:]
+
+
+class _HostApplier:
+    """Applies one host's steps of one stage, in order, stopping at its first failure."""
+
+    def __init__(
+        self,
+        host: str,
+        runner: Runner,
+        timeout: float,
+        transcript: Transcript | None,
+        progress: Progress | None,
+    ) -> None:
+        self.host = host
+        self.runner = runner
+        self.timeout = timeout
+        self.transcript = transcript
+        self.progress = progress
+
+    def _run(self, step: Step, phase: str, cmd: str) -> CommandResult:
+        started = time.monotonic()
+        try:
+            result = self.runner.run(cmd, self.timeout)
+        except Exception as error:  # a lost connection fails the step, not the whole stage's threads
+            result = CommandResult(
+                cmd, UNREACHABLE_EXIT_CODE, "", f"{type(error).__name__}: {error}", time.monotonic() - started
+            )
+        if self.transcript is not None:
+            self.transcript.record(self.host, step.name, phase, result)
+        return result
+
+    def _notify(self, step: Step, event: str) -> None:
+        if self.progress is not None:
+            self.progress(self.host, step, event)
+
+    def is_done(self, step: Step) -> bool:
+        files_cmd = files_match_command(step.files)
+        if files_cmd is not None and not self._run(step, "files-check", files_cmd).ok:
+            return False
+        if step.check is not None and not self._run(step, "check", step.check).ok:
+            return False
+        return True
+
+    def _failure(self, step: Step, what: str, result: CommandResult) -> str:
+        tail = _tail(result.stderr) or _tail(result.stdout) or "no output"
+        return (
+            f"{self.host}: step '{step.name}' failed: {what} `{result.cmd}` exited {result.exit_code}: {tail}"
+        )
+
+    def apply_step(self, step: Step) -> StepOutcome:
+        started = time.monotonic()
+        self._notify(step, "start")
+
+        def outcome(status: Status, error: str = "") -> StepOutcome:
+            self._notify(step, status.value)
+            return StepOutcome(self.host, step.name, step.stage, status, time.monotonic() - started, error)
+
+        if self.is_done(step):
+            return outcome(Status.SKIPPED)
+        for path, content in step.files.items():
+            result = self._run(step, "write", write_file_command(path, content))
+            if not result.ok:
+                return outcome(Status.FAILED, self._failure(step, f"writing {path}:", result))
+        for cmd in step.commands:
+            result = self._run(step, "command", cmd)
+            if not result.ok:
+                return outcome(Status.FAILED, self._failure(step, "command", result))
+        if step.verify is not None:
+            result = self._run(step, "verify", step.verify)
+            if not result.ok:
+                return outcome(Status.FAILED, self._failure(step, "verify", result))
+        return outcome(Status.RAN)
+
+    def apply(self, steps: Iterable[Step]) -> list[StepOutcome]:
+        outcomes = []
+        for step in steps:
+            outcomes.append(self.apply_step(step))
+            if outcomes[-1].status is Status.FAILED:
+                break
+        return outcomes
+
+
+def apply_plan(
+    plan: Plan,
+    runners: dict[str, Runner],
+    transcript: Transcript | Path | TextIO | None = None,
+    progress: Progress | None = None,
+    timeout: float = DEFAULT_COMMAND_TIMEOUT_S,
+) -> list[StepOutcome]:
+    """Applies ``plan``; every host finishes stage N before any starts N+1. Raises ``StepFailed``.
+
+    When a step fails, the other hosts of that stage still finish their steps (a half-run step on a
+    storage controller is worse than a finished one); the error names the first failing host in plan order.
+    """
+    missing = [host for host, steps in plan.items() if steps and host not in runners]
+    if missing:
+        raise LabError(f"no connection to {', '.join(missing)}: the plan needs every host it names")
+    recorder = (
+        transcript if isinstance(transcript, Transcript) or transcript is None else Transcript(transcript)
+    )
+    outcomes: list[StepOutcome] = []
+    try:
+        for stage in stages(plan):
+            work = {host: [step for step in steps if step.stage == stage] for host, steps in plan.items()}
+            work = {host: steps for host, steps in work.items() if steps}
+            with ThreadPoolExecutor(max_workers=len(work), thread_name_prefix=f"stage{stage}") as pool:
+                futures = {
+                    host: pool.submit(
+                        _HostApplier(host, runners[host], timeout, recorder, progress).apply, steps
+                    )
+                    for host, steps in work.items()
+                }
+                results = {host: future.result() for host, future in futures.items()}
+            for host in work:
+                outcomes.extend(results[host])
+            failed = [o for o in outcomes if o.status is Status.FAILED]
+            if failed:
+                raise StepFailed(failed[0].error, outcomes)
+    finally:
+        if recorder is not None and recorder is not transcript:
+            recorder.close()
+    return outcomes

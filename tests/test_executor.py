@@ -1,0 +1,225 @@
+"""The executor against fake hosts: stage order, skipping what is done, failures that say what broke."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from lab.executor import (
+    CommandResult,
+    FabricRunner,
+    Status,
+    StepFailed,
+    Transcript,
+    apply_plan,
+    files_match_command,
+    write_file_command,
+)
+from lab.plan import Step
+
+
+class FakeHost:
+    """An in-memory shell: ``do X`` marks X done (``fail X`` exits 1), ``test X`` exits 0 when X is done."""
+
+    log: list[tuple[str, str]]
+
+    def __init__(self, name: str, log: list[tuple[str, str]], delay: float = 0.0) -> None:
+        self.name = name
+        self.done: set[str] = set()
+        self.log = log
+        self.delay = delay
+        self.lock = threading.Lock()
+
+    def run(self, cmd: str, timeout: float) -> CommandResult:
+        verb, _, what = cmd.partition(" ")
+        if verb == "do":
+            time.sleep(self.delay)
+            with self.lock:
+                self.done.add(what)
+                self.log.append((self.name, what))
+            return CommandResult(cmd, 0, "", "", self.delay)
+        if verb == "test":
+            return CommandResult(cmd, 0 if what in self.done else 1, "", "", 0.0)
+        if verb == "fail":
+            return CommandResult(cmd, 3, "", f"warning: noise\nerror: {what} is broken\n", 0.0)
+        raise AssertionError(f"fake shell does not know {cmd!r}")
+
+
+class LocalRunner:
+    """Runs commands in a local shell: for the file-writing commands, which must work in a real sh."""
+
+    def run(self, cmd: str, timeout: float) -> CommandResult:
+        started = time.monotonic()
+        done = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, timeout=timeout)
+        return CommandResult(cmd, done.returncode, done.stdout, done.stderr, time.monotonic() - started)
+
+
+def step(name: str, stage: int = 0, verify: str | None = None) -> Step:
+    return Step(name=name, commands=(f"do {name}",), check=f"test {name}", verify=verify, stage=stage)
+
+
+@pytest.fixture
+def log() -> list[tuple[str, str]]:
+    return []
+
+
+def test_stages_run_in_order_across_hosts(log):
+    plan = {
+        "a": [step("a-late", stage=2), step("a-first", stage=0)],
+        "b": [step("b-middle", stage=1)],
+    }
+    runners = {"a": FakeHost("a", log), "b": FakeHost("b", log)}
+    outcomes = apply_plan(plan, runners)
+    assert [what for _, what in log] == ["a-first", "b-middle", "a-late"]
+    assert [o.step for o in outcomes] == ["a-first", "b-middle", "a-late"]
+    assert all(o.status is Status.RAN for o in outcomes)
+
+
+def test_steps_of_one_host_keep_their_order(log):
+    plan = {"a": [step("one"), step("two"), step("three")]}
+    apply_plan(plan, {"a": FakeHost("a", log)})
+    assert log == [("a", "one"), ("a", "two"), ("a", "three")]
+
+
+def test_step_already_done_is_skipped(log):
+    host = FakeHost("a", log)
+    host.done.add("pool")
+    outcomes = apply_plan({"a": [step("pool"), step("zvol")]}, {"a": host})
+    assert [(o.step, o.status) for o in outcomes] == [("pool", Status.SKIPPED), ("zvol", Status.RAN)]
+    assert log == [("a", "zvol")]
+
+
+def test_second_apply_skips_every_step(log):
+    plan = {"a": [step("x"), step("y", stage=1)], "b": [step("z", stage=1)]}
+    runners = {"a": FakeHost("a", log), "b": FakeHost("b", log)}
+    apply_plan(plan, runners)
+    log.clear()
+    again = apply_plan(plan, runners)
+    assert log == []
+    assert {o.status for o in again} == {Status.SKIPPED}
+
+
+def test_failure_names_host_step_command_exit_code_and_stderr_tail(log):
+    broken = Step(name="create pool", commands=("do first", "fail zpool"), check="test pool")
+    plan = {"a": [broken, step("after")]}
+    with pytest.raises(StepFailed) as caught:
+        apply_plan(plan, {"a": FakeHost("a", log)})
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("a: step 'create pool' failed")
+    assert "`fail zpool`" in message and "exited 3" in message and "error: zpool is broken" in message
+    assert [(o.step, o.status) for o in caught.value.outcomes] == [("create pool", Status.FAILED)]
+    assert ("a", "after") not in log
+
+
+def test_verify_failure_fails_the_step(log):
+    plan = {"a": [step("login", verify="fail session")]}
+    with pytest.raises(StepFailed, match=r"a: step 'login' failed: verify `fail session` exited 3"):
+        apply_plan(plan, {"a": FakeHost("a", log)})
+    assert log == [("a", "login")]
+
+
+def test_failure_stops_later_stages_but_lets_the_stage_finish(log):
+    plan = {
+        "a": [Step(name="bad", commands=("fail x",), check="test bad")],
+        "b": [step("b-same-stage"), step("b-next-stage", stage=1)],
+    }
+    with pytest.raises(StepFailed) as caught:
+        apply_plan(plan, {"a": FakeHost("a", log), "b": FakeHost("b", log)})
+    assert log == [("b", "b-same-stage")]
+    assert {(o.host, o.status) for o in caught.value.outcomes} == {("a", Status.FAILED), ("b", Status.RAN)}
+
+
+def test_hosts_of_a_stage_run_in_parallel(log):
+    delay = 0.3
+    plan = {name: [step(f"{name}-work")] for name in ("a", "b", "c")}
+    runners = {name: FakeHost(name, log, delay=delay) for name in plan}
+    started = time.monotonic()
+    apply_plan(plan, runners)
+    assert time.monotonic() - started < 2 * delay
+    assert len(log) == 3
+
+
+def test_runner_exception_becomes_a_failed_step():
+    class Unreachable:
+        def run(self, cmd: str, timeout: float) -> CommandResult:
+            raise OSError("connection refused")
+
+    with pytest.raises(StepFailed, match="exited 255: OSError: connection refused"):
+        apply_plan({"a": [step("x")]}, {"a": Unreachable()})
+
+
+def test_missing_runner_is_one_line_error():
+    with pytest.raises(Exception, match="no connection to b"):
+        apply_plan({"a": [], "b": [step("x")]}, {"a": FakeHost("a", [])})
+
+
+def test_progress_and_transcript_record_every_command(log):
+    events = []
+    sink = io.StringIO()
+    apply_plan(
+        {"a": [step("x", verify="test x")]},
+        {"a": FakeHost("a", log)},
+        transcript=Transcript(sink),
+        progress=lambda host, s, event: events.append((host, s.name, event)),
+    )
+    assert events == [("a", "x", "start"), ("a", "x", "ran")]
+    phases = [(e["phase"], e["cmd"], e["exit_code"]) for e in map(json.loads, sink.getvalue().splitlines())]
+    assert phases == [("check", "test x", 1), ("command", "do x", 0), ("verify", "test x", 0)]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "plain text\n",
+        "no trailing newline",
+        "quotes ' \" $HOME `x` \\ and a line\nEOF\n",
+        "",
+        "carriage\r\nreturn\n",
+    ],
+)
+def test_written_files_have_the_exact_content_and_then_match(tmp_path: Path, content: str):
+    path = str(tmp_path / "deep" / "dir" / "file.conf")
+    runner = LocalRunner()
+    assert runner.run(files_match_command({path: content}), 10).exit_code != 0
+    assert runner.run(write_file_command(path, content), 10).ok
+    assert Path(path).read_bytes() == content.encode()
+    assert runner.run(files_match_command({path: content}), 10).ok
+    assert not runner.run(files_match_command({path: content + "x"}), 10).ok
+
+
+def test_step_with_files_is_skipped_only_when_files_and_check_agree(tmp_path: Path):
+    path = tmp_path / "etc" / "beast.rules"
+    marker = tmp_path / "applied"
+    files_step = Step(
+        name="rules",
+        files={str(path): "rule one\n"},
+        commands=(f"touch {marker}",),
+        check=f"test -e {marker}",
+    )
+    runner = LocalRunner()
+    first = apply_plan({"h": [files_step]}, {"h": runner})
+    second = apply_plan({"h": [files_step]}, {"h": runner})
+    path.write_text("edited by hand\n")
+    third = apply_plan({"h": [files_step]}, {"h": runner})
+    assert [o.status for o in first + second + third] == [Status.RAN, Status.SKIPPED, Status.RAN]
+    assert path.read_text() == "rule one\n"
+
+
+def test_fabric_runner_turns_a_timeout_into_exit_124():
+    from invoke.exceptions import CommandTimedOut
+    from invoke.runners import Result
+
+    class HangingConnection:
+        def run(self, cmd, **kwargs):
+            assert kwargs["warn"] and kwargs["hide"] and kwargs["timeout"] == 5
+            raise CommandTimedOut(Result(stdout="partial", stderr="", exited=-1, command=cmd), timeout=5)
+
+    result = FabricRunner(HangingConnection()).run("sleep 100", timeout=5)
+    assert result.exit_code == 124 and result.stdout == "partial" and "timed out after 5 s" in result.stderr
