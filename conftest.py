@@ -8,4 +8,5 @@ def pytest_addoption(parser):
     group.addoption("--topology", default=None, help="Topology TOML file (default: the paper's lab).")
     group.addoption("--provider", default=None, help="qemu or virtualbox (default: the topology's, auto).")
     group.addoption("--stack", default=None, help="linux or freebsd (default: the topology's, auto).")
+    group.addoption("--artifacts", default="artifacts", help="Where run folders are written.")
     group.addoption("--lab-dir", default=None, help="Lab directory (default: .lab/<name> in the project).")

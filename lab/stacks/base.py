@@ -23,3 +23,33 @@ class Stack(ABC):
     @abstractmethod
     def recovery(self, topo: Topology, failed: str) -> Plan:
         """Bring the ``failed`` controller back after it was restarted (the paper's recovery procedure)."""
+
+    # What scenarios ask of hosts. Each returns shell text; the stack knows its tools, the scenario doesn't.
+
+    def pool_status_command(self) -> str:
+        """Prints every imported pool's status, with permanent errors listed (lab.parsers.zpool reads it)."""
+        return "zpool status -v"
+
+    def make_random_file_command(self, path: str, size_mb: int) -> str:
+        return f"head -c {size_mb * 1024 * 1024} /dev/urandom > {path}"
+
+    def md5_command(self, path: str) -> str:
+        """Prints the file's md5 as 32 hex digits alone."""
+        raise NotImplementedError(f"the {self.name} stack does not say how to take an md5")
+
+    def client_paths_command(self, topo: Topology) -> str:
+        """Prints the state of every path of the client's multipath devices."""
+        raise NotImplementedError(f"the {self.name} stack does not say how to list multipath paths")
+
+    def parse_client_paths(self, topo: Topology, text: str) -> dict[str, dict[str, str]]:
+        """Multipath name -> {path: "active" | "standby" | "failed"} from ``client_paths_command`` output."""
+        raise NotImplementedError(f"the {self.name} stack does not say how to read multipath paths")
+
+    def remount_commands(self, topo: Topology) -> list[str]:
+        """Unmount and mount the client's filesystem so reads come from the disks, not the page cache."""
+        raise NotImplementedError(f"the {self.name} stack does not say how to remount the client filesystem")
+
+    def probe_command(self, topo: Topology, log_path: str, interval_s: float) -> str:
+        """A loop that writes then reads a small record on the client's filesystem every interval, appending
+        ``<start epoch> <end epoch> ok|fail`` lines to ``log_path`` (lab.drill.probe reads them)."""
+        raise NotImplementedError(f"the {self.name} stack has no I/O probe")

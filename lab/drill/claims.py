@@ -1,0 +1,81 @@
+"""The paper's claims, what each stack is expected to show for them, and the verdict table."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from rich.table import Table
+
+from lab.errors import LabError
+
+CLAIMS: dict[str, str] = {
+    "provisioned": "both pools ONLINE on both controllers; the client's multipaths have all their paths",
+    "copy_completes": "the copy to /storage finishes after ctrl-a is killed (ctrl-b takes the workload)",
+    "md5_after_copy": "md5 of the copy equals the source right after the copy (the paper's check)",
+    "md5_from_disk": "md5 of the copy read back from disk (caches dropped, remounted) equals the source",
+    "survivor_pool_clean": "after the fault, a scrub on ctrl-b finds no errors in ctrl-b's own pool",
+    "failed_pool_clean": "a scrub on ctrl-b finds no permanent errors in the failed controller's pool"
+                         " (the paper saw errors: repaired 1K, <metadata> entries)",
+    "recovery_imports": "the restarted controller exports and re-imports both pools",
+    "final_pools_clean": "after recovery, scrub and clear: both pools ONLINE with no known data errors",
+    "final_paths_back": "after recovery all client paths are back",
+    "final_md5": "after recovery the copy read from disk still has the source's md5",
+}
+
+
+class Expectation(StrEnum):
+    HOLD = "hold"
+    FAIL = "fail"
+    MAYBE = "maybe"
+
+    def accepts(self, held: bool) -> bool:
+        return self is Expectation.MAYBE or (self is Expectation.HOLD) == held
+
+
+@dataclass
+class ClaimResult:
+    claim: str
+    held: bool
+    evidence: str
+    expectation: Expectation
+
+    @property
+    def expected(self) -> bool:
+        return self.expectation.accepts(self.held)
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "text": CLAIMS[self.claim], "expected": self.expected}
+
+
+def load_expectations(path: Path, stack: str) -> dict[str, Expectation]:
+    """Read ``[<stack>]`` of the expectations file: claim -> hold | fail | maybe; every claim must be listed."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise LabError(f"expectations file {path} cannot be read ({err}); fix or restore it") from None
+    table = data.get(stack)
+    if not isinstance(table, dict):
+        raise LabError(f"expectations file {path} has no [{stack}] table; add one with a line per claim")
+    expectations: dict[str, Expectation] = {}
+    for claim in CLAIMS:
+        value = table.get(claim)
+        if value not in Expectation.__members__.values():
+            raise LabError(f"expectations file {path}: [{stack}].{claim} is {value!r}; use hold, fail or maybe")
+        expectations[claim] = Expectation(value)
+    unknown = sorted(set(table) - set(CLAIMS))
+    if unknown:
+        raise LabError(f"expectations file {path}: [{stack}].{unknown[0]} is not a claim; "
+                       f"use one of {', '.join(CLAIMS)}")
+    return expectations
+
+
+def claims_table(results: list[ClaimResult]) -> Table:
+    table = Table("claim", "the paper says", "here", "expected", "verdict", "evidence", title="The paper's claims")
+    for result in results:
+        here = "[green]reproduced[/]" if result.held else "[yellow]not reproduced[/]"
+        verdict = "[green]as expected[/]" if result.expected else "[bold red]UNEXPECTED[/]"
+        table.add_row(result.claim, CLAIMS[result.claim], here, str(result.expectation), verdict, result.evidence)
+    return table

@@ -1,0 +1,75 @@
+"""The drill's state across its ordered steps: claims checked against expectations as they are observed."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from lab.drill.claims import ClaimResult, Expectation
+from lab.parsers.zpool import parse_zpool_status
+from lab.record import RunRecord
+from lab.session import LabSession
+
+
+class StepError(AssertionError):
+    """A drill step could not do its work; the message says what was wrong."""
+
+
+@dataclass
+class Drill:
+    session: LabSession
+    record: RunRecord
+    expectations: dict[str, Expectation]
+    results: list[ClaimResult] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+    failed_steps: list[str] = field(default_factory=list)
+
+    def claim(self, claim: str, held: bool, evidence: str) -> ClaimResult:
+        """Record a claim's verdict; raise when the expectations file did not expect it."""
+        result = ClaimResult(claim, held, evidence, self.expectations[claim])
+        self.results.append(result)
+        self.record.event("claim", **result.to_json())
+        if not result.expected:
+            verdict = "held" if held else "did not hold"
+            raise StepError(f"claim '{claim}' {verdict} but was expected to {result.expectation}: {evidence}")
+        return result
+
+    def must(self, host: str, cmd: str, timeout: float = 120, label: str = "") -> str:
+        """Run a command that has to succeed for the step to make sense; its stdout."""
+        result = self.session.run(host, cmd, timeout, label)
+        if result.exit_code != 0:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["(no output)"]
+            raise StepError(f"{host}: `{cmd}` exited {result.exit_code}: {tail[0]}")
+        return result.stdout
+
+    def pool_status(self, host: str, name: str) -> list:
+        """``zpool status -v`` on a host, saved under ``zpool/<host>-<name>.txt`` and parsed."""
+        result = self.session.run(host, self.session.stack.pool_status_command(), 60, f"zpool-status-{name}")
+        self.record.save(f"zpool/{host}-{name}.txt", result.stdout + result.stderr)
+        if result.exit_code != 0:
+            raise StepError(f"{host}: zpool status exited {result.exit_code}: {result.stderr.strip()[:200]}")
+        return parse_zpool_status(result.stdout)
+
+    def client_paths(self, name: str) -> dict[str, dict[str, str]]:
+        topo, stack = self.session.topo, self.session.stack
+        text = self.must(topo.client.host, stack.client_paths_command(topo), 60, f"paths-{name}")
+        self.record.save(f"paths/{topo.client.host}-{name}.txt", text)
+        return stack.parse_client_paths(topo, text)
+
+    def wait_for(self, what: str, probe, timeout: float, interval: float = 2.0):
+        """Poll ``probe()`` until it returns something truthy; StepError naming ``what`` on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = probe()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise StepError(f"gave up after {timeout:.0f} s waiting for {what}")
+            time.sleep(interval)
+
+    def requires(self, *steps: str) -> None:
+        missing = [s for s in steps if s in self.failed_steps]
+        if missing:
+            raise StepError(f"cannot run: earlier step {missing[0]} failed (see its error above)")
+

@@ -1,0 +1,84 @@
+"""A run folder per drill, Jepsen-style: everything a person needs to read the run afterwards."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+
+def utc_stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+@dataclass
+class CommandRecord:
+    host: str
+    command: str
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    started: float
+    duration: float
+    label: str = ""
+
+
+@dataclass
+class RunRecord:
+    """``artifacts/<UTC>-<scenario>/`` with events.jsonl, commands.jsonl, per-host logs, saved outputs.
+
+    Every write goes straight to disk (append + flush), so an interrupted run keeps what it saw so far.
+    """
+
+    folder: Path
+    scenario: str
+    started: float = field(default_factory=time.time)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def create(cls, root: Path, scenario: str) -> RunRecord:
+        root.mkdir(parents=True, exist_ok=True)
+        folder = root / f"{utc_stamp()}-{scenario}"
+        suffix = 1
+        while folder.exists():
+            suffix += 1
+            folder = root / f"{utc_stamp()}-{scenario}-{suffix}"
+        (folder / "hosts").mkdir(parents=True)
+        latest = root / "latest"
+        if latest.is_symlink() or not latest.exists():
+            latest.unlink(missing_ok=True)
+            latest.symlink_to(folder.name)
+        record = cls(folder, scenario)
+        record.event("run-start", scenario=scenario)
+        return record
+
+    def _append(self, name: str, line: str) -> None:
+        with self._lock, open(self.folder / name, "a") as handle:
+            handle.write(line)
+            handle.flush()
+
+    def event(self, kind: str, **data: Any) -> None:
+        entry = {"ts": round(time.time(), 3), "t": round(time.time() - self.started, 3), "kind": kind, **data}
+        self._append("events.jsonl", json.dumps(entry, default=str) + "\n")
+
+    def command(self, record: CommandRecord) -> None:
+        self._append("commands.jsonl", json.dumps(asdict(record)) + "\n")
+        tail = f"[{record.exit_code}] {record.duration:.2f}s"
+        text = f"$ {record.command}   # {tail}\n{record.stdout}"
+        if record.stderr:
+            text += f"[stderr]\n{record.stderr}"
+        self._append(f"hosts/{record.host}.log", text if text.endswith("\n") else text + "\n")
+
+    def save(self, relative: str, text: str) -> Path:
+        """Keep one output (a ``zpool status -v``, a console log) under a readable name."""
+        path = self.folder / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    def write_json(self, relative: str, data: Any) -> Path:
+        return self.save(relative, json.dumps(data, indent=2, default=str) + "\n")

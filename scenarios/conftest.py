@@ -1,0 +1,90 @@
+"""The drill fixture: a provisioned lab (fresh if it was drilled before), a run folder, the claims table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from lab.drill.claims import claims_table, load_expectations
+from lab.drill.runner import Drill
+from lab.providers import make_provider, select_provider
+from lab.record import RunRecord
+from lab.session import LabSession
+from lab.stacks import get_stack
+from lab.topology import load_topology
+
+HERE = Path(__file__).resolve().parent
+_drills: list[Drill] = []
+
+
+def _stack_name(topo, option: str | None, provider_name: str) -> str:
+    name = option or topo.lab.stack
+    if name == "auto":
+        name = "freebsd" if provider_name == "virtualbox" else "linux"
+    return name
+
+
+@pytest.fixture(scope="session")
+def drill(request) -> Drill:
+    option = request.config.getoption
+    topo = load_topology(option("--topology"))
+    provider_name, reason = select_provider(topo, option("--provider"))
+    stack_name = _stack_name(topo, option("--stack"), provider_name)
+    provider = make_provider(provider_name, topo, option("--lab-dir"))
+    stack = get_stack(stack_name)
+    record = RunRecord.create(Path(option("--artifacts")), "failover")
+    record.event("lab", provider=provider_name, provider_reason=reason, stack=stack_name, topology=topo.source)
+    session = LabSession(topo, provider, stack, record)
+    the_drill = Drill(session, record, load_expectations(HERE / "expectations.toml", stack_name))
+    _drills.append(the_drill)
+
+    marker = Path(provider.lab_dir) / "drilled"
+    if marker.exists():
+        record.event("reset", reason=f"the lab was drilled by {marker.read_text().strip()}: rebuilding it")
+        provider.down()
+    provider.up()
+    session.apply(stack.provision(topo), "provision")
+    marker.write_text(record.folder.name + "\n")
+    record.event("provisioned")
+    yield the_drill
+    for host in topo.hosts:
+        session.save_console(host, "end")
+    _write_results(the_drill)
+
+
+def _write_results(the_drill: Drill) -> None:
+    record = the_drill.record
+    record.write_json("results.json", {
+        "scenario": record.scenario,
+        "stack": the_drill.session.stack.name,
+        "claims": [r.to_json() for r in the_drill.results],
+        "facts": the_drill.facts,
+        "failed_steps": the_drill.failed_steps,
+        "unexpected": [r.claim for r in the_drill.results if not r.expected],
+    })
+    record.event("run-end")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and _drills:
+        _drills[-1].failed_steps.append(item.name)
+        _drills[-1].record.event("step-failed", step=item.name, when=report.when, error=str(call.excinfo.value)
+                                 if call.excinfo else "")
+    elif report.when == "call" and _drills:
+        _drills[-1].record.event("step-passed", step=item.name, duration=round(report.duration, 2))
+
+
+def pytest_terminal_summary(terminalreporter):
+    console = Console(file=terminalreporter._tw._file if hasattr(terminalreporter._tw, "_file") else None)
+    for the_drill in _drills:
+        console.print(claims_table(the_drill.results))
+        facts = {k: v for k, v in the_drill.facts.items() if not isinstance(v, dict | list)}
+        if facts:
+            console.print("facts: " + json.dumps(facts, default=str))
+        console.print(f"run folder: {the_drill.record.folder}")

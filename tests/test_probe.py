@@ -1,0 +1,33 @@
+import pytest
+
+from lab.drill.probe import longest_stall, parse_probe_log
+from lab.errors import ParseError
+
+LOG = """\
+100.0 100.1 ok
+100.6 100.7 ok
+101.2 115.9 ok
+116.4 116.5 fail
+117.0 117.1 ok
+"""
+
+
+def test_longest_stall_is_the_widest_gap_between_successes():
+    stall = longest_stall(parse_probe_log(LOG))
+    assert stall.seconds == pytest.approx(15.2)
+    assert (stall.after, stall.before) == (100.7, 115.9)
+
+
+def test_failed_probes_do_not_end_a_stall():
+    stall = longest_stall(parse_probe_log("1 1.1 ok\n2 2.1 fail\n3 3.1 fail\n9 9.5 ok\n"))
+    assert stall.seconds == pytest.approx(8.4)
+
+
+def test_too_few_samples_give_no_stall():
+    assert longest_stall(parse_probe_log("1 2 ok\n3 4 fail\n")) is None
+
+
+@pytest.mark.parametrize("line", ["1 2", "1 2 maybe", "a b ok"])
+def test_garbage_is_refused_with_the_line_number(line):
+    with pytest.raises(ParseError, match="probe log line 2"):
+        parse_probe_log(f"1 2 ok\n{line}\n")
