@@ -3,6 +3,35 @@
 Each raises `lab.errors.ParseError` on text it does not understand rather than guess.
 """
 
+from lab.parsers.gmultipath import (
+    GmultipathComponent,
+    GmultipathDevice,
+    GmultipathGeom,
+    parse_gmultipath_list,
+    parse_gmultipath_status,
+)
+from lab.parsers.iscsi import (
+    AttachedDisk,
+    IscsictlSession,
+    IscsictlState,
+    IscsiSession,
+    IscsiSessionDetail,
+    parse_iscsiadm_session,
+    parse_iscsiadm_session_p3,
+    parse_iscsictl_list,
+)
+from lab.parsers.multipath import (
+    MultipathMap,
+    MultipathPath,
+    MultipathStatus,
+    MultipathTable,
+    PathGroup,
+    parse_dmsetup_status,
+    parse_dmsetup_table,
+    parse_multipath_ll,
+    parse_multipath_status_params,
+    parse_multipath_table_params,
+)
 from lab.parsers.zpool import (
     DataErrors,
     DataErrorsKind,
@@ -21,6 +50,29 @@ from lab.parsers.zpool import (
 )
 
 __all__ = [
+    "AttachedDisk",
+    "GmultipathComponent",
+    "GmultipathDevice",
+    "GmultipathGeom",
+    "IscsiSession",
+    "IscsiSessionDetail",
+    "IscsictlSession",
+    "IscsictlState",
+    "MultipathMap",
+    "MultipathPath",
+    "MultipathStatus",
+    "MultipathTable",
+    "PathGroup",
+    "parse_dmsetup_status",
+    "parse_dmsetup_table",
+    "parse_gmultipath_list",
+    "parse_gmultipath_status",
+    "parse_iscsiadm_session",
+    "parse_iscsiadm_session_p3",
+    "parse_iscsictl_list",
+    "parse_multipath_ll",
+    "parse_multipath_status_params",
+    "parse_multipath_table_params",
     "DataErrors",
     "DataErrorsKind",
     "ImportRefusal",
