@@ -111,21 +111,23 @@ def _print_plan(the_plan: Plan, stack_name: str) -> None:
 
 
 @app.command()
-def doctor() -> None:
-    """List the host tools the lab needs and which are missing."""
-    from lab.providers import doctor as provider_doctor
+def doctor(
+    provider: Annotated[str, typer.Option(help="qemu or virtualbox.")] = "qemu",
+) -> None:
+    """List the host tools a provider needs that are missing, and the command that installs them."""
+    from lab.providers import doctor as missing_tools
 
-    rows = provider_doctor()
-    table = Table("tool", "package", "status")
-    missing = []
-    for tool, package, present in rows:
-        table.add_row(tool, package, "[green]found[/]" if present else "[red]missing[/]")
-        if not present:
-            missing.append(package)
+    missing = missing_tools(provider)
+    if not missing:
+        out.print(f"[green]every host tool the {provider} provider needs is installed[/]")
+        return
+    table = Table("program", "package", "why", title=f"missing for the {provider} provider")
+    for tool in missing:
+        table.add_row(tool.program, tool.package, tool.why)
     out.print(table)
-    if missing:
-        out.print(f"install them with: [bold]apt-get install -y {' '.join(sorted(set(missing)))}[/]")
-        raise typer.Exit(1)
+    packages = " ".join(dict.fromkeys(t.package for t in missing))
+    out.print(f"install them with: [bold]apt-get install -y {packages}[/]")
+    raise typer.Exit(1)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from lab.drill.claims import claims_table, load_expectations
 from lab.drill.runner import Drill
-from lab.providers import make_provider, select_provider
+from lab.providers import create_provider, select_provider
 from lab.record import RunRecord
 from lab.session import LabSession
 from lab.stacks import get_stack
@@ -33,7 +33,8 @@ def drill(request) -> Drill:
     topo = load_topology(option("--topology"))
     provider_name, reason = select_provider(topo, option("--provider"))
     stack_name = _stack_name(topo, option("--stack"), provider_name)
-    provider = make_provider(provider_name, topo, option("--lab-dir"))
+    lab_dir = option("--lab-dir")
+    provider = create_provider(topo, provider_name, **({"lab_dir": Path(lab_dir)} if lab_dir else {}))
     stack = get_stack(stack_name)
     record = RunRecord.create(Path(option("--artifacts")), "failover")
     record.event("lab", provider=provider_name, provider_reason=reason, stack=stack_name, topology=topo.source)
