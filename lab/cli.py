@@ -110,6 +110,144 @@ def _print_plan(the_plan: Plan, stack_name: str) -> None:
                 out.print(f"  [dim]done when: {step.check}[/]", highlight=False, soft_wrap=True)
 
 
+ProviderOption = Annotated[str | None, typer.Option("--provider", "-p", help="auto, qemu or virtualbox.")]
+HostArgument = Annotated[str, typer.Argument(help="A host of the topology, e.g. ctrl-a.")]
+
+
+def _provider(topology: Path | None, provider: str | None):
+    """The lab's provider object, its name and why it was chosen."""
+    from lab.providers import create_provider, select_provider
+
+    topo = _topology(topology)
+    name, reason = select_provider(topo, provider)
+    return create_provider(topo, name), name, reason
+
+
+@app.command()
+def up(provider: ProviderOption = None, topology: TopologyOption = None) -> None:
+    """Create and boot the lab (guest image built on first use); a no-op when it is up."""
+    from rich.progress import Progress
+
+    lab, name, reason = _provider(topology, provider)
+    out.print(reason)
+    with Progress(console=err, transient=False) as progress:
+        lab.up(progress=progress)
+    _print_status(lab, name, reason)
+
+
+@app.command()
+def down(provider: ProviderOption = None, topology: TopologyOption = None) -> None:
+    """Stop and remove every VM, switch and disk of the lab."""
+    lab, _, _ = _provider(topology, provider)
+    lab.down()
+    out.print("lab removed")
+
+
+@app.command()
+def status(provider: ProviderOption = None, topology: TopologyOption = None) -> None:
+    """Each host's state, pid, SSH port and accelerator, and which provider and why."""
+    lab, name, reason = _provider(topology, provider)
+    _print_status(lab, name, reason)
+
+
+def _print_status(lab, name: str, reason: str) -> None:
+    table = Table("host", "state", "pid", "ssh port", "accel", "detail", title=f"lab · provider {name}")
+    for host in lab.status():
+        table.add_row(host.name, str(host.state), str(host.pid or "-"), str(host.ssh_port or "-"),
+                      host.accel or "-", host.detail)
+    out.print(table)
+    out.print(f"[dim]{reason}[/]")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def ssh(
+    host: HostArgument,
+    command: Annotated[list[str] | None, typer.Argument(help="Command to run; a shell when omitted.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds before a command is given up.")] = 300,
+    provider: ProviderOption = None,
+    topology: TopologyOption = None,
+) -> None:
+    """Run a command on a host (or open a shell) with the lab's key."""
+    import os
+
+    lab, _, _ = _provider(topology, provider)
+    lab.check_host(host)
+    target = lab.ssh_target(host)
+    if not command:
+        os.execvp("ssh", ["ssh", "-i", str(target.key_path), "-p", str(target.port), "-o", "StrictHostKeyChecking=no",
+                          "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"{target.user}@{target.host}"])
+    from lab import remote
+    from lab.executor import FabricRunner
+
+    result = FabricRunner(remote.connect(target, timeout=30)).run(" ".join(command), timeout)
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def console(
+    host: HostArgument,
+    lines: Annotated[int, typer.Option("--lines", "-n", help="How many lines from the end.")] = 40,
+    provider: ProviderOption = None,
+    topology: TopologyOption = None,
+) -> None:
+    """The tail of a host's serial console log."""
+    lab, _, _ = _provider(topology, provider)
+    lab.check_host(host)
+    path = lab.console_log(host)
+    if not path.exists():
+        fail(f"{host} has no console log yet at {path}; boot the lab with bst up")
+    sys.stdout.write("".join(path.read_text(errors="replace").splitlines(keepends=True)[-lines:]))
+
+
+@app.command()
+def kill(host: HostArgument, provider: ProviderOption = None, topology: TopologyOption = None) -> None:
+    """Cut a host's power at once (the paper's "kick-off ctrl-a")."""
+    lab, _, _ = _provider(topology, provider)
+    lab.check_host(host)
+    lab.power_off(host)
+    out.print(f"{host} powered off")
+
+
+@app.command()
+def start(host: HostArgument, provider: ProviderOption = None, topology: TopologyOption = None) -> None:
+    """Boot a powered-off host and wait for its SSH."""
+    lab, _, _ = _provider(topology, provider)
+    lab.check_host(host)
+    lab.start(host)
+    out.print(f"{host} is up")
+
+
+@app.command()
+def pause(host: HostArgument, provider: ProviderOption = None, topology: TopologyOption = None) -> None:
+    """Freeze a host's CPUs (disks and NICs stay attached)."""
+    lab, _, _ = _provider(topology, provider)
+    lab.check_host(host)
+    lab.pause(host)
+    out.print(f"{host} paused")
+
+
+@app.command()
+def resume(host: HostArgument, provider: ProviderOption = None, topology: TopologyOption = None) -> None:
+    """Continue a paused host."""
+    lab, _, _ = _provider(topology, provider)
+    lab.check_host(host)
+    lab.resume(host)
+    out.print(f"{host} resumed")
+
+
+@app.command()
+def drill(
+    pytest_args: Annotated[list[str] | None, typer.Argument(help="Extra pytest arguments.")] = None,
+) -> None:
+    """Run the failover drill (pytest scenarios/failover.py) on the lab."""
+    import subprocess
+
+    scenario = Path(__file__).resolve().parents[1] / "scenarios" / "failover.py"
+    raise typer.Exit(subprocess.call([sys.executable, "-m", "pytest", str(scenario), *(pytest_args or [])]))
+
+
 @app.command()
 def doctor(
     provider: Annotated[str, typer.Option(help="qemu or virtualbox.")] = "qemu",
