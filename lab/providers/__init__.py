@@ -1,0 +1,109 @@
+"""Providers by name, which one a lab uses, and which host tools are missing for it."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+from dataclasses import dataclass
+from typing import Any
+
+from lab.errors import LabError, MissingToolError
+from lab.providers.base import HostState, HostStatus, Provider, SshTarget
+from lab.topology import Topology
+
+PROVIDERS: dict[str, str] = {
+    "qemu": "lab.providers.qemu:QemuProvider",
+    "virtualbox": "lab.providers.virtualbox:VirtualBoxProvider",
+}
+"""Provider name -> "module:Class", imported only when chosen."""
+
+VIRTUALBOX_TOOLS = ("VBoxManage", "vagrant")
+VIRTUALBOX_PACKAGES = {"VBoxManage": "virtualbox", "vagrant": "vagrant"}
+
+
+@dataclass(frozen=True)
+class HostTool:
+    program: str
+    package: str
+    why: str
+
+
+QEMU_TOOLS = (
+    HostTool("qemu-system-x86_64", "qemu-system-x86", "runs the VMs"),
+    HostTool("qemu-img", "qemu-utils", "creates disk overlays"),
+    HostTool("vde_switch", "vde2", "switches the private and public networks"),
+    HostTool("ssh-keygen", "openssh-client", "makes the lab's SSH key"),
+    HostTool("debootstrap", "debootstrap", "builds the Debian guest image"),
+)
+
+
+@dataclass(frozen=True)
+class MissingTool:
+    program: str
+    package: str
+    why: str
+
+    @property
+    def install_command(self) -> str:
+        return f"apt-get install -y {self.package}"
+
+
+def provider_class(name: str) -> type[Provider]:
+    try:
+        target = PROVIDERS[name]
+    except KeyError:
+        raise LabError(f"unknown provider {name!r}; choose one of: auto, {', '.join(PROVIDERS)}") from None
+    module_name, _, class_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name != module_name:
+            raise
+        raise LabError(f"the {name} provider is not available in this version; use --provider qemu") from None
+    return getattr(module, class_name)
+
+
+def select_provider(topology: Topology, override: str | None = None) -> tuple[str, str]:
+    """(provider name, a sentence saying why) from ``override`` or the topology's ``lab.provider``."""
+    if override and override != "auto":
+        if override not in PROVIDERS:
+            raise LabError(f"unknown provider {override!r}; choose one of: auto, {', '.join(PROVIDERS)}")
+        return override, f"provider {override} was asked for on the command line."
+    wanted = topology.lab.provider
+    if wanted != "auto" and not override:
+        return wanted, f"provider {wanted} is set in the topology ({topology.source or 'lab.provider'})."
+    missing = [tool for tool in VIRTUALBOX_TOOLS if shutil.which(tool) is None]
+    if not missing:
+        return "virtualbox", "provider auto chose virtualbox: VBoxManage and vagrant are on PATH."
+    return "qemu", f"provider auto chose qemu: {' and '.join(missing)} not on PATH, so VirtualBox cannot be used."
+
+
+def create_provider(topology: Topology, override: str | None = None, **kwargs: Any) -> Provider:
+    name, _ = select_provider(topology, override)
+    return provider_class(name)(topology, **kwargs)
+
+
+def doctor(provider: str = "qemu") -> list[MissingTool]:
+    """Host programs the provider needs that are not installed, each with its apt package."""
+    if provider == "virtualbox":
+        return [
+            MissingTool(tool, VIRTUALBOX_PACKAGES[tool], "runs the VirtualBox lab")
+            for tool in VIRTUALBOX_TOOLS
+            if shutil.which(tool) is None
+        ]
+    return [MissingTool(t.program, t.package, t.why) for t in QEMU_TOOLS if shutil.which(t.program) is None]
+
+
+def require_tools(provider: str = "qemu") -> None:
+    """Raise one MissingToolError listing every missing program and the apt command that installs all."""
+    missing = doctor(provider)
+    if missing:
+        programs = ", ".join(m.program for m in missing)
+        packages = " ".join(dict.fromkeys(m.package for m in missing))
+        raise MissingToolError(f"missing host tools: {programs}; install them with: apt-get install -y {packages}")
+
+
+__all__ = [
+    "PROVIDERS", "HostState", "HostStatus", "MissingTool", "Provider", "SshTarget", "create_provider", "doctor",
+    "provider_class", "require_tools", "select_provider",
+]

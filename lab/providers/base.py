@@ -1,0 +1,99 @@
+"""What every provider offers: scenarios and the CLI drive VMs only through this interface."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from rich.progress import Progress
+
+from lab.errors import LabError
+from lab.topology import Topology
+
+
+class HostState(StrEnum):
+    RUNNING = "running"
+    STOPPED = "stopped"
+    PAUSED = "paused"
+    ABSENT = "absent"
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    name: str
+    state: HostState
+    pid: int | None = None
+    ssh_port: int | None = None
+    accel: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """Where a host's sshd is reachable from this machine: always a forwarded port on loopback."""
+
+    port: int
+    key_path: Path
+    host: str = "127.0.0.1"
+    user: str = "root"
+    name: str = ""
+    """The lab host this target reaches, for messages and transcripts."""
+
+
+class Provider(ABC):
+    """Creates, powers and removes the VMs of one lab described by a topology."""
+
+    name: str = ""
+
+    def __init__(self, topology: Topology):
+        self.topology = topology
+
+    @abstractmethod
+    def up(self, progress: Progress | None = None) -> None:
+        """Create and boot every host, then wait until each answers SSH; a no-op on a lab that is up."""
+
+    @abstractmethod
+    def down(self) -> None:
+        """Stop and remove everything this lab created."""
+
+    @abstractmethod
+    def status(self) -> list[HostStatus]:
+        """One entry per topology host, in topology order."""
+
+    @abstractmethod
+    def start(self, host: str, progress: Progress | None = None) -> None:
+        """Boot one stopped host and wait for its SSH."""
+
+    @abstractmethod
+    def power_off(self, host: str) -> None:
+        """Cut a host's power at once, without a guest shutdown (the paper's "kick-off ctrl-a")."""
+
+    @abstractmethod
+    def pause(self, host: str) -> None:
+        """Freeze a host's CPUs; its disks and NICs stay attached."""
+
+    @abstractmethod
+    def resume(self, host: str) -> None:
+        """Continue a paused host."""
+
+    @abstractmethod
+    def ssh_target(self, host: str) -> SshTarget:
+        """Where to reach the host's sshd."""
+
+    @abstractmethod
+    def console_log(self, host: str) -> Path:
+        """The file the host's serial console is written to."""
+
+    @abstractmethod
+    def wait_for_ssh(self, host: str, timeout: float | None = None) -> None:
+        """Return once the host accepts the lab key over SSH; raise LabError naming the console log."""
+
+    def host_names(self) -> list[str]:
+        return list(self.topology.hosts)
+
+    def check_host(self, host: str) -> None:
+        if host not in self.topology.hosts:
+            known = ", ".join(self.topology.hosts)
+            raise LabError(f"no host {host!r} in lab {self.topology.lab.name}; hosts are: {known}")

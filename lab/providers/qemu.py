@@ -1,0 +1,794 @@
+"""The lab in QEMU VMs on this machine: shared raw disks, VDE switches, a loopback-only management NIC.
+
+Every file lives in the lab directory (``<project or cwd>/.lab/<lab name>/`` by default)::
+
+    lock                    flock held by up/down/start (the kernel drops it if the holder dies)
+    state.json              hosts, pids, ports, accel, image hash: what `status`/`down`/`ssh` read
+    ssh/id_ed25519{,.pub}   the lab's root key, passed to guests on the kernel command line
+    disks/<disk>.raw        shared disks, fully allocated, attached to both controllers
+    net/<network>/          a vde_switch's socket directory; net/<network>.{mgmt,pid} beside it
+    vm/<host>/overlay.qcow2 the host's root disk over the cached base image
+    vm/<host>/qemu.pid      written by qemu; launcher.pid: the qemu process we started (pre-daemonize)
+    vm/<host>/qmp.sock, console.sock, console.log, qemu.log (what qemu printed while starting)
+
+Shared disks use ``cache=none`` (O_DIRECT): a write the guest sees completed is in the shared file
+itself, not in one process's view of the host page cache, so the peer controller's reads and the
+paper's abrupt power-off never miss it. Flushes stay the guest's business, as with a real disk's write
+cache, which ZFS handles; ``directsync`` would add an fdatasync to every write (protection against a
+host crash, which no drill simulates) and slow the ZIL further under TCG.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.progress import Progress
+
+from lab.errors import LabError
+from lab.labdir import (
+    check_socket_path,
+    default_lab_dir,
+    lab_lock,
+    owned_pid,
+    read_pidfile,
+    stop_owned_process,
+    wait_for_exit,
+)
+from lab.providers.base import HostState, HostStatus, Provider, SshTarget
+from lab.providers.qmp import QmpClient, QmpError, qmp_command
+from lab.topology import Bus, Disk, Host, Role, Topology
+
+STATE_VERSION = 1
+QEMU = "qemu-system-x86_64"
+QEMU_IMG = "qemu-img"
+VDE_SWITCH = "vde_switch"
+MANAGEMENT_ADDRESS = "10.0.2.15/24"
+"""The guest's address on QEMU's user network (slirp's default guest address)."""
+AHCI_PORTS = 6
+LAUNCH_TIMEOUT_SECONDS = 120.0
+LAUNCH_ATTEMPTS = 3
+KVM_PROBE_SECONDS = 12.0
+SSH_POLL_SECONDS = 2.0
+ACCEL_ENV = "BEAST_LAB_ACCEL"
+DISK_CACHE_MODE = "none"
+OWNED_NAMES = ("state.json", "ssh", "disks", "net", "vm")
+"""What `down` removes from the lab directory: only names this provider creates."""
+
+
+# --- identities ----------------------------------------------------------------------------------
+
+
+def host_ids(lab_name: str, hosts: list[str]) -> dict[str, str]:
+    """A distinct, deterministic 8-hex hostid per host (ZFS's multihost check needs them distinct)."""
+    ids: dict[str, str] = {}
+    for host in hosts:
+        salt = 0
+        while True:
+            digest = hashlib.sha256(f"beast-lab:{lab_name}:{host}:{salt}".encode()).hexdigest()[:8]
+            if digest not in ids.values() and digest not in ("00000000", "ffffffff"):
+                break
+            salt += 1
+        ids[host] = digest
+    return ids
+
+
+def mac_address(lab_name: str, host_index: int, nic_index: int) -> str:
+    """``52:54:00:<lab>:<host>:<nic>``: QEMU's local prefix, stable across runs, distinct in a lab."""
+    lab_byte = hashlib.sha256(lab_name.encode()).digest()[0]
+    return f"52:54:00:{lab_byte:02x}:{host_index + 1:02x}:{nic_index:02x}"
+
+
+def free_loopback_port(exclude: set[int | None] | None = None) -> int:
+    """A TCP port nothing listens on at 127.0.0.1 right now."""
+    exclude = exclude or set()
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in exclude:
+            return port
+    raise LabError("no free TCP port on 127.0.0.1; close some programs and retry")
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+# --- the accelerator -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Accel:
+    name: str
+    """``kvm`` or ``tcg``."""
+    reason: str
+
+    @property
+    def qemu_args(self) -> list[str]:
+        if self.name == "kvm":
+            return ["-accel", "kvm", "-cpu", "host"]
+        return ["-accel", "tcg,thread=multi"]
+
+
+def probe_kvm(kernel: Path, qemu: str = QEMU, timeout: float = KVM_PROBE_SECONDS) -> tuple[bool, str]:
+    """Whether a Linux kernel really runs under KVM here: boot it without a root disk until it panics.
+
+    Some hosts have a /dev/kvm on which firmware runs but ordinary kernels hang or die with "KVM
+    internal error ... emulation failure", so opening /dev/kvm proves nothing.
+    """
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False, "/dev/kvm is missing or not accessible"
+    with tempfile.TemporaryDirectory(prefix="beast-kvm-probe-") as tmp:
+        console = Path(tmp) / "console.log"
+        argv = [
+            qemu, "-accel", "kvm", "-cpu", "host", "-machine", "pc", "-m", "256", "-nodefaults",
+            "-display", "none", "-no-reboot", "-kernel", str(kernel),
+            "-append", "console=ttyS0 panic=-1 loglevel=4", "-serial", f"file:{console}",
+        ]
+        try:
+            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False, f"a Linux kernel did not get to its first panic within {timeout:.0f} s under KVM"
+        text = console.read_text(errors="replace") if console.exists() else ""
+        errors = done.stderr.decode(errors="replace")
+        if "KVM internal error" in errors or "emulation failure" in errors:
+            return False, "KVM reports an internal error (emulation failure) running a Linux kernel"
+        if done.returncode == 0 and "Kernel panic" in text:
+            return True, "a Linux kernel boots under KVM"
+        last = (errors.strip().splitlines() or ["no output"])[-1]
+        return False, f"qemu -accel kvm failed: {last}"
+
+
+def choose_accel(kernel: Path | None, cache_dir: Path | None, qemu: str = QEMU) -> Accel:
+    """KVM when it really runs a kernel here, else TCG; the probe result is cached per host boot."""
+    forced = os.environ.get(ACCEL_ENV, "").strip()
+    if forced in ("kvm", "tcg"):
+        return Accel(forced, f"{ACCEL_ENV}={forced} is set")
+    if kernel is None:
+        return Accel("tcg", "no kernel to probe KVM with")
+    key = {"boot_id": _boot_id(), "qemu": _qemu_version(qemu), "kernel": str(kernel)}
+    cache = (cache_dir / "kvm-probe.json") if cache_dir else None
+    if cache is not None:
+        try:
+            cached = json.loads(cache.read_text())
+            if cached.get("key") == key:
+                return _accel_from_probe(cached["ok"], cached["reason"] + " (probed earlier this boot)")
+        except (OSError, ValueError, KeyError):
+            pass
+    ok, reason = probe_kvm(kernel, qemu)
+    if cache is not None:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps({"key": key, "ok": ok, "reason": reason}))
+        except OSError:
+            pass
+    return _accel_from_probe(ok, reason)
+
+
+def _accel_from_probe(ok: bool, reason: str) -> Accel:
+    return Accel("kvm", reason) if ok else Accel("tcg", f"TCG because {reason}")
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _qemu_version(qemu: str) -> str:
+    try:
+        return subprocess.run([qemu, "--version"], capture_output=True, text=True, timeout=10).stdout.split("\n")[0]
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+# --- the provider --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VmPaths:
+    dir: Path
+    overlay: Path
+    pidfile: Path
+    launcher_pidfile: Path
+    qmp: Path
+    console_socket: Path
+    console_log: Path
+    qemu_log: Path
+
+
+class QemuProvider(Provider):
+    """Runs a topology's hosts as QEMU VMs; state lives in the lab directory so any process can manage it."""
+
+    name = "qemu"
+
+    def __init__(
+        self,
+        topology: Topology,
+        lab_dir: Path | str | None = None,
+        image: Any = None,
+        cache_dir: Path | str | None = None,
+        boot_timeout_s: float | None = None,
+        accel: str | None = None,
+        qemu: str = QEMU,
+    ):
+        """``image``: a lab.images.GuestImage to boot (default: the cached Debian image, built if needed).
+
+        ``accel``: ``kvm`` or ``tcg`` to skip the probe. ``boot_timeout_s`` overrides lab.boot_timeout_s.
+        """
+        super().__init__(topology)
+        self.lab_dir = Path(lab_dir or default_lab_dir(topology.lab.name)).absolute().resolve()
+        self.image = image
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.boot_timeout_s = float(boot_timeout_s if boot_timeout_s is not None else topology.lab.boot_timeout_s)
+        self.forced_accel = accel
+        self.qemu = qemu
+
+    # paths
+
+    @property
+    def state_path(self) -> Path:
+        return self.lab_dir / "state.json"
+
+    @property
+    def key_path(self) -> Path:
+        return self.lab_dir / "ssh" / "id_ed25519"
+
+    def disk_path(self, disk: str) -> Path:
+        return self.lab_dir / "disks" / f"{disk}.raw"
+
+    def switch_dir(self, network: str) -> Path:
+        return self.lab_dir / "net" / network
+
+    def switch_mgmt(self, network: str) -> Path:
+        return self.lab_dir / "net" / f"{network}.mgmt"
+
+    def switch_pidfile(self, network: str) -> Path:
+        return self.lab_dir / "net" / f"{network}.pid"
+
+    def vm_paths(self, host: str) -> VmPaths:
+        d = self.lab_dir / "vm" / host
+        return VmPaths(
+            dir=d,
+            overlay=d / "overlay.qcow2",
+            pidfile=d / "qemu.pid",
+            launcher_pidfile=d / "launcher.pid",
+            qmp=d / "qmp.sock",
+            console_socket=d / "console.sock",
+            console_log=d / "console.log",
+            qemu_log=d / "qemu.log",
+        )
+
+    # identities
+
+    def hostids(self) -> dict[str, str]:
+        return host_ids(self.topology.lab.name, list(self.topology.hosts))
+
+    def nic_macs(self, host: str) -> dict[str, str]:
+        """``management`` and each network the host is on, in NIC order, with their MACs."""
+        index = list(self.topology.hosts).index(host)
+        networks = ["management", *self.topology.hosts[host].addresses]
+        return {net: mac_address(self.topology.lab.name, index, i) for i, net in enumerate(networks)}
+
+    def identity_interfaces(self, host: Host) -> list[tuple[str, str]]:
+        macs = self.nic_macs(host.name)
+        interfaces = [(macs["management"], MANAGEMENT_ADDRESS)]
+        for network, address in host.addresses.items():
+            prefix = self.topology.networks[network].cidr.prefixlen
+            interfaces.append((macs[network], f"{address}/{prefix}"))
+        return interfaces
+
+    def shared_disks(self, host: Host) -> list[Disk]:
+        return list(self.topology.disks.values()) if host.role is Role.CONTROLLER else []
+
+    # the command line
+
+    def qemu_command(
+        self, host_name: str, image: Any, ssh_port: int, accel: str, ssh_pubkey: str,
+        disk_cache: str = DISK_CACHE_MODE,
+    ) -> list[str]:
+        """The full qemu argv for one host (pure: reads nothing but the topology and its arguments)."""
+        host = self.topology.hosts[host_name]
+        paths = self.vm_paths(host_name)
+        macs = self.nic_macs(host_name)
+        argv = [
+            self.qemu, "-name", f"{host_name},debug-threads=on",
+            *Accel(accel, "").qemu_args,
+            "-machine", "q35", "-smp", str(host.cpus), "-m", str(host.memory_mb),
+            "-nodefaults", "-no-user-config", "-display", "none",
+            "-daemonize", "-pidfile", str(paths.pidfile),
+            "-qmp", f"unix:{paths.qmp},server=on,wait=off",
+            "-chardev", f"socket,id=console,path={paths.console_socket},server=on,wait=off,"
+                        f"logfile={paths.console_log},logappend=on",
+            "-serial", "chardev:console",
+            "-device", "virtio-rng-pci",
+        ]
+        if image.kernel is not None:
+            argv += ["-kernel", str(image.kernel)]
+            if image.initrd is not None:
+                argv += ["-initrd", str(image.initrd)]
+            argv += ["-append", self.kernel_cmdline(host, ssh_pubkey, image.root_device)]
+        argv += [
+            "-drive", f"if=none,id=root,file={paths.overlay},format=qcow2,cache=writeback",
+            "-device", "virtio-blk-pci,drive=root",
+        ]
+        argv += self.disk_args(host, disk_cache)
+        argv += [
+            "-netdev", f"user,id=management,restrict=on,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
+            "-device", f"virtio-net-pci,netdev=management,mac={macs['management']}",
+        ]
+        for network in host.addresses:
+            argv += [
+                "-netdev", f"vde,id={network},sock={self.switch_dir(network)}",
+                "-device", f"virtio-net-pci,netdev={network},mac={macs[network]}",
+            ]
+        return argv
+
+    def disk_args(self, host: Host, disk_cache: str) -> list[str]:
+        """Shared disks: SATA ones on ICH9 AHCI ports, SAS ones on virtio-scsi targets, in declared order."""
+        disks = self.shared_disks(host)
+        sata = [d for d in disks if d.bus is Bus.SATA]
+        sas = [d for d in disks if d.bus is Bus.SAS]
+        argv: list[str] = []
+        for controller in range((len(sata) + AHCI_PORTS - 1) // AHCI_PORTS):
+            argv += ["-device", f"ich9-ahci,id=ahci{controller}"]
+        if sas:
+            argv += ["-device", "virtio-scsi-pci,id=scsi0"]
+        for disk in disks:
+            argv += [
+                "-drive",
+                f"if=none,id={disk.name},file={self.disk_path(disk.name)},format=raw,"
+                f"cache={disk_cache},file.locking=off",
+            ]
+        for port, disk in enumerate(sata):
+            bus = f"ahci{port // AHCI_PORTS}.{port % AHCI_PORTS}"
+            argv += ["-device", f"ide-hd,bus={bus},drive={disk.name},serial={disk.serial},share-rw=on"
+                                + _rotation(disk)]
+        for target, disk in enumerate(sas):
+            argv += ["-device", f"scsi-hd,bus=scsi0.0,channel=0,scsi-id={target},lun=0,drive={disk.name},"
+                                f"serial={disk.serial},share-rw=on" + _rotation(disk)]
+        return argv
+
+    def kernel_cmdline(self, host: Host, ssh_pubkey: str, root_device: str = "/dev/vda") -> str:
+        from lab.images.debian import kernel_cmdline
+
+        return kernel_cmdline(
+            host.name, self.hostids()[host.name], self.identity_interfaces(host), ssh_pubkey,
+            root_device=root_device,
+        )
+
+    # state
+
+    def load_state(self) -> dict[str, Any]:
+        try:
+            state = json.loads(self.state_path.read_text())
+        except FileNotFoundError:
+            return {}
+        except ValueError:
+            raise LabError(f"{self.state_path} is not valid JSON; run `bst down` to reset the lab") from None
+        return state if state.get("version") == STATE_VERSION else {}
+
+    def save_state(self, state: dict[str, Any]) -> None:
+        state["version"] = STATE_VERSION
+        state["updated_at"] = time.time()
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+        tmp.replace(self.state_path)
+
+    # Provider
+
+    def up(self, progress: Progress | None = None) -> None:
+        from lab.providers import require_tools
+
+        require_tools("qemu")
+        self.check_socket_paths()
+        with lab_lock(self.lab_dir, "up"):
+            if not self._all_running():
+                state = self._prepare(progress)
+                for host in self.topology.hosts:
+                    if self.running_pid(host) is None:
+                        self._launch(host, state, progress)
+            self._wait_all(list(self.topology.hosts), progress)
+
+    def down(self) -> None:
+        if not self.lab_dir.exists():
+            return
+        with lab_lock(self.lab_dir, "down"):
+            self.stop_all_processes()
+            for name in OWNED_NAMES:
+                path = self.lab_dir / name
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                elif path.exists() or path.is_symlink():
+                    path.unlink()
+
+    def stop_all_processes(self) -> None:
+        """Every qemu and vde_switch this lab started, found by pid file, checked by cmdline."""
+        vm_root = self.lab_dir / "vm"
+        vm_dirs = sorted(p for p in vm_root.iterdir() if p.is_dir()) if vm_root.is_dir() else []
+        for vm_dir in vm_dirs:
+            launcher = read_pidfile(vm_dir / "launcher.pid")
+            if launcher is not None and not wait_for_exit(launcher, self.lab_dir, 10.0):
+                stop_owned_process(launcher, self.lab_dir)
+        for vm_dir in vm_dirs:
+            pid = owned_pid(vm_dir / "qemu.pid", self.lab_dir)
+            if pid is not None:
+                stop_owned_process(pid, self.lab_dir)
+        net_root = self.lab_dir / "net"
+        for pidfile in sorted(net_root.glob("*.pid")) if net_root.is_dir() else []:
+            pid = owned_pid(pidfile, self.lab_dir)
+            if pid is not None:
+                stop_owned_process(pid, self.lab_dir)
+
+    def status(self) -> list[HostStatus]:
+        state = self.load_state()
+        result = []
+        for name in self.topology.hosts:
+            recorded = state.get("hosts", {}).get(name, {})
+            paths = self.vm_paths(name)
+            pid = self.running_pid(name)
+            port = recorded.get("ssh_port")
+            accel = recorded.get("accel")
+            if pid is None:
+                created = paths.overlay.exists()
+                result.append(HostStatus(
+                    name, HostState.STOPPED if created else HostState.ABSENT, None, None, accel,
+                    f"console log {paths.console_log}" if created else "not created",
+                ))
+                continue
+            try:
+                run_state = qmp_command(paths.qmp, "query-status")
+                qemu_status = run_state.get("status", "")
+                state_name = HostState.RUNNING if run_state.get("running") else HostState.PAUSED
+                detail = f"ssh 127.0.0.1:{port}" if qemu_status == "running" else f"qemu status {qemu_status}"
+            except QmpError as err:
+                state_name, detail = HostState.RUNNING, f"monitor unreachable: {err}"
+            result.append(HostStatus(name, state_name, pid, port, accel, detail))
+        return result
+
+    def start(self, host: str, progress: Progress | None = None) -> None:
+        self.check_host(host)
+        with lab_lock(self.lab_dir, f"start {host}"):
+            if self.running_pid(host) is not None:
+                return
+            state = self._prepare(progress)
+            self._launch(host, state, progress)
+            self._wait_all([host], progress)
+
+    def power_off(self, host: str) -> None:
+        self.check_host(host)
+        pid = self.running_pid(host)
+        if pid is None:
+            return
+        try:
+            with QmpClient(self.vm_paths(host).qmp) as qmp:
+                qmp.quit()
+        except QmpError:
+            pass
+        if not wait_for_exit(pid, self.lab_dir, 5.0):
+            stop_owned_process(pid, self.lab_dir, grace=0.5)
+
+    def pause(self, host: str) -> None:
+        self._monitor(host, "stop")
+
+    def resume(self, host: str) -> None:
+        self._monitor(host, "cont")
+
+    def reset(self, host: str) -> None:
+        """Press the reset button: the guest reboots without shutting down."""
+        self._monitor(host, "system_reset")
+
+    def ssh_target(self, host: str) -> SshTarget:
+        self.check_host(host)
+        port = self.load_state().get("hosts", {}).get(host, {}).get("ssh_port")
+        if port is None or self.running_pid(host) is None:
+            raise LabError(f"{host} is not running; start the lab with `bst up` (or `bst start {host}`)")
+        return SshTarget(port=port, key_path=self.key_path, name=host)
+
+    def console_log(self, host: str) -> Path:
+        self.check_host(host)
+        return self.vm_paths(host).console_log
+
+    def console_socket(self, host: str) -> Path:
+        """The serial console as a unix socket, for an interactive session (e.g. ``socat -,raw UNIX:...``)."""
+        self.check_host(host)
+        return self.vm_paths(host).console_socket
+
+    def wait_for_ssh(self, host: str, timeout: float | None = None) -> None:
+        self.check_host(host)
+        self._wait_all([host], None, timeout)
+
+    # internals
+
+    def running_pid(self, host: str) -> int | None:
+        return owned_pid(self.vm_paths(host).pidfile, self.lab_dir)
+
+    def check_socket_paths(self) -> None:
+        for host in self.topology.hosts:
+            paths = self.vm_paths(host)
+            check_socket_path(paths.qmp)
+            check_socket_path(paths.console_socket)
+        for network in self.topology.networks:
+            check_socket_path(self.switch_dir(network) / ".00000-00000")
+            check_socket_path(self.switch_mgmt(network))
+
+    def _monitor(self, host: str, command: str) -> None:
+        self.check_host(host)
+        if self.running_pid(host) is None:
+            raise LabError(f"{host} is not running; start it with `bst start {host}`")
+        qmp_command(self.vm_paths(host).qmp, command)
+
+    def _all_running(self) -> bool:
+        """Every host and switch of the lab runs: `up` then only confirms SSH, which takes seconds."""
+        return bool(self.load_state()) and all(
+            self.running_pid(h) is not None for h in self.topology.hosts
+        ) and all(owned_pid(self.switch_pidfile(n), self.lab_dir) is not None for n in self.used_networks())
+
+    def used_networks(self) -> list[str]:
+        return [n for n in self.topology.networks if any(n in h.addresses for h in self.topology.hosts.values())]
+
+    def _prepare(self, progress: Progress | None) -> dict[str, Any]:
+        """Everything hosts need before they boot: image, key, accel, disks, switches; recorded in state."""
+        image = self._image(progress)
+        state = self.load_state()
+        state.setdefault("hosts", {})
+        state.update(lab=self.topology.lab.name, lab_dir=str(self.lab_dir), provider=self.name)
+        state["image"] = {
+            "name": image.name, "recipe_hash": image.recipe_hash, "root_disk": str(image.root_disk),
+            "kernel": str(image.kernel) if image.kernel else None,
+            "initrd": str(image.initrd) if image.initrd else None, "root_device": image.root_device,
+        }
+        self._ensure_key()
+        state["ssh_key"] = str(self.key_path)
+        if "accel" not in state or self.forced_accel:
+            accel = self._accel(image, progress)
+            state["accel"], state["accel_reason"] = accel.name, accel.reason
+        self.save_state(state)
+        state["disk_cache"] = self._ensure_disks(progress)
+        state["disks"] = {
+            d.name: {"path": str(self.disk_path(d.name)), "size_mb": d.size_mb, "serial": d.serial}
+            for d in self.topology.disks.values()
+        }
+        self.save_state(state)
+        state["networks"] = {}
+        for network in self.used_networks():
+            pid = self._ensure_switch(network)
+            state["networks"][network] = {
+                "socket": str(self.switch_dir(network)), "mgmt": str(self.switch_mgmt(network)), "pid": pid,
+            }
+            self.save_state(state)
+        return state
+
+    def _image(self, progress: Progress | None) -> Any:
+        if self.image is None:
+            from lab.images.debian import ensure_debian_image
+
+            self.image = ensure_debian_image(cache_dir=self.cache_dir, progress=progress)
+        return self.image
+
+    def _accel(self, image: Any, progress: Progress | None) -> Accel:
+        if self.forced_accel:
+            return Accel(self.forced_accel, f"accel {self.forced_accel} was asked for")
+        from lab.images import default_cache_dir
+
+        task = progress.add_task("probing KVM", total=None) if progress else None
+        try:
+            return choose_accel(image.kernel, self.cache_dir or default_cache_dir(), self.qemu)
+        finally:
+            if progress and task is not None:
+                progress.remove_task(task)
+
+    def _ensure_key(self) -> None:
+        if self.key_path.exists() and self.key_path.with_suffix(".pub").exists():
+            return
+        self.key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for stale in (self.key_path, self.key_path.with_suffix(".pub")):
+            stale.unlink(missing_ok=True)
+        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"beast-lab {self.topology.lab.name}",
+              "-f", str(self.key_path)], "create the lab's SSH key")
+
+    def _ensure_disks(self, progress: Progress | None) -> str:
+        """Create missing shared disks, fully allocated; the cache mode their filesystem allows."""
+        directory = self.lab_dir / "disks"
+        directory.mkdir(parents=True, exist_ok=True)
+        for disk in self.topology.disks.values():
+            path = self.disk_path(disk.name)
+            size = disk.size_mb * 1024 * 1024
+            if path.exists():
+                if path.stat().st_size != size:
+                    raise LabError(
+                        f"shared disk {path} has {path.stat().st_size} bytes but the topology says "
+                        f"{disk.size_mb} MB; run `bst down` to recreate the lab's disks"
+                    )
+                continue
+            tmp = path.with_suffix(".partial")
+            with open(tmp, "wb") as f:
+                os.posix_fallocate(f.fileno(), 0, size)
+            tmp.replace(path)
+        return DISK_CACHE_MODE if _supports_direct_io(directory) else "writeback"
+
+    def _ensure_switch(self, network: str) -> int:
+        pidfile = self.switch_pidfile(network)
+        pid = owned_pid(pidfile, self.lab_dir)
+        if pid is not None:
+            return pid
+        sock, mgmt = self.switch_dir(network), self.switch_mgmt(network)
+        sock.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(sock, ignore_errors=True)
+        for stale in (mgmt, pidfile):
+            stale.unlink(missing_ok=True)
+        _run([VDE_SWITCH, "-sock", str(sock), "-mgmt", str(mgmt), "-daemon", "-pidfile", str(pidfile)],
+             f"start the {network} switch", output=sock.parent / f"{network}.log")
+        deadline = time.monotonic() + 10
+        while (pid := owned_pid(pidfile, self.lab_dir)) is None:
+            if time.monotonic() > deadline:
+                raise LabError(f"vde_switch for {network} did not write {pidfile}; check `vde_switch -sock {sock}`")
+            time.sleep(0.05)
+        return pid
+
+    def _launch(self, host: str, state: dict[str, Any], progress: Progress | None) -> None:
+        """Start one host's qemu (daemonized) and record it; retries if its SSH port got taken."""
+        paths = self.vm_paths(host)
+        paths.dir.mkdir(parents=True, exist_ok=True)
+        image = self.image
+        recorded = state["hosts"].get(host, {})
+        if recorded.get("image_hash") != image.recipe_hash or not paths.overlay.exists():
+            paths.overlay.unlink(missing_ok=True)
+            _run([QEMU_IMG, "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(image.root_disk),
+                  str(paths.overlay)], f"create {host}'s root overlay")
+        taken = {h.get("ssh_port") for n, h in state["hosts"].items() if n != host}
+        port = recorded.get("ssh_port")
+        pubkey = self.key_path.with_suffix(".pub").read_text().strip()
+        for attempt in range(LAUNCH_ATTEMPTS):
+            if port is None or port in taken or not port_is_free(port):
+                port = free_loopback_port(taken)
+            argv = self.qemu_command(host, image, port, state["accel"], pubkey, state.get("disk_cache", "none"))
+            paths.pidfile.unlink(missing_ok=True)
+            with open(paths.qemu_log, "wb") as log:
+                launcher = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                            start_new_session=True, cwd=self.lab_dir)
+            paths.launcher_pidfile.write_text(f"{launcher.pid}\n")
+            try:
+                code = launcher.wait(timeout=LAUNCH_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                stop_owned_process(launcher.pid, self.lab_dir)
+                raise LabError(f"qemu for {host} did not finish starting within {LAUNCH_TIMEOUT_SECONDS:.0f} s; "
+                               f"see {paths.qemu_log}") from None
+            paths.launcher_pidfile.unlink(missing_ok=True)
+            output = paths.qemu_log.read_text(errors="replace")
+            if code == 0:
+                break
+            if "host forwarding" in output and attempt + 1 < LAUNCH_ATTEMPTS:
+                port = None
+                continue
+            errors = [line for line in output.splitlines() if "warning" not in line.lower()] or ["no output"]
+            raise LabError(f"qemu for {host} failed to start: {errors[-1]} (full output in {paths.qemu_log})")
+        pid = self._wait_pidfile(host)
+        state["hosts"][host] = {
+            "pid": pid, "ssh_port": port, "accel": state["accel"], "hostid": self.hostids()[host],
+            "macs": self.nic_macs(host), "image_hash": image.recipe_hash, "started_at": time.time(),
+            "pidfile": str(paths.pidfile), "qmp": str(paths.qmp), "console_log": str(paths.console_log),
+            "overlay": str(paths.overlay),
+        }
+        self.save_state(state)
+
+    def _wait_pidfile(self, host: str) -> int:
+        paths = self.vm_paths(host)
+        deadline = time.monotonic() + 10
+        while (pid := owned_pid(paths.pidfile, self.lab_dir)) is None:
+            if time.monotonic() > deadline:
+                raise LabError(f"qemu for {host} started but is not running; see {paths.qemu_log} "
+                               f"and {paths.console_log}")
+            time.sleep(0.05)
+        return pid
+
+    def _wait_all(self, hosts: list[str], progress: Progress | None, timeout: float | None = None,
+                  stop_failed: bool = True) -> None:
+        """Wait for SSH on ``hosts`` in parallel; on failure stop the hosts that failed and say where to look."""
+        if not hosts:
+            return
+        timeout = self.boot_timeout_s if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
+            futures = {h: pool.submit(self._wait_one, h, deadline, progress) for h in hosts}
+        failures = {h: f.exception() for h, f in futures.items() if f.exception() is not None}
+        if not failures:
+            return
+        if stop_failed:
+            for host in failures:
+                self.power_off(host)
+        messages = "; ".join(str(err) for err in failures.values())
+        suffix = " (stopped; `bst down` removes the rest of the lab)" if stop_failed else ""
+        raise LabError(messages + suffix)
+
+    def _wait_one(self, host: str, deadline: float, progress: Progress | None) -> None:
+        from lab import remote
+
+        task = progress.add_task(f"{host}: waiting for SSH", total=None) if progress else None
+        paths = self.vm_paths(host)
+        started = time.monotonic()
+        try:
+            while True:
+                if self.running_pid(host) is None:
+                    raise LabError(f"{host}'s qemu exited while booting; see its console log {paths.console_log}")
+                try:
+                    target = self.ssh_target(host)
+                    conn = remote.connect(target, timeout=max(1.0, min(10.0, deadline - time.monotonic())))
+                    try:
+                        record = remote.run(conn, "true", timeout=15, host=host)
+                    finally:
+                        conn.close()
+                    if record.ok:
+                        return
+                except LabError:
+                    pass
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    waited = time.monotonic() - started
+                    port = self.load_state().get("hosts", {}).get(host, {}).get("ssh_port")
+                    raise LabError(
+                        f"{host} did not answer SSH on 127.0.0.1:{port} within {waited:.0f} s; "
+                        f"see its console log {paths.console_log}"
+                    ) from None
+                if progress and task is not None:
+                    progress.update(task, description=f"{host}: waiting for SSH ({time.monotonic() - started:.0f} s)")
+                time.sleep(min(SSH_POLL_SECONDS, max(0.0, remaining)))
+        finally:
+            if progress and task is not None:
+                progress.remove_task(task)
+
+
+def _rotation(disk: Disk) -> str:
+    return "" if disk.rotational else ",rotation_rate=1"
+
+
+def _supports_direct_io(directory: Path) -> bool:
+    """tmpfs and some overlay filesystems refuse O_DIRECT, which cache=none needs."""
+    probe = directory / ".direct-io-probe"
+    try:
+        fd = os.open(probe, os.O_CREAT | os.O_WRONLY | os.O_DIRECT, 0o600)
+    except OSError as err:
+        if err.errno == errno.EINVAL:
+            return False
+        raise
+    os.close(fd)
+    probe.unlink(missing_ok=True)
+    return True
+
+
+def _run(argv: list[str], purpose: str, timeout: float = 120, output: Path | None = None) -> None:
+    """Run a host tool to completion; ``output``: a file for what it prints (daemons keep pipes open)."""
+    try:
+        if output is None:
+            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+            text = done.stderr.strip() or done.stdout.strip()
+        else:
+            with open(output, "wb") as log:
+                done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, timeout=timeout)
+            text = output.read_text(errors="replace").strip()
+    except subprocess.TimeoutExpired:
+        raise LabError(f"could not {purpose}: `{argv[0]}` did not finish within {timeout} s") from None
+    if done.returncode != 0:
+        last = (text or "no output").splitlines()[-1]
+        raise LabError(f"could not {purpose}: {argv[0]} exited {done.returncode}: {last}")
+
+
+__all__ = ["Accel", "QemuProvider", "choose_accel", "host_ids", "mac_address", "probe_kvm"]
