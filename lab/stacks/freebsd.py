@@ -1,0 +1,495 @@
+"""The paper's own stack: FreeBSD 10.3 with ZFS, ctld(8), iscsictl(8), gmultipath(8) and gstripe(8).
+
+Every command the paper prints is here in the paper's order, derived from the topology (host, pool,
+device and target names are never written into the recipe). What the paper leaves implicit is added
+and named: bringing rc.conf settings up without a reboot, a ``check`` per step so that applying a plan
+twice changes nothing, and ``verify`` commands that wait for what the paper reads off ``dmesg``.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from lab.errors import LabError
+from lab.plan import Plan, Step
+from lab.stacks.base import Stack
+from lab.topology import Bus, Host, Pool, Role, Topology
+
+FIRST_DATA_NIC = 1
+"""Index of the first lab NIC (``em1``): both providers put a management NIC first (Vagrant's NAT,
+QEMU's user network), so the paper's em0/em1 become em1/em2 and em0 stays the provider's."""
+
+FIRST_DATA_ADA = 1
+"""The system disk is ada0 (IDE in the paper), so the SATA shelf starts at ada1."""
+
+RC_CONF = "/etc/rc.conf.local"
+"""The paper's rc.conf lines go to rc.conf.local, which rc(8) reads after /etc/rc.conf: the image's own
+rc.conf keeps the management NIC (``ifconfig_em0="DHCP"``) that the lab reaches the guest through, and
+the executor can still compare the whole file with the paper's."""
+
+SYSCTL_CONF = "/etc/sysctl.conf"
+CTL_CONF = "/etc/ctl.conf"
+SYSCTLS = {"kern.iscsi.fail_on_disconnection": "1"}
+"""Drop an iSCSI disk at once when its target goes away, so gmultipath fails over (the paper's reason)."""
+
+NIC_COMMENTS = {"private": "Inter-controller LAN", "public": "Public network"}
+"""The paper's comments on its two networks; other networks are commented with their description."""
+
+PRIVATE_PORTAL_GROUP = "pg0"
+PUBLIC_PORTAL_GROUP = "pg1"
+
+REBOOT_STEP = "reboot"
+"""Name of the recovery step that restarts a host: its command drops the SSH connection, so the
+executor waits for the host to answer again (``lab.boot_timeout_s``) before the next step."""
+
+EXPORTED_AT = "/var/db/beast-recovery-exported"
+"""When recovery exported the pools (epoch seconds): the reboot is done once the host booted later."""
+
+IMPORTED_AT = "/var/db/beast-recovery-imported"
+"""When recovery imported the pools again: a later export in the same boot would undo the recovery."""
+
+BOOT_TIME = "sysctl -n kern.boottime | sed 's/^{ sec = \\([0-9]*\\),.*/\\1/'"
+WAIT_S = 60
+"""How long a verify waits for an asynchronous result (iSCSI login, scrub) before it fails."""
+
+
+class Stage(IntEnum):
+    """The paper's "now on both controllers" barriers while building the BeaST."""
+
+    BASE = 0
+    POOLS = 1
+    CROSS_IMPORT = 2
+    PRIVATE_TARGET = 3
+    ARBITRATOR = 4
+    PUBLIC_TARGET = 5
+    CLIENT = 6
+
+
+class RecoveryStage(IntEnum):
+    """The paper's recovery procedure: one host after the other, as the prose orders it."""
+
+    EXPORT = 0
+    REBOOT = 1
+    IMPORT = 2
+    SCRUB_ON_FAILED = 3
+    SCRUB_ON_SURVIVOR = 4
+    CLEAR = 5
+    PRIVATE_TARGET = 6
+    ARBITRATOR = 7
+    PUBLIC_TARGET = 8
+    CLIENT = 9
+
+
+def nic(index: int) -> str:
+    return f"em{FIRST_DATA_NIC + index}"
+
+
+def disk_device(topo: Topology, disk: str) -> str:
+    """A shared disk's FreeBSD name: SATA disks are ada1.. and SAS disks da0.., in declared port order."""
+    bus = topo.disks[disk].bus
+    index = [d.name for d in topo.disks_on(bus)].index(disk)
+    return f"ada{FIRST_DATA_ADA + index}" if bus is Bus.SATA else f"da{index}"
+
+
+def arbitrator_disk(topo: Topology) -> str:
+    """The peer's private LUN on a controller: the next da after the SAS shelf (da4 in the paper)."""
+    return f"da{len(topo.disks_on(Bus.SAS))}"
+
+
+def client_disk(topo: Topology, controller: str, lun: int) -> str:
+    """The client logs in to the controllers in order, each giving lun 0 then lun 1: da0..da3."""
+    position = [h.name for h in topo.controllers].index(controller)
+    return f"da{2 * position + lun}"
+
+
+def wait_until(condition: str, seconds: int = WAIT_S) -> str:
+    """Shell that polls ``condition`` once a second and exits with its last result."""
+    return (f"i=0; until {condition}; do [ $i -ge {seconds} ] && break; i=$((i + 1)); sleep 1; done; "
+            f"{condition}")
+
+
+def pool_imported(pool: str) -> str:
+    return f"zpool list -H -o name {pool} >/dev/null 2>&1"
+
+
+def property_is(pool: str, prop: str, value: str, command: str = "zfs") -> str:
+    return f"{command} get -H -o value {prop} {pool} | grep -qx {value}"
+
+
+def vdev_in(pool: str, section: str, device: str) -> str:
+    """``device`` is listed under ``section`` (logs, cache) in the pool's status."""
+    return (f"zpool status {pool} | awk '$1 == \"{section}\" {{s = 1; next}} "
+            f"$1 ~ /^(logs|cache|spares)$/ {{s = 0}} s && $1 == \"{device}\" {{ok = 1}} END {{exit !ok}}'")
+
+
+def session_exists(target: str, portal: str) -> str:
+    return f"iscsictl -L | awk '$1 == \"{target}\" && $2 == \"{portal}\" {{ok = 1}} END {{exit !ok}}'"
+
+
+def session_connected(target: str, portal: str, devices: tuple[str, ...] = (), luns: int = 0) -> str:
+    """The session is up with exactly ``devices`` (as named in the plan) or at least ``luns`` disks."""
+    condition = f'$1 == "{target}" && $2 == "{portal}" && $3 == "Connected:"'
+    condition += "".join(f' && ${4 + i} == "{device}"' for i, device in enumerate(devices))
+    if luns:
+        condition += f" && NF >= {3 + luns}"
+    return f"iscsictl -L | awk '{condition} {{ok = 1}} END {{exit !ok}}'"
+
+
+def session_disk(target: str, portal: str, lun: int) -> str:
+    """Shell that prints the da device of one LUN of a live session (names change when a session returns)."""
+    return (f"iscsictl -L | awk '$1 == \"{target}\" && $2 == \"{portal}\" && $3 == \"Connected:\" "
+            f"{{print ${4 + lun}}}'")
+
+
+def multipath_healthy(name: str, paths: int = 2) -> str:
+    return (f"gmultipath status {name} | grep -Eq 'OPTIMAL|DEGRADED' && "
+            f"[ \"$(gmultipath status {name} | grep -cE '\\((ACTIVE|PASSIVE)\\)')\" -eq {paths} ]")
+
+
+def ctld_serves(path: str) -> str:
+    """ctld has a LUN backed by ``path`` (ctladm devlist -v lists each LUN's ``file=`` option)."""
+    return f"ctladm devlist -v | grep -q 'file={path}$'"
+
+
+def rc_conf(topo: Topology, host: Host) -> str:
+    """The paper's rc.conf for one host, with em0/em1 moved to em1/em2 and ctrl-b's missing quote fixed."""
+    lines = [f'hostname="{host.name}"', ""]
+    for index, (network, address) in enumerate(host.addresses.items()):
+        netmask = topo.networks[network].cidr.netmask
+        comment = NIC_COMMENTS.get(network, topo.networks[network].description)
+        lines.append(f'ifconfig_{nic(index)}="inet {address} netmask {netmask}" # {comment}')
+    lines += [
+        "",
+        'sshd_enable="YES"',
+        '# Set dumpdev to "AUTO" to enable crash dumps, "NO" to disable',
+        'dumpdev="AUTO"',
+        "",
+        "# VirtualBox guest additions",
+        'vboxguest_enable="YES"',
+        'vboxservice_enable="YES"',
+        "",
+        "# iSCSI",
+    ]
+    if host.role is Role.CONTROLLER:
+        lines.append('ctld_enable="YES" # Targets')
+    lines.append('iscsid_enable="YES" # Initiators')
+    return "\n".join(lines) + "\n"
+
+
+def sysctl_conf() -> str:
+    return "".join(f"{name}={value}\n" for name, value in SYSCTLS.items())
+
+
+def portal_group(name: str, address: str) -> str:
+    return f"portal-group {name} {{\n\tdiscovery-auth-group no-authentication\n\tlisten {address}\n}}\n"
+
+
+def target(iqn: str, group: str, luns: list[str]) -> str:
+    blocks = "\n".join(f"\tlun {number} {{\n\t\tpath {path}\n\t}}\n" for number, path in enumerate(luns))
+    return f"target {iqn} {{\n\tauth-group no-authentication\n\tportal-group {group}\n\n{blocks}}}\n"
+
+
+def zvol_device(pool: Pool) -> str:
+    return f"/dev/zvol/{pool.zvol_path}"
+
+
+def private_ctl_conf(topo: Topology, host: Host) -> str:
+    """The arbitrator's half: the own zvol offered to the peer on the private LAN."""
+    own = zvol_device(topo.pool_of(host.name))
+    return "\n".join([
+        portal_group(PRIVATE_PORTAL_GROUP, host.address("private")),
+        target(topo.iscsi.private_target, PRIVATE_PORTAL_GROUP, [own]),
+    ])
+
+
+def full_ctl_conf(topo: Topology, host: Host) -> str:
+    """Private and public targets: the client sees the own zvol (lun 0) and the peer's pool through the
+    arbitrator multipath (lun 1)."""
+    own = zvol_device(topo.pool_of(host.name))
+    back = f"/dev/multipath/{topo.pool_of(topo.peer(host.name).name).arbitrator}"
+    return "\n".join([
+        portal_group(PRIVATE_PORTAL_GROUP, host.address("private")),
+        portal_group(PUBLIC_PORTAL_GROUP, host.address("public")),
+        target(topo.iscsi.private_target, PRIVATE_PORTAL_GROUP, [own]),
+        target(topo.iscsi.public_target, PUBLIC_PORTAL_GROUP, [own, back]),
+    ])
+
+
+class FreeBSDStack(Stack):
+    """The paper's commands as plans; see the module docstring for what is added to them."""
+
+    name = "freebsd"
+
+    def provision(self, topo: Topology) -> Plan:
+        plan: Plan = {host.name: self.base_steps(topo, host) for host in topo.controllers}
+        plan[topo.client.host] = self.base_steps(topo, topo.client_host)
+        for host in topo.controllers:
+            plan[host.name] += [
+                *self.pool_steps(topo, host),
+                *self.cross_import_steps(topo, host),
+                self.private_target_step(topo, host, Stage.PRIVATE_TARGET),
+                self.arbitrator_login_step(topo, host, Stage.ARBITRATOR),
+                self.arbitrator_multipath_step(topo, host, Stage.ARBITRATOR),
+                self.public_target_step(topo, host, Stage.PUBLIC_TARGET),
+            ]
+        plan[topo.client.host] += self.client_steps(topo)
+        return plan
+
+    def recovery(self, topo: Topology, failed: str) -> Plan:
+        """The paper's prose after the failed controller was booted again: export, reboot, import, scrub,
+        clear, then the arbitrator, the public target and the client's paths once more."""
+        names = [h.name for h in topo.controllers]
+        if failed not in names:
+            raise LabError(f"'{failed}' is not a controller; recover one of {', '.join(names)}")
+        host = topo.hosts[failed]
+        survivor = topo.peer(failed)
+        pools = [topo.pool_of(name).name for name in names]
+        plan: Plan = {failed: [], survivor.name: [], topo.client.host: []}
+        plan[failed] += [
+            self.export_step(pools),
+            self.reboot_step(),
+            *self.sysctl_steps(RecoveryStage.IMPORT),
+            self.import_step(pools),
+            *[self.scrub_step(pool, RecoveryStage.SCRUB_ON_FAILED) for pool in pools],
+        ]
+        plan[survivor.name] += [self.scrub_step(pool, RecoveryStage.SCRUB_ON_SURVIVOR) for pool in pools]
+        for name in (failed, survivor.name):
+            plan[name] += [self.clear_step(pool) for pool in pools]
+        plan[failed] += [
+            self.ctld_restart_step(topo, host),
+            self.arbitrator_login_step(topo, host, RecoveryStage.ARBITRATOR),
+            self.arbitrator_multipath_step(topo, host, RecoveryStage.ARBITRATOR),
+            self.public_target_step(topo, host, RecoveryStage.PUBLIC_TARGET),
+        ]
+        plan[survivor.name] += self.survivor_arbitrator_steps(topo, host, survivor)
+        plan[topo.client.host] += self.client_recovery_steps(topo, host)
+        return plan
+
+    # Queries a scenario runs on a host; the output goes to lab.parsers.
+
+    def pool_status_command(self, pool: str | None = None) -> str:
+        return f"zpool status -v {pool}" if pool else "zpool status -v"
+
+    def pool_iostat_command(self, interval_s: int = 5) -> str:
+        """What the paper's Figures 3 and 4 show on each controller."""
+        return f"zpool iostat -v {interval_s}"
+
+    def scrub_command(self, pool: str) -> str:
+        """The survivor's first look at the failed controller's pool, before trusting its status."""
+        return f"zpool scrub {pool}"
+
+    def multipath_status_command(self, name: str | None = None) -> str:
+        return f"gmultipath status {name}" if name else "gmultipath status"
+
+    def sessions_command(self) -> str:
+        return "iscsictl -L"
+
+    def mount_status_command(self, mountpoint: str) -> str:
+        return f"df -h {mountpoint}"
+
+    # Provisioning, in the paper's order.
+
+    def base_steps(self, topo: Topology, host: Host) -> list[Step]:
+        """rc.conf and sysctl.conf, then what a reboot would bring up, brought up now."""
+        steps = [
+            Step("rc.conf", files={RC_CONF: rc_conf(topo, host)}),
+            Step("sysctl.conf", files={SYSCTL_CONF: sysctl_conf()}),
+            Step("hostname", commands=(f"hostname {host.name}",), check=f'[ "$(hostname)" = "{host.name}" ]'),
+        ]
+        for index, address in enumerate(host.addresses.values()):
+            check = f"ifconfig {nic(index)} | grep -q 'inet {address} '"
+            steps.append(Step(f"network {nic(index)}", commands=(f"service netif start {nic(index)}",),
+                              check=check, verify=check))
+        steps.append(Step("iscsid", commands=("service iscsid start",), check="service iscsid status"))
+        steps += self.sysctl_steps(Stage.BASE)
+        return steps
+
+    def sysctl_steps(self, stage: int) -> list[Step]:
+        """Applied after iscsid, which loads the iscsi module that owns the variable."""
+        return [
+            Step(f"sysctl {name}", commands=(f"sysctl {name}={value}",),
+                 check=f'[ "$(sysctl -n {name} 2>/dev/null)" = "{value}" ]', stage=stage)
+            for name, value in SYSCTLS.items()
+        ]
+
+    def pool_steps(self, topo: Topology, host: Host) -> list[Step]:
+        pool = topo.pool_of(host.name)
+        data = " ".join(f"/dev/{disk_device(topo, d)}" for d in pool.data)
+        log, cache = disk_device(topo, pool.log), disk_device(topo, pool.cache)
+        steps = [
+            Step(f"zpool create {pool.name}", commands=(f"zpool create -m none {pool.name} {data}",),
+                 check=pool_imported(pool.name),
+                 verify=f"zpool list -H -o health {pool.name} | grep -qx ONLINE", stage=Stage.POOLS),
+            Step(f"zfs create {pool.zvol_path}",
+                 commands=(f"zfs create -V {pool.zvol.size} {pool.zvol_path}",),
+                 check=f"zfs list -H -o name {pool.zvol_path} >/dev/null 2>&1", stage=Stage.POOLS),
+            Step(f"log {pool.name} {log}", commands=(f"zpool add {pool.name} log /dev/{log}",),
+                 check=vdev_in(pool.name, "logs", log), stage=Stage.POOLS),
+        ]
+        write_properties = {k: v for k, v in pool.properties.items() if k == "sync"}
+        read_properties = {k: v for k, v in pool.properties.items() if k != "sync"}
+        steps += self.property_steps(pool, write_properties)
+        steps.append(Step(f"cache {pool.name} {cache}",
+                          commands=(f"zpool add {pool.name} cache /dev/{cache}",), check=vdev_in(pool.name, "cache", cache), stage=Stage.POOLS))
+        steps += self.property_steps(pool, read_properties)
+        return steps
+
+    def property_steps(self, pool: Pool, properties: dict[str, str]) -> list[Step]:
+        return [
+            Step(f"{prop}={value} {pool.name}", commands=(f"zfs set {prop}={value} {pool.name}",),
+                 check=property_is(pool.name, prop, value), stage=Stage.POOLS)
+            for prop, value in properties.items()
+        ]
+
+    def cross_import_steps(self, topo: Topology, host: Host) -> list[Step]:
+        """Both pools on both controllers, unmounted (-N), and kept running whatever errors they see."""
+        peer_pool = topo.pool_of(topo.peer(host.name).name).name
+        steps = [Step(f"import {peer_pool}", commands=(f"zpool import -N {peer_pool}",),
+                      check=pool_imported(peer_pool), stage=Stage.CROSS_IMPORT)]
+        for name in (topo.pool_of(h.name).name for h in topo.controllers):
+            failmode = topo.pools[name].failmode
+            steps.append(Step(f"failmode {name}", commands=(f"zpool set failmode={failmode} {name}",),
+                              check=property_is(name, "failmode", failmode, command="zpool"),
+                              stage=Stage.CROSS_IMPORT))
+        return steps
+
+    def private_target_step(self, topo: Topology, host: Host, stage: int) -> Step:
+        """Skipped once ctld serves the zvol, so that a second run does not put the private-only file back."""
+        own = zvol_device(topo.pool_of(host.name))
+        return Step("ctl.conf private target", commands=("service ctld restart",),
+                    files={CTL_CONF: private_ctl_conf(topo, host)},
+                    check=ctld_serves(own), verify=ctld_serves(own), stage=stage)
+
+    def arbitrator_login_step(self, topo: Topology, host: Host, stage: int) -> Step:
+        portal = topo.peer(host.name).address("private")
+        iqn = topo.iscsi.private_target
+        return Step(f"login {portal}", commands=(f"iscsictl -A -p {portal} -t {iqn}",),
+                    check=session_exists(iqn, portal),
+                    verify=wait_until(session_connected(iqn, portal, (arbitrator_disk(topo),))), stage=stage)
+
+    def arbitrator_multipath_step(self, topo: Topology, host: Host, stage: int) -> Step:
+        """Active path through the peer (its private LUN), passive path to the locally imported zvol."""
+        peer_pool = topo.pool_of(topo.peer(host.name).name)
+        name = peer_pool.arbitrator
+        create = f"gmultipath create {name} /dev/{arbitrator_disk(topo)} {zvol_device(peer_pool)}"
+        exists = f"gmultipath status {name} >/dev/null 2>&1"
+        return Step(f"multipath {name}", commands=(create,), check=exists, verify=multipath_healthy(name),
+                    stage=stage)
+
+    def public_target_step(self, topo: Topology, host: Host, stage: int) -> Step:
+        back = f"/dev/multipath/{topo.pool_of(topo.peer(host.name).name).arbitrator}"
+        return Step("ctl.conf public target", commands=("killall -HUP ctld",),
+                    files={CTL_CONF: full_ctl_conf(topo, host)},
+                    check=ctld_serves(back), verify=wait_until(ctld_serves(back), 10), stage=stage)
+
+    def client_steps(self, topo: Topology) -> list[Step]:
+        iqn = topo.iscsi.public_target
+        steps = []
+        for host in topo.controllers:
+            portal = host.address("public")
+            disks = (client_disk(topo, host.name, 0), client_disk(topo, host.name, 1))
+            steps.append(Step(f"login {portal}", commands=(f"iscsictl -A -p {portal} -t {iqn}",),
+                              check=session_exists(iqn, portal),
+                              verify=wait_until(session_connected(iqn, portal, disks)), stage=Stage.CLIENT))
+        for multipath in topo.client.multipaths:
+            owner = topo.pools[multipath.pool].owner
+            active = client_disk(topo, owner, 0)
+            passive = client_disk(topo, topo.peer(owner).name, 1)
+            steps.append(Step(f"multipath {multipath.name}",
+                              commands=(f"gmultipath create {multipath.name} /dev/{active} /dev/{passive}",),
+                              check=f"gmultipath status {multipath.name} >/dev/null 2>&1",
+                              verify=multipath_healthy(multipath.name), stage=Stage.CLIENT))
+        stripe = topo.client.stripe
+        device = f"/dev/stripe/{stripe}"
+        members = " ".join(f"/dev/multipath/{m.name}" for m in topo.client.multipaths)
+        mounted = f"mount | grep -q '^{device} on {topo.client.mountpoint} ('"
+        steps += [
+            Step(f"stripe {stripe}", commands=(f"gstripe create {stripe} {members}",),
+                 check=f"gstripe status {stripe} >/dev/null 2>&1", stage=Stage.CLIENT),
+            Step(f"newfs {device}", commands=(f"newfs {device}",),
+                 check=f"fstyp {device} 2>/dev/null | grep -qx ufs", stage=Stage.CLIENT),
+            Step(f"mount {topo.client.mountpoint}",
+                 commands=(f"mkdir -p {topo.client.mountpoint}", f"mount {device} {topo.client.mountpoint}"),
+                 check=mounted, verify=mounted, stage=Stage.CLIENT),
+        ]
+        return steps
+
+    # Recovery.
+
+    def export_step(self, pools: list[str]) -> Step:
+        """Drop whatever the boot imported before it writes to the pools; done when no pool is imported,
+        or when this boot's recovery already imported them again."""
+        none_imported = " && ".join(f"! {pool_imported(p)}" for p in pools)
+        recovered = f'[ -e {IMPORTED_AT} ] && [ "$(cat {IMPORTED_AT})" -ge "$({BOOT_TIME})" ]'
+        return Step("export pools",
+                    commands=(*(f"zpool export {p}" for p in pools), f"date +%s > {EXPORTED_AT}"),
+                    check=f"{{ {recovered}; }} || {{ {none_imported}; }}", stage=RecoveryStage.EXPORT)
+
+    def reboot_step(self) -> Step:
+        """The paper's "calmly reboot once more"; done when the host booted after the export."""
+        booted_since = f'[ ! -e {EXPORTED_AT} ] || [ "$({BOOT_TIME})" -gt "$(cat {EXPORTED_AT})" ]'
+        return Step(REBOOT_STEP, commands=("shutdown -r now",), check=booted_since,
+                    stage=RecoveryStage.REBOOT)
+
+    def import_step(self, pools: list[str]) -> Step:
+        all_imported = " && ".join(pool_imported(p) for p in pools)
+        return Step("import pools",
+                    commands=(*(f"zpool import -N {p}" for p in pools), f"date +%s > {IMPORTED_AT}"),
+                    check=all_imported, verify=all_imported, stage=RecoveryStage.IMPORT)
+
+    def scrub_step(self, pool: str, stage: int) -> Step:
+        """Each controller's own view of each pool is checked; a finished scrub proves nothing about the
+        present, so the check only avoids starting a second scrub while one runs."""
+        running = f"zpool status {pool} | grep -q 'scrub in progress'"
+        return Step(f"scrub {pool}", commands=(f"zpool scrub {pool}",), check=running,
+                    verify=wait_until(f"! {running}"), stage=stage)
+
+    def clear_step(self, pool: str) -> Step:
+        healthy = f"zpool status -x {pool} | grep -q 'is healthy'"
+        return Step(f"clear {pool}", commands=(f"zpool clear {pool}",), check=healthy,
+                    stage=RecoveryStage.CLEAR)
+
+    def ctld_restart_step(self, topo: Topology, host: Host) -> Step:
+        """ctld started at boot before the pools were imported, so its LUNs failed: restart it now."""
+        own = zvol_device(topo.pool_of(host.name))
+        return Step("ctld restart", commands=("service ctld restart",), check=ctld_serves(own),
+                    verify=ctld_serves(own), stage=RecoveryStage.PRIVATE_TARGET)
+
+    def survivor_arbitrator_steps(self, topo: Topology, failed: Host, survivor: Host) -> list[Step]:
+        """The survivor's session to the failed controller returns by itself once ctld is back (iscsid keeps
+        retrying); its arbitrator lost that path and gets it back as the active one."""
+        iqn, portal = topo.iscsi.private_target, failed.address("private")
+        name = topo.pool_of(failed.name).arbitrator
+        return [
+            self.session_back_step(iqn, portal, 1, RecoveryStage.ARBITRATOR),
+            self.path_back_step(name, session_disk(iqn, portal, 0), True, RecoveryStage.ARBITRATOR),
+        ]
+
+    def client_recovery_steps(self, topo: Topology, failed: Host) -> list[Step]:
+        iqn, portal = topo.iscsi.public_target, failed.address("public")
+        steps = [self.session_back_step(iqn, portal, 2, RecoveryStage.CLIENT)]
+        for multipath in topo.client.multipaths:
+            primary = topo.pools[multipath.pool].owner == failed.name
+            disk = session_disk(iqn, portal, 0 if primary else 1)
+            steps.append(self.path_back_step(multipath.name, disk, primary, RecoveryStage.CLIENT))
+        return steps
+
+    def session_back_step(self, iqn: str, portal: str, luns: int, stage: int) -> Step:
+        """Log in again only if the session is gone; a rescan finds LUNs ctld added after the login."""
+        connected = session_connected(iqn, portal, luns=luns)
+        return Step(f"session {portal}",
+                    commands=(f"{session_exists(iqn, portal)} || iscsictl -A -p {portal} -t {iqn}",
+                              "camcontrol rescan all"),
+                    check=connected, verify=wait_until(connected), stage=stage)
+
+    def path_back_step(self, multipath: str, disk: str, primary: bool, stage: int) -> Step:
+        """Put the returned disk back into the multipath: ``add`` when its old path vanished with the
+        disconnection, ``restore`` when it is still listed as failed; ``prefer`` makes it active again."""
+        listed = f"gmultipath list {multipath} | grep -q \"Name: $dev\\$\""
+        command = (f'dev=$({disk}); [ -n "$dev" ] && {{ {listed} || gmultipath add {multipath} "$dev"; }} && '
+                   f'gmultipath restore {multipath} "$dev"')
+        done = f'dev=$({disk}); [ -n "$dev" ] && {listed} && {multipath_healthy(multipath)}'
+        if primary:
+            command += f' && gmultipath prefer {multipath} "$dev"'
+            done += f' && gmultipath getactive {multipath} | grep -qw "$dev"'
+        return Step(f"path back {multipath}", commands=(command,), check=done, verify=done, stage=stage)
