@@ -330,7 +330,8 @@ class FreeBSDStack(Stack):
         read_properties = {k: v for k, v in pool.properties.items() if k != "sync"}
         steps += self.property_steps(pool, write_properties)
         steps.append(Step(f"cache {pool.name} {cache}",
-                          commands=(f"zpool add {pool.name} cache /dev/{cache}",), check=vdev_in(pool.name, "cache", cache), stage=Stage.POOLS))
+                          commands=(f"zpool add {pool.name} cache /dev/{cache}",),
+                          check=vdev_in(pool.name, "cache", cache), stage=Stage.POOLS))
         steps += self.property_steps(pool, read_properties)
         return steps
 
