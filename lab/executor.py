@@ -30,6 +30,12 @@ TIMED_OUT_EXIT_CODE = 124
 UNREACHABLE_EXIT_CODE = 255
 """What the executor records when a runner raised instead of answering (ssh's own code for that)."""
 STDERR_TAIL_CHARS = 300
+REBOOT_STEP = "reboot"
+"""A step by this name restarts its host. Its commands may lose the connection (their results are only
+recorded), then the executor polls the step's ``check`` (e.g. "booted after the export") until it passes."""
+DEFAULT_REBOOT_TIMEOUT_S = 600.0
+REBOOT_POLL_INTERVAL_S = 3.0
+REBOOT_COMMAND_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,7 @@ class FabricRunner:
         try:
             result = self.connection.run(cmd, warn=True, hide=True, timeout=timeout, in_stream=False)
         except CommandTimedOut as timed_out:
+            self.connection.close()
             partial = timed_out.result
             return CommandResult(
                 cmd=cmd,
@@ -72,6 +79,9 @@ class FabricRunner:
                 stderr=f"{partial.stderr}\ntimed out after {timeout:g} s".lstrip(),
                 duration=time.monotonic() - started,
             )
+        except Exception:
+            self.connection.close()  # the next run opens a fresh connection (the host may have rebooted)
+            raise
         return CommandResult(
             cmd=cmd,
             exit_code=result.exited,
@@ -195,17 +205,19 @@ class _HostApplier:
         timeout: float,
         transcript: Transcript | None,
         progress: Progress | None,
+        reboot_timeout: float = DEFAULT_REBOOT_TIMEOUT_S,
     ) -> None:
         self.host = host
         self.runner = runner
         self.timeout = timeout
+        self.reboot_timeout = reboot_timeout
         self.transcript = transcript
         self.progress = progress
 
-    def _run(self, step: Step, phase: str, cmd: str) -> CommandResult:
+    def _run(self, step: Step, phase: str, cmd: str, timeout: float | None = None) -> CommandResult:
         started = time.monotonic()
         try:
-            result = self.runner.run(cmd, self.timeout)
+            result = self.runner.run(cmd, timeout or self.timeout)
         except Exception as error:  # a lost connection fails the step, not the whole stage's threads
             result = CommandResult(
                 cmd, UNREACHABLE_EXIT_CODE, "", f"{type(error).__name__}: {error}", time.monotonic() - started
@@ -246,6 +258,9 @@ class _HostApplier:
             result = self._run(step, "write", write_file_command(path, content))
             if not result.ok:
                 return outcome(Status.FAILED, self._failure(step, f"writing {path}:", result))
+        if step.name == REBOOT_STEP:
+            error = self._reboot(step)
+            return outcome(Status.FAILED, error) if error else outcome(Status.RAN)
         for cmd in step.commands:
             result = self._run(step, "command", cmd)
             if not result.ok:
@@ -255,6 +270,24 @@ class _HostApplier:
             if not result.ok:
                 return outcome(Status.FAILED, self._failure(step, "verify", result))
         return outcome(Status.RAN)
+
+    def _reboot(self, step: Step) -> str:
+        """Runs the reboot commands, then waits for the check to pass; the error message, or ""."""
+        for cmd in step.commands:
+            self._run(step, "command", cmd, REBOOT_COMMAND_TIMEOUT_S)
+        deadline = time.monotonic() + self.reboot_timeout
+        while time.monotonic() < deadline:
+            time.sleep(REBOOT_POLL_INTERVAL_S)
+            if step.check is None or self._run(step, "check", step.check, REBOOT_COMMAND_TIMEOUT_S).ok:
+                if step.verify is not None:
+                    result = self._run(step, "verify", step.verify)
+                    if not result.ok:
+                        return self._failure(step, "verify", result)
+                return ""
+        return (
+            f"{self.host}: step '{step.name}' failed: the host did not pass `{step.check}` "
+            f"within {self.reboot_timeout:g} s of the reboot"
+        )
 
     def apply(self, steps: Iterable[Step]) -> list[StepOutcome]:
         outcomes = []
@@ -271,6 +304,7 @@ def apply_plan(
     transcript: Transcript | Path | TextIO | None = None,
     progress: Progress | None = None,
     timeout: float = DEFAULT_COMMAND_TIMEOUT_S,
+    reboot_timeout: float = DEFAULT_REBOOT_TIMEOUT_S,
 ) -> list[StepOutcome]:
     """Applies ``plan``; every host finishes stage N before any starts N+1. Raises ``StepFailed``.
 
@@ -291,7 +325,8 @@ def apply_plan(
             with ThreadPoolExecutor(max_workers=len(work), thread_name_prefix=f"stage{stage}") as pool:
                 futures = {
                     host: pool.submit(
-                        _HostApplier(host, runners[host], timeout, recorder, progress).apply, steps
+                        _HostApplier(host, runners[host], timeout, recorder, progress, reboot_timeout).apply,
+                        steps,
                     )
                     for host, steps in work.items()
                 }

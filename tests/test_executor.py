@@ -221,5 +221,43 @@ def test_fabric_runner_turns_a_timeout_into_exit_124():
             assert kwargs["warn"] and kwargs["hide"] and kwargs["timeout"] == 5
             raise CommandTimedOut(Result(stdout="partial", stderr="", exited=-1, command=cmd), timeout=5)
 
+        def close(self) -> None:
+            pass
+
     result = FabricRunner(HangingConnection()).run("sleep 100", timeout=5)
     assert result.exit_code == 124 and result.stdout == "partial" and "timed out after 5 s" in result.stderr
+
+
+def test_reboot_step_waits_until_its_check_passes(monkeypatch):
+    import lab.executor as executor
+
+    monkeypatch.setattr(executor, "REBOOT_POLL_INTERVAL_S", 0.01)
+
+    class RebootingHost:
+        def __init__(self) -> None:
+            self.booted = False
+            self.polls = 0
+
+        def run(self, cmd: str, timeout: float) -> CommandResult:
+            if cmd == "shutdown -r now":
+                raise OSError("connection reset by peer")
+            if cmd == "booted since export":
+                self.polls += 1
+                if self.polls < 3:
+                    raise OSError("host is down")
+                return CommandResult(cmd, 0 if self.polls > 3 else 1, "", "", 0.0)
+            raise AssertionError(cmd)
+
+    host = RebootingHost()
+    reboot = Step(name=executor.REBOOT_STEP, commands=("shutdown -r now",), check="booted since export")
+    outcomes = apply_plan({"a": [reboot]}, {"a": host})
+    assert outcomes[0].status is Status.RAN and host.polls == 4  # one before the reboot, three after
+
+
+def test_reboot_step_that_never_comes_back_fails(monkeypatch):
+    import lab.executor as executor
+
+    monkeypatch.setattr(executor, "REBOOT_POLL_INTERVAL_S", 0.01)
+    reboot = Step(name=executor.REBOOT_STEP, commands=("do reboot",), check="test never")
+    with pytest.raises(StepFailed, match="step 'reboot' failed: the host did not pass `test never` within"):
+        apply_plan({"a": [reboot]}, {"a": FakeHost("a", [])}, reboot_timeout=0.1)
