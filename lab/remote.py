@@ -8,6 +8,8 @@ sends no traffic to private or public addresses).
 from __future__ import annotations
 
 import ipaddress
+import logging
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +23,9 @@ from lab.providers.base import SshTarget
 
 CONNECT_TIMEOUT_SECONDS = 10.0
 COMMAND_TIMEOUT_SECONDS = 60.0
+
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+"""Failures surface as RemoteError; paramiko's transport thread would print tracebacks to stderr."""
 
 
 class RemoteError(LabError):
@@ -58,6 +63,26 @@ def check_loopback(target: SshTarget) -> None:
             f"refusing SSH to {target.host}: lab hosts are reached only on 127.0.0.1 forwarded ports; "
             "use the provider's ssh_target()"
         )
+
+
+def ssh_banner(target: SshTarget, timeout: float = 3.0) -> str | None:
+    """The sshd's version line, or None: a cheap "is sshd up yet" without an SSH handshake.
+
+    QEMU's user network accepts the TCP connection itself, so only the banner shows the guest answers.
+    """
+    check_loopback(target)
+    try:
+        with socket.create_connection((target.host, target.port), timeout=timeout) as sock:
+            data = b""
+            while b"\n" not in data and len(data) < 256:
+                chunk = sock.recv(256)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:
+        return None
+    line = data.split(b"\n", 1)[0].decode(errors="replace").strip()
+    return line if line.startswith("SSH-") else None
 
 
 def connect(target: SshTarget, timeout: float = CONNECT_TIMEOUT_SECONDS) -> Connection:

@@ -731,6 +731,8 @@ class QemuProvider(Provider):
                     raise LabError(f"{host}'s qemu exited while booting; see its console log {paths.console_log}")
                 try:
                     target = self.ssh_target(host)
+                    if remote.ssh_banner(target, timeout=min(5.0, max(0.5, deadline - time.monotonic()))) is None:
+                        raise LabError("no SSH banner yet")
                     conn = remote.connect(target, timeout=max(1.0, min(10.0, deadline - time.monotonic())))
                     try:
                         record = remote.run(conn, "true", timeout=15, host=host)
