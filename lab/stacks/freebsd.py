@@ -152,7 +152,8 @@ def ctld_serves(path: str) -> str:
 
 
 def rc_conf(topo: Topology, host: Host) -> str:
-    """The paper's rc.conf for one host, with em0/em1 moved to em1/em2 and ctrl-b's missing quote fixed."""
+    """The paper's rc.conf for one host: em0/em1 moved to em1/em2, the second controller's missing quote
+    fixed, its comments worded as on the first."""
     lines = [f'hostname="{host.name}"', ""]
     for index, (network, address) in enumerate(host.addresses.items()):
         netmask = topo.networks[network].cidr.netmask
