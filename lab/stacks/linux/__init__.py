@@ -1,0 +1,542 @@
+"""The paper's BeaST from Linux parts on Debian bookworm: OpenZFS, LIO (targetcli), open-iscsi,
+device-mapper multipath tables built with dmsetup, and an mdadm RAID 0 stripe.
+
+Same stages as the FreeBSD stack (the paper's "now on both controllers" barriers). What stands in for what:
+
+==========================================  ==============================================================
+FreeBSD (the paper)                         Linux (here)
+==========================================  ==============================================================
+ada1..ada4, da0..da3                        /dev/disk/by-id/beast-<disk>: a udev rule the plan writes makes
+                                            the link from ID_SERIAL_SHORT, so no bus or model string is
+                                            hard-coded and sdX names never appear
+zpool import -N <peer pool>                 the same, refused by OpenZFS ("previously in use from another
+                                            system"): the refusal is kept in /var/lib/beast, then -f, after
+                                            ``blockdev --rereadpt`` (the peer partitioned the disks after
+                                            this host read their tables) and with ``-d /dev/disk/by-id``
+ctld + /etc/ctl.conf                        LIO via targetcli, portal on one address only (the default
+                                            0.0.0.0 portal deleted), an ACL for the one initiator allowed,
+                                            ``saveconfig``
+iscsictl -A                                 iscsiadm discovery + login, node.startup=manual
+kern.iscsi.fail_on_disconnection=1          per-node node.session.timeo.replacement_timeout=5 and
+                                            noop-out interval/timeout 2/2 (see ``ISCSI_FAST_FAIL``)
+gmultipath create NAME active passive       dmsetup table: two path groups of one path each, no
+                                            queue_if_no_path; bio mode on the controllers (a zvol is
+                                            bio-based), request mode on the client (iSCSI disks only)
+gstripe create + newfs + mount              mdadm --create --level=0 + mkfs.ext4 + mount
+==========================================  ==============================================================
+
+Choices made here:
+
+- multipath-tools cannot group an iSCSI disk with a zvol (a zd device has no WWID), so both the
+  arbitrator and the client build their maps with dmsetup from /dev/disk/by-path names. The client
+  therefore does not rely on WWIDs; still, each pool's volume gets one LIO unit serial (``volume_wwn``)
+  on both controllers, so "ctrl-a lun 0" and "ctrl-b lun 1" also look like one volume to SCSI tools.
+- Small shell helpers (``scripts/``) are files of the plan, written to /usr/local/sbin in the base stage:
+  waiting for udev links, building and checking a multipath map, reading LIO and iSCSI state. Checks read
+  configfs rather than ``targetcli ls`` because every targetcli start costs 1-3 s under TCG.
+- The owner sets failmode=continue on its own pool before the cross import, so the peer imports the
+  property with the pool and its own ``zpool set`` is skipped: the peer never writes to the pool for it.
+- Recovery is one plan, like the FreeBSD stack's: a step named ``reboot`` (lab.executor.REBOOT_STEP) whose
+  command drops the connection; the executor waits for the step's check ("booted after the export").
+  Before the export the failed controller lets go of its zvols: LIO configuration cleared, its arbitrator
+  map removed and its sessions logged out (an open zvol makes ``zpool export`` fail with "pool is busy").
+"""
+
+from __future__ import annotations
+
+import shlex
+import uuid
+from enum import IntEnum
+from pathlib import Path
+
+from lab.errors import LabError
+from lab.parsers.multipath import parse_dmsetup_status
+from lab.plan import Plan, Step
+from lab.stacks.base import Stack
+from lab.topology import Host, Pool, Topology
+
+SCRIPTS = Path(__file__).resolve().parent / "scripts"
+HELPER_DIR = "/usr/local/sbin"
+HELPERS = ("beast-wait-block", "beast-dm-multipath", "beast-dm-multipath-ok", "beast-lio-target-ok",
+           "beast-iscsi-ok")
+STATE_DIR = "/var/lib/beast"
+EXPORTED_AT = f"{STATE_DIR}/recovery-exported"
+"""When recovery exported the pools (epoch seconds): the reboot is done once the host booted later."""
+IMPORTED_AT = f"{STATE_DIR}/recovery-imported"
+"""When recovery imported the pools again: a later export in the same boot would undo the recovery."""
+BOOT_TIME = "awk '$1 == \"btime\" {print $2}' /proc/stat"
+
+DISK_LINKS_RULE_PATH = "/etc/udev/rules.d/61-beast-disks.rules"
+DISK_LINKS_RULE = """\
+# BeaST Lab: /dev/disk/by-id/beast-<disk> for the shared disks, whatever bus or model presents them.
+ACTION!="remove", SUBSYSTEM=="block", ENV{DEVTYPE}=="disk", ENV{ID_SERIAL_SHORT}=="beast-*", \
+SYMLINK+="disk/by-id/$env{ID_SERIAL_SHORT}"
+ACTION!="remove", SUBSYSTEM=="block", ENV{DEVTYPE}=="partition", ENV{ID_SERIAL_SHORT}=="beast-*", \
+SYMLINK+="disk/by-id/$env{ID_SERIAL_SHORT}-part%n"
+"""
+"""After 60-persistent-storage.rules, which sets ID_SERIAL_SHORT (and gives it to partitions). ZFS needs
+the partition links too: it labels a whole disk and then waits for ``<disk>-part1`` to appear."""
+
+INITIATOR_PREFIX = "iqn.2016-01.local.sss"
+ISCSI_PORT = 3260
+ISCSI_FAST_FAIL = {
+    "node.startup": "manual",
+    "node.session.timeo.replacement_timeout": "5",
+    "node.conn[0].timeo.noop_out_interval": "2",
+    "node.conn[0].timeo.noop_out_timeout": "2",
+}
+"""The analogue of kern.iscsi.fail_on_disconnection=1. FreeBSD drops the disk at once when the connection
+goes; open-iscsi instead keeps the disk and queues I/O while it reconnects, for replacement_timeout
+(default 120 s) before failing it up to dm-multipath. 5 s makes that failover prompt; noop-outs every 2 s
+that time out after 2 s notice a dead peer that sends no RST (a powered-off VM) within ~4 s instead of
+~10 s. node.startup=manual: after a reboot nothing logs in by itself, recovery logs in explicitly."""
+
+ARBITRATOR_QUEUE_MODE = "bio"
+CLIENT_QUEUE_MODE = "request"
+FILESYSTEM = "ext4"
+WAIT_S = 60
+VOLUME_WWN_NAMESPACE = uuid.UUID("6d0b5a3e-2f4c-4b8e-9a35-6265615354ab")
+
+
+class Stage(IntEnum):
+    """The paper's "now on both controllers" barriers while building the BeaST (as the FreeBSD stack)."""
+
+    BASE = 0
+    POOLS = 1
+    CROSS_IMPORT = 2
+    PRIVATE_TARGET = 3
+    ARBITRATOR = 4
+    PUBLIC_TARGET = 5
+    CLIENT = 6
+
+
+class RecoveryStage(IntEnum):
+    """The paper's recovery procedure: one host after the other, as the prose orders it."""
+
+    EXPORT = 0
+    REBOOT = 1
+    IMPORT = 2
+    SCRUB_ON_FAILED = 3
+    SCRUB_ON_SURVIVOR = 4
+    CLEAR = 5
+    PRIVATE_TARGET = 6
+    ARBITRATOR = 7
+    PUBLIC_TARGET = 8
+    CLIENT = 9
+
+
+def disk_path(topo: Topology, disk: str) -> str:
+    return f"/dev/disk/by-id/{topo.disks[disk].serial}"
+
+
+def zvol_device(pool: Pool) -> str:
+    return f"/dev/zvol/{pool.zvol_path}"
+
+
+def initiator_name(host: str) -> str:
+    return f"{INITIATOR_PREFIX}:{host}"
+
+
+def portal(address: str) -> str:
+    return f"{address}:{ISCSI_PORT}"
+
+
+def lun_path(address: str, iqn: str, lun: int) -> str:
+    """udev's stable name of one LUN of one session (the sdX behind it changes on every login)."""
+    return f"/dev/disk/by-path/ip-{portal(address)}-iscsi-{iqn}-lun-{lun}"
+
+
+def backstore_name(pool: Pool) -> str:
+    return f"{pool.name}-{pool.zvol.name}"
+
+
+def volume_wwn(pool: Pool) -> str:
+    """One LIO unit serial per pool volume, the same on the owner's lun 0 and the peer's lun 1."""
+    return str(uuid.uuid5(VOLUME_WWN_NAMESPACE, pool.zvol_path))
+
+
+def pool_imported(pool: str) -> str:
+    return f"zpool list -H -o name {pool} >/dev/null 2>&1"
+
+
+def pool_online(pool: str) -> str:
+    return f'[ "$(zpool list -H -o health {pool})" = ONLINE ]'
+
+
+def property_is(target: str, prop: str, value: str, command: str = "zfs") -> str:
+    return f"{command} get -H -o value {prop} {target} | grep -qx {shlex.quote(value)}"
+
+
+def vdev_in(pool: str, section: str, device: str) -> str:
+    """``device`` is listed under ``section`` (logs, cache) in the pool's status."""
+    return (f"zpool status {pool} | awk '$1 == \"{section}\" {{s = 1; next}} "
+            f"$1 ~ /^(logs|cache|spares)$/ {{s = 0}} s && $1 == \"{device}\" {{ok = 1}} END {{exit !ok}}'")
+
+
+def wait_until(condition: str, seconds: int = WAIT_S) -> str:
+    """Shell that polls ``condition`` once a second and exits with its last result."""
+    return (f"i=0; until {condition}; do [ $i -ge {seconds} ] && break; i=$((i + 1)); sleep 1; done; "
+            f"{condition}")
+
+
+def helper_files() -> dict[str, str]:
+    return {f"{HELPER_DIR}/{name}": (SCRIPTS / name).read_text() for name in HELPERS}
+
+
+class LinuxStack(Stack):
+    """The paper's architecture with Linux parts; see the module docstring for the correspondences."""
+
+    name = "linux"
+
+    def provision(self, topo: Topology) -> Plan:
+        plan: Plan = {}
+        for host in topo.controllers:
+            plan[host.name] = [
+                *self.base_steps(topo, host),
+                *self.pool_steps(topo, host),
+                *self.cross_import_steps(topo, host),
+                self.private_target_step(topo, host, Stage.PRIVATE_TARGET),
+                *self.arbitrator_steps(topo, host, Stage.ARBITRATOR),
+                self.public_target_step(topo, host, Stage.PUBLIC_TARGET),
+            ]
+        plan[topo.client.host] = [
+            *self.base_steps(topo, topo.client_host),
+            *self.client_steps(topo, Stage.CLIENT),
+        ]
+        return plan
+
+    def recovery(self, topo: Topology, failed: str) -> Plan:
+        """The paper's prose after the failed controller was booted again: export, reboot, import, scrub on
+        both, clear, then the arbitrator, the public target and the client's paths once more. The steps
+        that rebuild are provisioning's own: their checks skip what survived (the survivor's target, the
+        client's stripe) and redo what did not (sessions, paths that failed, the primary path)."""
+        names = [h.name for h in topo.controllers]
+        if failed not in names:
+            raise LabError(f"'{failed}' is not a controller; recover one of {', '.join(names)}")
+        host = topo.hosts[failed]
+        survivor = topo.peer(failed)
+        pools = [topo.pool_of(name) for name in names]
+        plan: Plan = {failed: [], survivor.name: [], topo.client.host: []}
+        plan[failed] += [
+            self.release_step(topo, host),
+            self.reboot_step(),
+            *[self.import_step(topo, pool, RecoveryStage.IMPORT, expect_refusal=False) for pool in pools],
+            *[self.scrub_step(pool.name, RecoveryStage.SCRUB_ON_FAILED) for pool in pools],
+        ]
+        plan[survivor.name] += [self.scrub_step(pool.name, RecoveryStage.SCRUB_ON_SURVIVOR) for pool in pools]
+        for name in (failed, survivor.name):
+            plan[name] += [self.clear_step(pool.name) for pool in pools]
+        plan[failed] += [
+            self.private_target_step(topo, host, RecoveryStage.PRIVATE_TARGET),
+            *self.arbitrator_steps(topo, host, RecoveryStage.ARBITRATOR),
+            self.public_target_step(topo, host, RecoveryStage.PUBLIC_TARGET),
+        ]
+        plan[survivor.name] += self.arbitrator_steps(topo, survivor, RecoveryStage.ARBITRATOR)
+        plan[topo.client.host] += self.client_steps(topo, RecoveryStage.CLIENT)
+        return plan
+
+    # Queries a scenario runs on a host.
+
+    def pool_status_command(self, pool: str | None = None) -> str:
+        return f"zpool status -v {pool}" if pool else "zpool status -v"
+
+    def pool_iostat_command(self, interval_s: int = 5) -> str:
+        return f"zpool iostat -v {interval_s}"
+
+    def scrub_command(self, pool: str) -> str:
+        return f"zpool scrub {pool}"
+
+    def multipath_status_command(self, name: str | None = None) -> str:
+        """``dmsetup status`` of one map, or of every multipath map ("NAME: ..." lines)."""
+        return f"dmsetup status {name}" if name else "dmsetup status --target multipath"
+
+    def multipath_table_command(self, name: str | None = None) -> str:
+        return f"dmsetup table {name}" if name else "dmsetup table --target multipath"
+
+    def sessions_command(self) -> str:
+        return "iscsiadm -m session"
+
+    def mount_status_command(self, mountpoint: str) -> str:
+        return f"df -h {mountpoint}"
+
+    def md5_command(self, path: str) -> str:
+        return f"md5sum {shlex.quote(path)} | cut -d' ' -f1"
+
+    def client_paths_command(self, topo: Topology) -> str:
+        """Each client map's status, then the kernel names of the devices it lists (maj:min name)."""
+        names = " ".join(m.name for m in topo.client.multipaths)
+        return (f"for map in {names}; do printf '%s: ' \"$map\"; dmsetup status \"$map\"; done; "
+                "echo '--'; lsblk -rndo MAJ:MIN,NAME")
+
+    def parse_client_paths(self, topo: Topology, text: str) -> dict[str, dict[str, str]]:
+        """Paths by kernel name (sdb): "active" in the group in use, "standby" in the other, or "failed"."""
+        status_text, _, devices_text = text.partition("\n--\n")
+        names = dict(line.split(maxsplit=1) for line in devices_text.splitlines() if len(line.split()) == 2)
+        paths: dict[str, dict[str, str]] = {}
+        for status in parse_dmsetup_status(status_text):
+            states = {}
+            for number, group in enumerate(status.groups, 1):
+                for path in group.paths:
+                    if not path.active:
+                        state = "failed"
+                    else:
+                        state = "active" if number == status.next_group else "standby"
+                    states[names.get(path.dev, path.dev)] = state
+            paths[status.name or ""] = states
+        return paths
+
+    def remount_commands(self, topo: Topology) -> list[str]:
+        mountpoint = topo.client.mountpoint
+        return [f"umount {mountpoint}", f"mount {self.stripe_device(topo)} {mountpoint}"]
+
+    def probe_command(self, topo: Topology, log_path: str, interval_s: float) -> str:
+        probe = f"{topo.client.mountpoint}/.beast-probe"
+        write_read = (f"dd if=/dev/urandom of={probe} bs=4096 count=1 oflag=direct,sync 2>/dev/null && "
+                      f"dd if={probe} of=/dev/null bs=4096 iflag=direct 2>/dev/null")
+        return (f"while :; do s=$(date +%s.%N); if {write_read}; then r=ok; else r=fail; fi; "
+                f'echo "$s $(date +%s.%N) $r" >> {log_path}; sleep {interval_s:g}; done')
+
+    # Provisioning.
+
+    def base_steps(self, topo: Topology, host: Host) -> list[Step]:
+        helpers = helper_files()
+        steps = [
+            Step("helper scripts", files=helpers, commands=(f"chmod 755 {' '.join(helpers)}",),
+                 check=" && ".join(f"[ -x {path} ]" for path in helpers)),
+            Step("iscsi initiator name",
+                 files={"/etc/iscsi/initiatorname.iscsi": f"InitiatorName={initiator_name(host.name)}\n"},
+                 commands=("systemctl try-restart iscsid.service",),
+                 check="systemctl is-enabled --quiet iscsid.socket"),
+            Step("multipath modules", commands=("modprobe -a dm_multipath dm_round_robin",),
+                 check="[ -d /sys/module/dm_multipath ] && [ -d /sys/module/dm_round_robin ]"),
+        ]
+        if host in topo.controllers:
+            nonzero = '[ -s /etc/hostid ] && [ "$(hostid)" != 00000000 ]'
+            links = " && ".join(f"[ -b {disk_path(topo, d)} ]" for d in topo.disks)
+            steps += [
+                Step("hostid", check=nonzero,
+                     commands=('echo "hostid is $(hostid): the image sets one per VM at boot" >&2; exit 1',)),
+                Step("disk names", files={DISK_LINKS_RULE_PATH: DISK_LINKS_RULE},
+                     commands=("udevadm control --reload",
+                               "udevadm trigger --subsystem-match=block --action=change",
+                               "udevadm settle"),
+                     check=links, verify=wait_until(links, 30)),
+            ]
+        return steps
+
+    def pool_steps(self, topo: Topology, host: Host) -> list[Step]:
+        """The paper's pool, volume, write and read caches, on the pool's owner."""
+        pool = topo.pool_of(host.name)
+        data = " ".join(disk_path(topo, d) for d in pool.data)
+        log, cache = topo.disks[pool.log].serial, topo.disks[pool.cache].serial
+        stage = Stage.POOLS
+        steps = [
+            Step(f"create {pool.name}", commands=(f"zpool create -f -m none {pool.name} {data}",),
+                 check=pool_imported(pool.name), verify=pool_online(pool.name), stage=stage),
+            Step(f"volume {pool.zvol_path}",
+                 commands=(f"zfs create -V {pool.zvol.size} {pool.zvol_path}",
+                           f"beast-wait-block {zvol_device(pool)}"),
+                 check=f"zfs list -H -o name {pool.zvol_path} >/dev/null 2>&1",
+                 verify=f"beast-wait-block {zvol_device(pool)}", stage=stage),
+            Step(f"log {pool.name}", commands=(f"zpool add -f {pool.name} log {disk_path(topo, pool.log)}",),
+                 check=vdev_in(pool.name, "logs", log), stage=stage),
+            Step(f"cache {pool.name}",
+                 commands=(f"zpool add -f {pool.name} cache {disk_path(topo, pool.cache)}",),
+                 check=vdev_in(pool.name, "cache", cache), stage=stage),
+        ]
+        steps += [
+            Step(f"{prop}={value} {pool.name}", commands=(f"zfs set {prop}={value} {pool.name}",),
+                 check=property_is(pool.name, prop, value), stage=stage)
+            for prop, value in pool.properties.items()
+        ]
+        steps.append(self.failmode_step(pool, stage))
+        return steps
+
+    def failmode_step(self, pool: Pool, stage: int) -> Step:
+        return Step(f"failmode={pool.failmode} {pool.name}",
+                    commands=(f"zpool set failmode={pool.failmode} {pool.name}",),
+                    check=property_is(pool.name, "failmode", pool.failmode, "zpool"), stage=stage)
+
+    def cross_import_steps(self, topo: Topology, host: Host) -> list[Step]:
+        """The paper's "import pools from opposite controllers", then failmode on both pools."""
+        peer_pool = topo.pool_of(topo.peer(host.name).name)
+        own_pool = topo.pool_of(host.name)
+        return [
+            self.import_step(topo, peer_pool, Stage.CROSS_IMPORT, expect_refusal=True),
+            self.failmode_step(own_pool, Stage.CROSS_IMPORT),
+            self.failmode_step(peer_pool, Stage.CROSS_IMPORT),
+        ]
+
+    def import_step(self, topo: Topology, pool: Pool, stage: int, expect_refusal: bool) -> Step:
+        """``zpool import -N`` as the paper, kept when refused, then with -f.
+
+        With ``expect_refusal`` (provisioning: the owner has the pool imported) a missing refusal fails the
+        step: both controllers would then share a hostid and OpenZFS's ownership checks would mean nothing.
+        """
+        refusal = f"{STATE_DIR}/import-refusal-{pool.name}.txt"
+        disks = " ".join(disk_path(topo, d) for d in pool.disks)
+        imports = (f"if zpool import -N -d /dev/disk/by-id {pool.name} > {refusal} 2>&1; "
+                   f"then echo 'imported without -f' >> {refusal}; "
+                   f"else cat {refusal}; zpool import -f -N -d /dev/disk/by-id {pool.name}; fi")
+        verify = pool_online(pool.name)
+        if expect_refusal:
+            verify += f" && grep -q 'import -f' {refusal}"
+        return Step(f"import {pool.name}",
+                    commands=(f"blockdev --rereadpt {disks}", "udevadm settle", f"mkdir -p {STATE_DIR}",
+                              imports, f"date +%s > {IMPORTED_AT}"),
+                    check=pool_imported(pool.name), verify=verify, stage=stage)
+
+    def lio_target_step(self, name: str, iqn: str, address: str, initiator: str,
+                        luns: list[tuple[str, str, str]], stage: int) -> Step:
+        """One LIO target from scratch (a half-made one is deleted first); luns: (backstore, device, wwn)."""
+        tpg = f"/iscsi/{iqn}/tpg1"
+        configfs = f"/sys/kernel/config/target/iscsi/{iqn}"
+        commands = [f"[ ! -d {configfs} ] || targetcli /iscsi delete {iqn}"]
+        for backstore, device, wwn in luns:
+            commands += [
+                f"beast-wait-block {device}",
+                f"ls -d /sys/kernel/config/target/core/iblock_*/{backstore} >/dev/null 2>&1 || "
+                f"targetcli /backstores/block create name={backstore} dev={device} wwn={wwn}",
+            ]
+        commands += [
+            f"targetcli /iscsi create {iqn}",
+            f"[ ! -d {configfs}/tpgt_1/np/0.0.0.0:{ISCSI_PORT} ] || "
+            f"targetcli {tpg}/portals delete 0.0.0.0 {ISCSI_PORT}",
+            f"targetcli {tpg}/portals create {address} {ISCSI_PORT}",
+            *(f"targetcli {tpg}/luns create /backstores/block/{backstore}" for backstore, _, _ in luns),
+            f"targetcli {tpg}/acls create {initiator}",
+            "targetcli saveconfig",
+        ]
+        done = f"beast-lio-target-ok {iqn} {address} {initiator} {' '.join(b for b, _, _ in luns)}"
+        return Step(name, commands=tuple(commands), check=done, verify=done, stage=stage)
+
+    def private_target_step(self, topo: Topology, host: Host, stage: int) -> Step:
+        """The arbitrator's target: this controller's zvol, for the peer only, on the private network."""
+        pool = topo.pool_of(host.name)
+        return self.lio_target_step(
+            "private target", topo.iscsi.private_target, host.address("private"),
+            initiator_name(topo.peer(host.name).name),
+            [(backstore_name(pool), zvol_device(pool), volume_wwn(pool))], stage)
+
+    def public_target_step(self, topo: Topology, host: Host, stage: int) -> Step:
+        """lun 0: this controller's zvol; lun 1: the arbitrator map of the peer's volume."""
+        pool = topo.pool_of(host.name)
+        peer_pool = topo.pool_of(topo.peer(host.name).name)
+        return self.lio_target_step(
+            "public target", topo.iscsi.public_target, host.address("public"),
+            initiator_name(topo.client.host),
+            [(backstore_name(pool), zvol_device(pool), volume_wwn(pool)),
+             (peer_pool.arbitrator, f"/dev/mapper/{peer_pool.arbitrator}", volume_wwn(peer_pool))], stage)
+
+    def login_step(self, address: str, iqn: str, luns: int, stage: int) -> Step:
+        """Discovery, the fast-fail settings, then a fresh login (a listed but broken session is dropped)."""
+        where = f"-T {iqn} -p {portal(address)}"
+        session_listed = f"iscsiadm -m session 2>/dev/null | grep -q ' {portal(address)},[0-9]* {iqn} '"
+        done = f"beast-iscsi-ok {address} {iqn} {luns}"
+        return Step(
+            f"login {iqn} {address}",
+            commands=(
+                f"iscsiadm -m discovery -t sendtargets -p {portal(address)} >/dev/null",
+                *(f"iscsiadm -m node {where} -o update -n {key} -v {value}"
+                  for key, value in ISCSI_FAST_FAIL.items()),
+                f"if {session_listed}; then iscsiadm -m node {where} --logout; fi",
+                f"iscsiadm -m node {where} --login",
+                *(f"beast-wait-block {lun_path(address, iqn, lun)}" for lun in range(luns)),
+            ),
+            check=done, verify=wait_until(done, 30), stage=stage)
+
+    def multipath_step(self, name: str, mode: str, active: str, passive: str, stage: int) -> Step:
+        done = f"beast-dm-multipath-ok {name} {active} {passive}"
+        return Step(f"multipath {name}", commands=(f"beast-dm-multipath {name} {mode} {active} {passive}",),
+                    check=done, verify=done, stage=stage)
+
+    def arbitrator_steps(self, topo: Topology, host: Host, stage: int) -> list[Step]:
+        """Log in to the peer's private target; its LUN is the active path of the peer volume's map, the
+        cross-imported zvol of the same volume the passive one."""
+        peer = topo.peer(host.name)
+        peer_pool = topo.pool_of(peer.name)
+        iqn, address = topo.iscsi.private_target, peer.address("private")
+        return [
+            self.login_step(address, iqn, 1, stage),
+            self.multipath_step(peer_pool.arbitrator, ARBITRATOR_QUEUE_MODE, lun_path(address, iqn, 0),
+                                zvol_device(peer_pool), stage),
+        ]
+
+    def stripe_device(self, topo: Topology) -> str:
+        return f"/dev/md/{topo.client.stripe}"
+
+    def client_steps(self, topo: Topology, stage: int) -> list[Step]:
+        iqn = topo.iscsi.public_target
+        steps = [self.login_step(host.address("public"), iqn, 2, stage) for host in topo.controllers]
+        members = []
+        for multipath in topo.client.multipaths:
+            owner = topo.hosts[topo.pools[multipath.pool].owner]
+            peer = topo.peer(owner.name)
+            steps.append(self.multipath_step(multipath.name, CLIENT_QUEUE_MODE,
+                                             lun_path(owner.address("public"), iqn, 0),
+                                             lun_path(peer.address("public"), iqn, 1), stage))
+            members.append(f"/dev/mapper/{multipath.name}")
+        stripe, mountpoint = self.stripe_device(topo), topo.client.mountpoint
+        first, all_members = members[0], " ".join(members)
+        assembled = f"mdadm --detail --test {stripe} >/dev/null 2>&1"
+        has_fs = f"blkid -p -s TYPE -o value {stripe} | grep -qx {FILESYSTEM}"
+        writable = (f"mountpoint -q {mountpoint} && echo beast > {mountpoint}/.beast-write-test && "
+                    f"rm {mountpoint}/.beast-write-test")
+        steps += [
+            Step(f"stripe {topo.client.stripe}",
+                 commands=(f"if mdadm --examine {first} >/dev/null 2>&1; "
+                           f"then mdadm --assemble {stripe} {all_members}; "
+                           f"else mdadm --create {stripe} --run --metadata=1.2 --level=0 "
+                           f"--raid-devices={len(members)} --homehost={topo.client.host} "
+                           f"--name={topo.client.stripe} {all_members}; fi",
+                           "udevadm settle"),
+                 check=assembled, verify=assembled, stage=stage),
+            Step(f"filesystem {topo.client.stripe}",
+                 commands=(f"mkfs.{FILESYSTEM} -q -L {topo.client.stripe} "
+                           f"-E lazy_itable_init=0,lazy_journal_init=0 {stripe}",),
+                 check=has_fs, verify=has_fs, stage=stage),
+            Step(f"mount {mountpoint}", commands=(f"mkdir -p {mountpoint}", f"mount {stripe} {mountpoint}"),
+                 check=f"mountpoint -q {mountpoint}", verify=writable, stage=stage),
+        ]
+        return steps
+
+    # Recovery.
+
+    def release_step(self, topo: Topology, host: Host) -> Step:
+        """The paper's export right after boot. First let go of every zvol (LIO, the arbitrator map, the
+        sessions behind it). Done when no pool is imported, or when this boot's recovery imported them."""
+        pools = [topo.pool_of(h.name).name for h in topo.controllers]
+        arbitrator = topo.pool_of(topo.peer(host.name).name).arbitrator
+        none_imported = " && ".join(f"! {pool_imported(p)}" for p in pools)
+        recovered = f'[ -e {IMPORTED_AT} ] && [ "$(cat {IMPORTED_AT})" -ge "$({BOOT_TIME})" ]'
+        exports = [f"! {pool_imported(p)} || zpool export {p}" for p in pools]
+        return Step(
+            "export pools",
+            commands=(
+                "targetcli clearconfig confirm=True",
+                f"! dmsetup info {arbitrator} >/dev/null 2>&1 || dmsetup remove --retry {arbitrator}",
+                "! iscsiadm -m session >/dev/null 2>&1 || iscsiadm -m node --logoutall=all",
+                "udevadm settle",
+                *exports,
+                f"mkdir -p {STATE_DIR}",
+                f"date +%s > {EXPORTED_AT}",
+            ),
+            check=f"{{ {recovered}; }} || {{ {none_imported}; }}", stage=RecoveryStage.EXPORT)
+
+    def reboot_step(self) -> Step:
+        """The paper's "calmly reboot once more"; done when the host booted after the export."""
+        booted_since = f'[ ! -e {EXPORTED_AT} ] || [ "$({BOOT_TIME})" -gt "$(cat {EXPORTED_AT})" ]'
+        return Step("reboot", commands=("systemctl --no-block reboot",), check=booted_since,
+                    stage=RecoveryStage.REBOOT)
+
+    def scrub_step(self, pool: str, stage: int) -> Step:
+        """Each controller's own view of each pool is checked; a finished scrub proves nothing about the
+        present, so the check only avoids starting a second scrub while one runs."""
+        running = f"zpool status {pool} | grep -q 'scrub in progress'"
+        return Step(f"scrub {pool}", commands=(f"zpool scrub {pool}", f"zpool wait -t scrub {pool}"),
+                    check=running, verify=f"! {running}", stage=stage)
+
+    def clear_step(self, pool: str) -> Step:
+        healthy = f"zpool status -x {pool} | grep -q 'is healthy'"
+        return Step(f"clear {pool}", commands=(f"zpool clear {pool}",), check=healthy,
+                    stage=RecoveryStage.CLEAR)
