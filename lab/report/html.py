@@ -1,0 +1,252 @@
+"""report.html: one self-contained page per run, readable offline from a CI artifact."""
+
+from __future__ import annotations
+
+import base64
+import json
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from lab.report.plot import probe_png
+from lab.report.run import NOT_RECORDED, PoolFile, RunView, load_run, utc_text
+
+REPORT_NAME = "report.html"
+PLOT_NAME = "throughput.png"
+
+STYLE = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; padding: 0 1em; }
+h1 { font-size: 1.5em; margin-bottom: .2em; } h2 { font-size: 1.2em; margin-top: 1.8em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; width: 100%; margin: .5em 0; }
+th, td { border: 1px solid #ddd; padding: .3em .5em; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.ok { color: #1e7b1e; font-weight: 600; } .warn { color: #a06000; font-weight: 600; }
+.bad { color: #b00020; font-weight: 700; } .missing { color: #888; font-style: italic; }
+code, pre { font: 12px/1.35 ui-monospace, monospace; } pre { background: #f7f7f7; padding: .6em; overflow-x: auto; }
+.banner { padding: .6em 1em; border-radius: 4px; margin: 1em 0; }
+.banner.bad { background: #fdecee; } .banner.ok { background: #eaf6ea; } .banner.warn { background: #fff6e0; }
+img { max-width: 100%; border: 1px solid #ddd; } .note { color: #555; font-size: .9em; }
+"""
+
+FACT_LABELS = {
+    "source_md5": "md5 of the source",
+    "md5_after_copy": "md5 of the copy right after the copy",
+    "md5_from_disk": "md5 of the copy read back from disk",
+    "md5_final": "md5 of the copy after recovery",
+    "copy_seconds": "copy time (s)",
+    "copy_exit_code": "cp exit code",
+    "copy_running_at_fault": "copy still running when ctrl-a was killed",
+    "failover_stall_s": "failover stall: longest gap between successful probes (s)",
+    "probe_samples": "probe samples",
+    "probe_failures": "failed probes",
+    "fault_at": "fault at (host clock)",
+    "copy_started": "copy started (host clock)",
+}
+MD5_FACTS = ("md5_after_copy", "md5_from_disk", "md5_final")
+TIME_FACTS = ("fault_at", "copy_started")
+
+
+def _missing(text: str = NOT_RECORDED) -> str:
+    return f'<span class="missing">{escape(text)}</span>'
+
+
+def _attr(value: Any) -> str:
+    return escape(json.dumps(value) if isinstance(value, bool) else str(value), quote=True)
+
+
+def _header(run: RunView) -> str:
+    rows = [
+        ("scenario", escape(run.scenario)),
+        ("stack", escape(run.stack) if run.stack != NOT_RECORDED else _missing()),
+        ("provider", escape(run.provider) if run.provider != NOT_RECORDED else _missing()),
+        ("started", escape(utc_text(run.started)) if run.started else _missing()),
+        ("ended", escape(utc_text(run.ended)) if run.ended else _missing("not recorded: the run was interrupted")),
+        ("duration", f"{run.duration:.1f} s" if run.duration is not None else _missing()),
+        ("run folder", f"<code>{escape(run.folder.name)}</code>"),
+    ]
+    body = "".join(f'<tr data-field="{name}"><th>{name}</th><td>{value}</td></tr>' for name, value in rows)
+    return f'<table id="header">{body}</table>'
+
+
+def _banner(run: RunView) -> str:
+    if run.interrupted or run.results is None:
+        why = run.results_problem or "no run-end event"
+        return (f'<div class="banner warn" id="verdict" data-verdict="interrupted">The run did not finish: '
+                f"{escape(why)}. What it recorded before it stopped is below.</div>")
+    if run.unexpected or run.failed_steps:
+        parts = []
+        if run.unexpected:
+            parts.append("unexpected verdicts: " + ", ".join(run.unexpected))
+        if run.failed_steps:
+            parts.append("failed steps: " + ", ".join(run.failed_steps))
+        return f'<div class="banner bad" id="verdict" data-verdict="failed">{escape("; ".join(parts))}</div>'
+    return ('<div class="banner ok" id="verdict" data-verdict="passed">Every step passed and every claim '
+            "came out as the expectations file says.</div>")
+
+
+def _steps(run: RunView) -> str:
+    steps = run.steps
+    if not steps:
+        return f"<p>{_missing('no step verdicts recorded')}</p>"
+    rows = []
+    for step in steps:
+        verdict = '<span class="ok">passed</span>' if step.passed else '<span class="bad">FAILED</span>'
+        duration = f"{step.duration:.1f} s" if step.duration is not None else ""
+        at = f"{step.t:.1f} s" if step.t is not None else ""
+        rows.append(f'<tr data-step="{_attr(step.name)}" data-verdict="{"passed" if step.passed else "failed"}">'
+                    f"<td><code>{escape(step.name)}</code></td><td>{verdict}</td><td class=num>{at}</td>"
+                    f"<td class=num>{duration}</td><td>{escape(step.error)}</td></tr>")
+    return ('<table id="steps"><tr><th>step</th><th>verdict</th><th>ended at</th><th>duration</th>'
+            f'<th>error</th></tr>{"".join(rows)}</table>')
+
+
+def _claims(run: RunView) -> str:
+    claims = run.claims
+    source = run.claims_source
+    note = ("" if source == "results.json" else
+            f'<p class="note">results.json {escape(run.results_problem)}: these are the claim events the run '
+            "recorded before it stopped.</p>")
+    if not claims:
+        return note + f"<p>{_missing('no claims recorded')}</p>"
+    rows = []
+    for claim in claims:
+        held, expected = claim.get("held"), claim.get("expected")
+        here = ('<span class="ok">reproduced</span>' if held is True else
+                '<span class="warn">not reproduced</span>' if held is False else _missing())
+        verdict = ('<span class="ok">as expected</span>' if expected is True else
+                   '<span class="bad">UNEXPECTED</span>' if expected is False else _missing())
+        rows.append(
+            f'<tr data-claim="{_attr(claim.get("claim", ""))}" data-held="{_attr(held)}" '
+            f'data-expectation="{_attr(claim.get("expectation", ""))}" data-expected="{_attr(expected)}">'
+            f'<td><code>{escape(str(claim.get("claim", "")))}</code></td><td>{escape(str(claim.get("text", "")))}</td>'
+            f'<td>{here}</td><td>{escape(str(claim.get("expectation", "")))}</td><td>{verdict}</td>'
+            f'<td>{escape(str(claim.get("evidence", "")))}</td></tr>')
+    return (note + f'<table id="claims" data-source="{source}"><tr><th>claim</th><th>the paper says</th>'
+            "<th>here</th><th>expected</th><th>verdict</th><th>evidence</th></tr>" + "".join(rows) + "</table>")
+
+
+def _fact_value(run: RunView, key: str, value: Any) -> str:
+    if value is None:
+        return _missing()
+    if key in TIME_FACTS and isinstance(value, int | float):
+        return f"{escape(utc_text(value))} <span class=note>({value})</span>"
+    if key in MD5_FACTS and run.facts.get("source_md5"):
+        same = value == run.facts["source_md5"]
+        mark = '<span class="ok">= source</span>' if same else '<span class="bad">differs from the source</span>'
+        return f"<code>{escape(str(value))}</code> {mark}"
+    if isinstance(value, dict):
+        items = "".join(f"<li><code>{escape(str(k))}</code>: {escape(str(v))}</li>" for k, v in value.items())
+        return f"<ul>{items}</ul>"
+    if isinstance(value, list):
+        return escape(", ".join(str(v) for v in value))
+    return f"<code>{escape(str(value))}</code>" if key.endswith("md5") else escape(str(value))
+
+
+def _facts(run: RunView) -> str:
+    facts = run.facts
+    keys = list(FACT_LABELS) + [k for k in facts if k not in FACT_LABELS]
+    rows = []
+    for key in keys:
+        label = FACT_LABELS.get(key, key.replace("_", " "))
+        rows.append(f'<tr data-fact="{_attr(key)}"><th>{escape(label)}</th>'
+                    f"<td>{_fact_value(run, key, facts.get(key))}</td></tr>")
+    note = "" if run.results is not None else f'<p class="note">results.json {escape(run.results_problem)}.</p>'
+    return note + f'<table id="facts">{"".join(rows)}</table>'
+
+
+def _stall(run: RunView) -> str:
+    stall = run.stall
+    if stall is None:
+        why = run.probe_problem or "fewer than two successful probes"
+        return f'<p>Failover stall: <span id="stall" data-seconds="">{_missing(why)}</span></p>'
+    failed = sum(not s.ok for s in run.probe or [])
+    damaged = (f" {run.damaged_probe_lines} damaged line(s) of probe.log were skipped."
+               if run.damaged_probe_lines else "")
+    return (f'<p>Failover stall (longest gap between two successful probes, from probe.log): '
+            f'<strong id="stall" data-seconds="{stall.seconds}">{stall.seconds:.1f} s</strong>, '
+            f"between {stall.after} and {stall.before} (client clock). "
+            f"{len(run.probe or [])} probes, {failed} failed.{damaged}</p>")
+
+
+def _plot(run: RunView, png: bytes | None) -> str:
+    if png is None:
+        return f'<p>{_missing("client I/O not recorded: " + (run.probe_problem or "no probe samples"))}</p>'
+    clocks = run.clock_check()
+    encoded = base64.b64encode(png).decode("ascii")
+    return (f'<img id="throughput" alt="client I/O over time" src="data:image/png;base64,{encoded}">'
+            f'<p class="note">Also saved as <a href="{PLOT_NAME}">{PLOT_NAME}</a>. Probe times are the client\'s '
+            f"clock, events the host's: {escape(clocks.note)}.</p>")
+
+
+def _pool_file(pool_file: PoolFile) -> str:
+    raw = f"<pre>{escape(pool_file.text)}</pre>"
+    if pool_file.pools is None:
+        return (f'<h3 data-pool-file="{_attr(pool_file.name)}" data-parsed="false">{escape(pool_file.name)}</h3>'
+                f'<p class="warn">did not parse ({escape(pool_file.problem)}); the saved text:</p>{raw}')
+    if not pool_file.pools:
+        body = f"<p>{_missing('no pools imported')}</p>"
+    else:
+        rows = []
+        for pool in pool_file.pools:
+            root = pool.config.root
+            counts = [root.read_errors, root.write_errors, root.checksum_errors]
+            leaf_cksum = sum(v.checksum_errors or 0 for v in pool.config.walk() if v is not root)
+            state_class = "ok" if pool.state == "ONLINE" else "bad"
+            errors = pool.errors.kind.value + (": " + ", ".join(pool.errors.entries) if pool.errors.entries else "")
+            errors_class = "ok" if pool.errors.kind.value == "none" else "bad"
+            rows.append(
+                f'<tr data-pool="{_attr(pool.name)}" data-cksum="{_attr(root.checksum_errors)}" '
+                f'data-errors="{_attr(pool.errors.kind.value)}"><td><code>{escape(pool.name)}</code></td>'
+                f'<td class="{state_class}">{escape(pool.state)}</td>'
+                + "".join(f"<td class=num>{'' if c is None else c}</td>" for c in counts)
+                + f"<td class=num>{leaf_cksum}</td><td>{escape(pool.scan.text if pool.scan else '')}</td>"
+                f'<td class="{errors_class}">{escape(errors)}</td></tr>')
+        body = ("<table><tr><th>pool</th><th>state</th><th>READ</th><th>WRITE</th><th>CKSUM</th>"
+                "<th>CKSUM on devices</th><th>scan</th><th>data errors</th></tr>" + "".join(rows) + "</table>")
+    return (f'<h3 data-pool-file="{_attr(pool_file.name)}" data-parsed="true">{escape(pool_file.name)}</h3>{body}'
+            f"<details><summary>saved text</summary>{raw}</details>")
+
+
+def _pools(run: RunView) -> str:
+    if not run.pool_files:
+        return f"<p>{_missing()}</p>"
+    return '<div id="pools">' + "".join(_pool_file(f) for f in run.pool_files) + "</div>"
+
+
+def _files(run: RunView) -> str:
+    names = sorted(str(p.relative_to(run.folder)) for p in run.folder.rglob("*")
+                   if p.is_file() and p.name not in (REPORT_NAME, PLOT_NAME))
+    if not names:
+        return f"<p>{_missing()}</p>"
+    return "<ul>" + "".join(f'<li><a href="{escape(n, quote=True)}">{escape(n)}</a></li>' for n in names) + "</ul>"
+
+
+def report_html(run: RunView, png: bytes | None) -> str:
+    damaged = (f'<p class="note">{run.damaged_event_lines} damaged line(s) of events.jsonl were skipped.</p>'
+               if run.damaged_event_lines else "")
+    events = "" if run.events else f"<p>{_missing('events.jsonl not recorded')}</p>"
+    sections = [
+        ("Run", _header(run) + _banner(run) + damaged + events),
+        ("Steps", _steps(run)),
+        ("The paper's claims", _claims(run)),
+        ("Facts", _facts(run)),
+        ("Client I/O", _stall(run) + _plot(run, png)),
+        ("Pools (saved zpool status)", _pools(run)),
+        ("Everything the run left", _files(run)),
+    ]
+    body = "".join(f"<h2>{escape(title)}</h2>{content}" for title, content in sections)
+    title = f"BeaST Lab: {run.scenario} ({run.stack}), {utc_text(run.started)}"
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+            f"<style>{STYLE}</style></head><body><h1>{escape(title)}</h1>{body}</body></html>\n")
+
+
+def render_report(run_folder: Path) -> Path:
+    """Write report.html (and throughput.png when there are probe samples) into the run folder; its path."""
+    folder = Path(run_folder)
+    run = load_run(folder)
+    png = probe_png(run)
+    if png is not None:
+        (folder / PLOT_NAME).write_bytes(png)
+    path = folder / REPORT_NAME
+    path.write_text(report_html(run, png))
+    return path

@@ -1,0 +1,62 @@
+"""The run at a glance in the terminal: the same reading as report.html, shorter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from lab.report.run import NOT_RECORDED, load_run, utc_text
+
+SUMMARY_FACTS = ("source_md5", "md5_after_copy", "md5_from_disk", "md5_final", "copy_seconds", "failover_stall_s")
+
+
+def render_summary(run_folder: Path, console: Console) -> None:
+    run = load_run(Path(run_folder))
+    ended = utc_text(run.ended) if run.ended else "[yellow]interrupted: no run-end[/]"
+    duration = f"{run.duration:.1f} s" if run.duration is not None else NOT_RECORDED
+    console.print(f"[bold]{run.scenario}[/] on [bold]{run.stack}[/] ({run.provider}): "
+                  f"{utc_text(run.started)} -> {ended}, {duration}")
+
+    if run.steps:
+        steps = Table("step", "verdict", "error", title="Steps")
+        for step in run.steps:
+            steps.add_row(step.name, "[green]passed[/]" if step.passed else "[bold red]FAILED[/]", step.error)
+        console.print(steps)
+    else:
+        console.print("steps: [dim]not recorded[/]")
+
+    if run.claims:
+        title = "The paper's claims" + ("" if run.claims_source == "results.json" else " (from events.jsonl)")
+        claims = Table("claim", "here", "expected", "verdict", "evidence", title=title)
+        for claim in run.claims:
+            held, expected = claim.get("held"), claim.get("expected")
+            claims.add_row(str(claim.get("claim", "")),
+                           "[green]reproduced[/]" if held else "[yellow]not reproduced[/]",
+                           str(claim.get("expectation", "")),
+                           "[green]as expected[/]" if expected else "[bold red]UNEXPECTED[/]",
+                           str(claim.get("evidence", "")))
+        console.print(claims)
+    else:
+        console.print("claims: [dim]not recorded[/]")
+
+    facts = run.facts
+    if facts:
+        console.print("facts: " + ", ".join(f"{k}={facts[k]}" for k in SUMMARY_FACTS if k in facts))
+    else:
+        console.print(f"facts: [dim]{run.results_problem or NOT_RECORDED}[/]")
+    stall = run.stall
+    console.print("failover stall (probe.log): " + (f"{stall.seconds:.1f} s" if stall else
+                                                     f"[dim]{run.probe_problem or NOT_RECORDED}[/]"))
+    for pool_file in run.pool_files:
+        if pool_file.pools is None:
+            console.print(f"zpool/{pool_file.name}: [yellow]did not parse[/] ({pool_file.problem})")
+            continue
+        for pool in pool_file.pools:
+            errors = pool.errors.kind.value + (f" {', '.join(pool.errors.entries)}" if pool.errors.entries else "")
+            console.print(f"zpool/{pool_file.name}: {pool.name} {pool.state}, "
+                          f"CKSUM {pool.config.root.checksum_errors}, data errors: {errors}", markup=False)
+    report = run.folder / "report.html"
+    if report.exists():
+        console.print(f"report: {report}")
