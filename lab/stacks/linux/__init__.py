@@ -358,12 +358,11 @@ class LinuxStack(Stack):
                     check=property_is(pool.name, "failmode", pool.failmode, "zpool"), stage=stage)
 
     def cross_import_steps(self, topo: Topology, host: Host) -> list[Step]:
-        """The paper's "import pools from opposite controllers", then failmode on both pools."""
+        """The paper's "import pools from opposite controllers", then failmode on the imported pool too
+        (the own pool got it in the pools stage, so that the peer imports it already set)."""
         peer_pool = topo.pool_of(topo.peer(host.name).name)
-        own_pool = topo.pool_of(host.name)
         return [
             self.import_step(topo, peer_pool, Stage.CROSS_IMPORT, expect_refusal=True),
-            self.failmode_step(own_pool, Stage.CROSS_IMPORT),
             self.failmode_step(peer_pool, Stage.CROSS_IMPORT),
         ]
 
