@@ -109,13 +109,13 @@ def process_cmdline(pid: int) -> list[str] | None:
 
 
 def is_owned(pid: int | None, lab_dir: Path) -> bool:
-    """Whether ``pid`` is alive and its command line mentions ``lab_dir`` (so this lab started it)."""
+    """Whether ``pid`` is alive and its command line names a path inside ``lab_dir`` (so this lab started it)."""
     if not pid or pid <= 1:
         return False
     argv = process_cmdline(pid)
     if argv is None:
         return False
-    marker = str(lab_dir.resolve())
+    marker = str(lab_dir.resolve()) + os.sep
     return any(marker in arg for arg in argv)
 
 
