@@ -1,0 +1,53 @@
+"""What the Vagrantfile calls: ``python3 -m lab.providers.virtualbox export-json | prepare | release-disks HOST``.
+
+The topology comes from ``--topology`` or BEAST_TOPOLOGY (default: the paper's), the lab directory from
+``--lab-dir`` or BEAST_LAB_DIR (default ``.lab/<lab name>``), so ``bst`` and a plain ``vagrant`` agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from lab.errors import LabError
+from lab.labdir import default_lab_dir
+from lab.providers.virtualbox.layout import vagrant_export
+from lab.providers.virtualbox.provider import VAGRANT_ROOT, VirtualBoxProvider
+from lab.topology import load_topology
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python3 -m lab.providers.virtualbox", description=__doc__)
+    parser.add_argument("--topology", default=os.environ.get("BEAST_TOPOLOGY") or None)
+    parser.add_argument("--lab-dir", default=os.environ.get("BEAST_LAB_DIR") or None)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("export-json", help="print the topology as the Vagrantfile reads it")
+    commands.add_parser("prepare", help="create missing host-only interfaces and shared media")
+    release = commands.add_parser("release-disks", help="power a controller off and detach its shared disks")
+    release.add_argument("host")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        topology = load_topology(args.topology)
+        lab_dir = Path(args.lab_dir) if args.lab_dir else default_lab_dir(topology.lab.name, VAGRANT_ROOT)
+        if args.command == "export-json":
+            json.dump(vagrant_export(topology, lab_dir.resolve()), sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        elif args.command == "prepare":
+            VirtualBoxProvider(topology, lab_dir).prepare()
+        else:
+            VirtualBoxProvider(topology, lab_dir).release_disks(args.host)
+    except LabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,410 @@
+"""The VirtualBox provider: the paper's own environment, three FreeBSD 10.3 VMs driven by Vagrant.
+
+Lifecycle goes through python-vagrant on the top-level Vagrantfile, so ``bst up`` and a plain
+``vagrant up`` build the same machines. Shared media and host-only interfaces are prepared here with
+VBoxManage (also run by the Vagrantfile's ``before :up`` trigger); abrupt power-off goes through pyvbox
+when the VirtualBox SDK is importable, else ``VBoxManage controlvm``.
+
+Root access: the official FreeBSD box has no sudo and its ``vagrant`` user (csh, group wheel) may ``su``
+with root's password ``vagrant``. After boot the provider logs in as ``vagrant`` with Vagrant's key,
+uploads the lab's public key and a small script, and runs ``su -m root -c 'sh SCRIPT'`` on a pty,
+answering the ``Password:`` prompt; the script authorises the lab key for root and sets
+``PermitRootLogin without-password``. From then on every lab command is root over the lab key.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.progress import Progress
+
+from lab.errors import LabError, MissingToolError
+from lab.labdir import default_lab_dir, lab_lock
+from lab.providers.base import HostState, HostStatus, Provider, SshTarget
+from lab.providers.virtualbox import layout
+from lab.providers.virtualbox.vboxmanage import (
+    NETWORKS_CONF,
+    Runner,
+    VBoxManage,
+    VBoxManageError,
+    check_host_only_ranges,
+    ensure_host_only_networks,
+    parse_machine_readable,
+    parse_medium_users,
+    parse_version,
+    read_networks_conf,
+)
+from lab.topology import Role, Topology
+
+VAGRANT_ROOT = Path(__file__).resolve().parents[3]
+"""The checkout holding the top-level Vagrantfile."""
+
+REMOTE_KEY = "/tmp/beast-lab.pub"
+REMOTE_SCRIPT = "/tmp/beast-root-access.sh"
+ROOT_ACCESS_SCRIPT = f"""\
+#!/bin/sh
+# BeaST Lab: let root in with the lab key only; send the console to the serial port too.
+set -e
+umask 077
+mkdir -p /root/.ssh
+touch /root/.ssh/authorized_keys
+grep -qxF "$(cat {REMOTE_KEY})" /root/.ssh/authorized_keys || cat {REMOTE_KEY} >> /root/.ssh/authorized_keys
+if ! grep -qx 'PermitRootLogin without-password' /etc/ssh/sshd_config; then
+    sed -i '' '/^PermitRootLogin/d' /etc/ssh/sshd_config
+    echo 'PermitRootLogin without-password' >> /etc/ssh/sshd_config
+    service sshd reload
+fi
+if ! grep -q '^console=' /boot/loader.conf; then
+    printf 'boot_multicons="YES"\\nconsole="comconsole,vidconsole"\\n' >> /boot/loader.conf
+fi
+rm -f {REMOTE_KEY} {REMOTE_SCRIPT}
+"""
+SU_COMMAND = f"su -m root -c 'sh {REMOTE_SCRIPT}'"
+SU_TIMEOUT_SECONDS = 60.0
+SSH_RETRY_SECONDS = 3.0
+
+VAGRANT_STATES = {
+    "running": HostState.RUNNING,
+    "paused": HostState.PAUSED,
+    "poweroff": HostState.STOPPED,
+    "aborted": HostState.STOPPED,
+    "saved": HostState.STOPPED,
+    "not_created": HostState.ABSENT,
+    "not created": HostState.ABSENT,
+}
+RUNNING_VM_STATES = {"running", "paused", "stuck", "starting", "restoring"}
+
+VagrantFactory = Callable[[Path, dict[str, str]], Any]
+
+
+def default_vagrant_factory(root: Path, env: dict[str, str]) -> Any:
+    if shutil.which("vagrant") is None:
+        raise MissingToolError("vagrant is not on PATH, so the virtualbox provider cannot run; "
+                               "install it: apt-get install -y vagrant, or use --provider qemu")
+    import vagrant
+
+    return vagrant.Vagrant(root=str(root), env=env, quiet_stdout=True, quiet_stderr=True)
+
+
+def load_vbox_api() -> Any | None:
+    """pyvbox's VirtualBox object when the VirtualBox SDK (vboxapi) works here, else None."""
+    try:
+        import virtualbox
+
+        return virtualbox.VirtualBox()
+    except Exception:  # ImportError, or pyvbox present without a working SDK
+        return None
+
+
+class VirtualBoxProvider(Provider):
+    """The lab in VirtualBox, shaped by the Vagrantfile and the topology's storage layout."""
+
+    name = "virtualbox"
+
+    def __init__(
+        self,
+        topology: Topology,
+        lab_dir: Path | None = None,
+        *,
+        vboxmanage: Runner | None = None,
+        vagrant_factory: VagrantFactory = default_vagrant_factory,
+        vbox_api_loader: Callable[[], Any | None] = load_vbox_api,
+        networks_conf: Path = NETWORKS_CONF,
+        vagrant_root: Path = VAGRANT_ROOT,
+    ):
+        super().__init__(topology)
+        self.lab_dir = Path(lab_dir) if lab_dir else default_lab_dir(topology.lab.name)
+        self.vboxmanage: Runner = vboxmanage or VBoxManage()
+        self.vagrant_factory = vagrant_factory
+        self.vbox_api_loader = vbox_api_loader
+        self.networks_conf = networks_conf
+        self.vagrant_root = vagrant_root
+        self._vagrant: Any = None
+
+    # --- files ---------------------------------------------------------------------------------------
+
+    @property
+    def key_path(self) -> Path:
+        return self.lab_dir / "ssh" / "id_ed25519"
+
+    def vm_name(self, host: str) -> str:
+        return layout.vm_name(self.topology, host)
+
+    def console_log(self, host: str) -> Path:
+        self.check_host(host)
+        return layout.console_log_path(self.lab_dir, host)
+
+    # --- Vagrant -------------------------------------------------------------------------------------
+
+    def vagrant_env(self) -> dict[str, str]:
+        """What the Vagrantfile reads: this topology, this lab directory, this Python."""
+        source = Path(self.topology.source) if self.topology.source else None
+        if source is None or not source.is_file():
+            raise LabError(f"the virtualbox provider needs the topology as a file (got {self.topology.source!r}); "
+                           "pass --topology FILE")
+        env = dict(os.environ)
+        env.update(BEAST_TOPOLOGY=str(source.resolve()), BEAST_LAB_DIR=str(self.lab_dir.resolve()),
+                   BEAST_PYTHON=sys.executable, BEAST_BOX=layout.box_name())
+        return env
+
+    def vagrant(self) -> Any:
+        if self._vagrant is None:
+            if not (self.vagrant_root / "Vagrantfile").is_file():
+                raise LabError(f"no Vagrantfile in {self.vagrant_root}; run bst from a BeaST Lab checkout")
+            self._vagrant = self.vagrant_factory(self.vagrant_root, self.vagrant_env())
+        return self._vagrant
+
+    def _vagrant_call(self, action: str, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except subprocess.CalledProcessError as err:
+            raise LabError(f"`vagrant {action}` failed (exit {err.returncode}); run `vagrant {action}` in "
+                           f"{self.vagrant_root} to see Vagrant's message") from None
+
+    def check_box(self) -> None:
+        """The box must be installed: Vagrant would otherwise try a download this lab cannot rely on."""
+        box = layout.box_name()
+        boxes = self._vagrant_call("box list", self.vagrant().box_list)
+        if not any(b.name == box and (b.provider or "virtualbox") == "virtualbox" for b in boxes):
+            raise LabError(
+                f"Vagrant box {box} (virtualbox) is not installed; add it with "
+                f"`vagrant box add {box} --provider virtualbox` (or `vagrant box add --name {box} FILE.box`), "
+                "or set BEAST_BOX to an installed FreeBSD 10.3 box"
+            )
+
+    # --- preparation (also run by the Vagrantfile's trigger) ------------------------------------------
+
+    def check_networks(self) -> None:
+        version = parse_version(self.vboxmanage(["--version"]))
+        check_host_only_ranges(self.topology, version, read_networks_conf(self.networks_conf), self.networks_conf)
+
+    def prepare(self) -> dict[str, str]:
+        """Host-only interfaces and shared media, created when missing; network -> interface."""
+        self.check_networks()
+        interfaces = ensure_host_only_networks(self.vboxmanage, layout.host_only_networks(self.topology))
+        self.ensure_media()
+        return interfaces
+
+    def ensure_media(self) -> None:
+        for disk in self.topology.disks.values():
+            path = layout.medium_path(self.lab_dir, disk)
+            if path.exists():
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            for command in layout.create_medium_commands(disk, path):
+                self.vboxmanage(command)
+
+    def ensure_key(self) -> Path:
+        if not self.key_path.exists():
+            if shutil.which("ssh-keygen") is None:
+                raise MissingToolError("ssh-keygen is not on PATH; install it: apt-get install -y openssh-client")
+            self.key_path.parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"beast-lab-{self.topology.lab.name}",
+                            "-f", str(self.key_path)], check=True, capture_output=True)
+        return self.key_path
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+
+    def up(self, progress: Progress | None = None) -> None:
+        task = progress.add_task("virtualbox lab", total=2 + len(self.topology.hosts)) if progress else None
+
+        def advance(what: str) -> None:
+            if progress is not None and task is not None:
+                progress.update(task, advance=1, description=what)
+
+        with lab_lock(self.lab_dir, "up"):
+            self.check_box()
+            self.prepare()
+            self.ensure_key()
+            advance("shared disks and host-only networks ready")
+            self._vagrant_call("up", lambda: self.vagrant().up(provider="virtualbox"))
+            advance("VMs booted")
+            for host in self.host_names():
+                self.verify_storage(host)
+                self.ensure_root_access(host)
+                self.wait_for_ssh(host)
+                advance(f"{host} answers SSH")
+
+    def start(self, host: str, progress: Progress | None = None) -> None:
+        self.check_host(host)
+        self._vagrant_call(f"up {host}", lambda: self.vagrant().up(vm_name=host, provider="virtualbox"))
+        self.ensure_root_access(host)
+        self.wait_for_ssh(host)
+
+    def down(self) -> None:
+        """Detach shared media, destroy the VMs, delete the media; refuse while another VM uses one."""
+        with lab_lock(self.lab_dir, "down"):
+            self.check_no_foreign_users()
+            for host in self.topology.controllers:
+                self.release_disks(host.name)
+            self._vagrant_call("destroy", lambda: self.vagrant().destroy())
+            for disk in self.topology.disks.values():
+                path = layout.medium_path(self.lab_dir, disk)
+                if path.exists():
+                    self.vboxmanage(layout.delete_medium_command(path))
+
+    def check_no_foreign_users(self) -> None:
+        ours = {self.vm_name(host) for host in self.topology.hosts}
+        for disk in self.topology.disks.values():
+            path = layout.medium_path(self.lab_dir, disk)
+            if not path.exists():
+                continue
+            foreign = [u for u in parse_medium_users(self.vboxmanage(["showmediuminfo", "disk", str(path)]))
+                       if u.vm not in ours]
+            if foreign:
+                vms = ", ".join(f"{u.vm} ({u.uuid})" for u in foreign)
+                raise LabError(
+                    f"shared disk {disk.name} ({path}) is still used by VM {vms}, which is not part of lab "
+                    f"{self.topology.lab.name}; detach it there (VBoxManage storageattach <vm> ... --medium none) "
+                    "or remove that VM, then run `bst down` again"
+                )
+
+    def vm_info(self, host: str) -> dict[str, str] | None:
+        """``showvminfo --machinereadable`` of the host's VM, or None when VirtualBox has no such VM."""
+        try:
+            return parse_machine_readable(self.vboxmanage(["showvminfo", self.vm_name(host), "--machinereadable"]))
+        except VBoxManageError as err:
+            if "Could not find a registered machine" in str(err) or "VBOX_E_OBJECT_NOT_FOUND" in str(err):
+                return None
+            raise
+
+    def release_disks(self, host: str) -> None:
+        """Power the VM off and empty its shared-disk ports (Vagrant's destroy deletes attached media)."""
+        self.check_host(host)
+        info = self.vm_info(host)
+        if info is None:
+            return
+        vm = self.vm_name(host)
+        if info.get("VMState") in RUNNING_VM_STATES:
+            self.vboxmanage(["controlvm", vm, "poweroff"])
+        for command in layout.detach_commands(self.topology, self.topology.hosts[host], vm):
+            controller, port = command[3], command[5]
+            if info.get(f"{controller}-{port}-0", "none") != "none":
+                self.vboxmanage(command)
+
+    def verify_storage(self, host: str) -> None:
+        """Each shared disk on its controller port, as the paper's device names need."""
+        spec = self.topology.hosts[host]
+        if spec.role is not Role.CONTROLLER:
+            return
+        info = self.vm_info(host) or {}
+        for disk in layout.shared_disks(self.topology, spec):
+            controller = layout.CONTROLLERS[disk.bus][0]
+            port = layout.disk_port(self.topology, disk)
+            expected = layout.medium_path(self.lab_dir, disk)
+            found = info.get(f"{controller}-{port}-0", "none")
+            if found == "none" or Path(found).resolve() != expected.resolve():
+                raise LabError(
+                    f"{host} lacks shared disk {disk.name} on {controller} port {port} (found {found}); "
+                    "storage is attached on a VM's first boot: run `bst down` and `bst up` again"
+                )
+
+    # --- power ---------------------------------------------------------------------------------------
+
+    def _with_console(self, host: str, action: Callable[[Any], Any]) -> bool:
+        """Run ``action(console)`` through pyvbox; False when the SDK is not available here."""
+        vbox = self.vbox_api_loader()
+        if vbox is None:
+            return False
+        machine = vbox.find_machine(self.vm_name(host))
+        session = machine.create_session()
+        try:
+            action(session.console)
+        finally:
+            session.unlock_machine()
+        return True
+
+    def power_off(self, host: str) -> None:
+        self.check_host(host)
+        if not self._with_console(host, lambda console: console.power_down().wait_for_completion(-1)):
+            self.vboxmanage(["controlvm", self.vm_name(host), "poweroff"])
+
+    def pause(self, host: str) -> None:
+        self.check_host(host)
+        self.vboxmanage(["controlvm", self.vm_name(host), "pause"])
+
+    def resume(self, host: str) -> None:
+        self.check_host(host)
+        self.vboxmanage(["controlvm", self.vm_name(host), "resume"])
+
+    # --- state and SSH -------------------------------------------------------------------------------
+
+    def status(self) -> list[HostStatus]:
+        reported = {s.name: s for s in self._vagrant_call("status", self.vagrant().status)}
+        statuses = []
+        for host in self.host_names():
+            entry = reported.get(host)
+            vagrant_state = entry.state if entry else "not_created"
+            state = VAGRANT_STATES.get(vagrant_state, HostState.STOPPED)
+            port = None
+            if state is HostState.RUNNING:
+                try:
+                    port = self._vagrant_ssh(host)[0]
+                except LabError:
+                    port = None
+            statuses.append(HostStatus(host, state, ssh_port=port, accel="vbox",
+                                       detail=f"{self.vm_name(host)}: {vagrant_state}"))
+        return statuses
+
+    def _vagrant_ssh(self, host: str) -> tuple[int, str, Path]:
+        """(port, user, key) Vagrant uses to reach the box user; only on loopback."""
+        conf = self._vagrant_call(f"ssh-config {host}", lambda: self.vagrant().conf(vm_name=host))
+        hostname = conf.get("HostName", "")
+        if hostname not in ("127.0.0.1", "localhost"):
+            raise LabError(f"Vagrant reaches {host} at {hostname}, not a loopback forwarded port; "
+                           "keep Vagrant's default NAT SSH forwarding")
+        key = conf.get("IdentityFile", "").strip('"')
+        return int(conf["Port"]), conf.get("User", "vagrant"), Path(key)
+
+    def ssh_target(self, host: str) -> SshTarget:
+        self.check_host(host)
+        port, _, _ = self._vagrant_ssh(host)
+        return SshTarget(port=port, key_path=self.key_path, host="127.0.0.1", user="root", name=host)
+
+    def ensure_root_access(self, host: str) -> None:
+        """Authorise the lab key for root through ``su`` as the box user (the box has no sudo)."""
+        from invoke import Responder
+
+        from lab import remote
+
+        port, user, key = self._vagrant_ssh(host)
+        public_key = Path(f"{self.ensure_key()}.pub").read_text()
+        conn = remote.connect(SshTarget(port=port, key_path=key, user=user, name=host))
+        try:
+            conn.put(io.StringIO(public_key), REMOTE_KEY)
+            conn.put(io.StringIO(ROOT_ACCESS_SCRIPT), REMOTE_SCRIPT)
+            password = os.environ.get("BEAST_ROOT_PASSWORD", layout.ROOT_PASSWORD)
+            result = conn.run(SU_COMMAND, pty=True, hide=True, warn=True, in_stream=False, timeout=SU_TIMEOUT_SECONDS,
+                              watchers=[Responder(pattern=r"Password:", response=f"{password}\n")])
+        finally:
+            conn.close()
+        if result.exited != 0:
+            last = (result.stdout.strip().splitlines() or ["no output"])[-1]
+            raise LabError(f"{host}: `{SU_COMMAND}` as {user} exited {result.exited} ({last}); check root's password "
+                           "(set BEAST_ROOT_PASSWORD) and that the box user is in group wheel")
+
+    def wait_for_ssh(self, host: str, timeout: float | None = None) -> None:
+        from lab import remote
+
+        self.check_host(host)
+        timeout = self.topology.lab.boot_timeout_s if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        last = ""
+        while True:
+            try:
+                remote.connect(self.ssh_target(host)).close()
+                return
+            except LabError as err:
+                last = str(err)
+            if time.monotonic() >= deadline:
+                raise LabError(f"{host} did not accept the lab key for root within {timeout:.0f} s ({last}); "
+                               f"see its console log {self.console_log(host)}")
+            time.sleep(SSH_RETRY_SECONDS)
