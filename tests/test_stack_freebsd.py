@@ -396,3 +396,9 @@ def test_log_and_cache_checks_read_zpool_status(tool_stub):
     assert tool_stub(vdev_in("ctrl-a_m0", "cache", "da1"), "zpool", status) == 0
     assert tool_stub(vdev_in("ctrl-a_m0", "logs", "da1"), "zpool", status) != 0
     assert tool_stub(vdev_in("ctrl-a_m0", "cache", "da0"), "zpool", status) != 0
+
+
+def test_reboot_step_is_the_one_the_executor_waits_for():
+    from lab.executor import REBOOT_STEP as EXECUTOR_REBOOT_STEP
+
+    assert REBOOT_STEP == EXECUTOR_REBOOT_STEP
