@@ -8,7 +8,6 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from lab.report.plot import probe_png
 from lab.report.run import NOT_RECORDED, PoolFile, RunView, load_run, utc_text
 
 REPORT_NAME = "report.html"
@@ -70,7 +69,8 @@ def _header(run: RunView) -> str:
 
 def _banner(run: RunView) -> str:
     if run.interrupted or run.results is None:
-        why = run.results_problem or "no run-end event"
+        why = ("results.json was not written" if run.results_problem == NOT_RECORDED
+               else run.results_problem or "there is no run-end event")
         return (f'<div class="banner warn" id="verdict" data-verdict="interrupted">The run did not finish: '
                 f"{escape(why)}. What it recorded before it stopped is below.</div>")
     if run.unexpected or run.failed_steps:
@@ -139,7 +139,7 @@ def _fact_value(run: RunView, key: str, value: Any) -> str:
         return f"<ul>{items}</ul>"
     if isinstance(value, list):
         return escape(", ".join(str(v) for v in value))
-    return f"<code>{escape(str(value))}</code>" if key.endswith("md5") else escape(str(value))
+    return f"<code>{escape(str(value))}</code>" if "md5" in key else escape(str(value))
 
 
 def _facts(run: RunView) -> str:
@@ -154,23 +154,32 @@ def _facts(run: RunView) -> str:
     return note + f'<table id="facts">{"".join(rows)}</table>'
 
 
+def _probe_missing(run: RunView) -> str:
+    if run.probe is None:
+        return f"{NOT_RECORDED} (no probe.log)"
+    return run.probe_problem if not run.probe else ""
+
+
 def _stall(run: RunView) -> str:
     stall = run.stall
     if stall is None:
-        why = run.probe_problem or "fewer than two successful probes"
+        why = _probe_missing(run) or "fewer than two successful probes"
         return f'<p>Failover stall: <span id="stall" data-seconds="">{_missing(why)}</span></p>'
-    failed = sum(not s.ok for s in run.probe or [])
+    samples = run.probe or []
+    failed = sum(not s.ok for s in samples)
+    origin = min(s.started for s in samples)
     damaged = (f" {run.damaged_probe_lines} damaged line(s) of probe.log were skipped."
                if run.damaged_probe_lines else "")
     return (f'<p>Failover stall (longest gap between two successful probes, from probe.log): '
             f'<strong id="stall" data-seconds="{stall.seconds}">{stall.seconds:.1f} s</strong>, '
-            f"between {stall.after} and {stall.before} (client clock). "
-            f"{len(run.probe or [])} probes, {failed} failed.{damaged}</p>")
+            f"from {stall.after - origin:.1f} s to {stall.before - origin:.1f} s after the first probe (client clock). "
+            f"{len(samples)} probes, {failed} failed.{damaged}</p>")
 
 
 def _plot(run: RunView, png: bytes | None) -> str:
     if png is None:
-        return f'<p>{_missing("client I/O not recorded: " + (run.probe_problem or "no probe samples"))}</p>'
+        why = run.probe_problem if run.probe else _probe_missing(run)
+        return f'<p>{_missing(why)}</p>'
     clocks = run.clock_check()
     encoded = base64.b64encode(png).decode("ascii")
     return (f'<img id="throughput" alt="client I/O over time" src="data:image/png;base64,{encoded}">'
@@ -244,7 +253,14 @@ def render_report(run_folder: Path) -> Path:
     """Write report.html (and throughput.png when there are probe samples) into the run folder; its path."""
     folder = Path(run_folder)
     run = load_run(folder)
-    png = probe_png(run)
+    png = None
+    if run.probe:
+        try:
+            from lab.report.plot import probe_png
+        except ImportError:
+            run.probe_problem = "plot not drawn: matplotlib is not installed (pip install 'beast-lab[report]')"
+        else:
+            png = probe_png(run)
     if png is not None:
         (folder / PLOT_NAME).write_bytes(png)
     path = folder / REPORT_NAME

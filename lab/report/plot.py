@@ -75,7 +75,7 @@ def probe_figure(run: RunView) -> Figure | None:
     per_second = [0] * (seconds + 1)
     for sample in samples:
         if sample.ok:
-            per_second[int(sample.finished - origin)] += 1
+            per_second[max(int(sample.finished - origin), 0)] += 1
     rate_ax.step(range(len(per_second)), per_second, where="post", color=OK_COLOUR)
     rate_ax.fill_between(range(len(per_second)), per_second, step="post", color=OK_COLOUR, alpha=0.25)
     rate_ax.set_ylabel("successful probes / s")

@@ -117,9 +117,10 @@ class RunView:
         """One verdict per drill step, in the order they ran; a step that failed in any phase failed."""
         steps: dict[str, Step] = {}
         for event in self.events:
-            kind, name = event.get("kind"), event.get("step")
-            if kind not in ("step-passed", "step-failed") or not name:
+            kind = event.get("kind")
+            if kind not in ("step-passed", "step-failed") or not event.get("step"):
                 continue
+            name = str(event["step"])
             previous = steps.get(name)
             if kind == "step-passed":
                 if previous is None:

