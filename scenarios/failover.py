@@ -6,6 +6,7 @@ scenarios/expectations.toml; the run fails on any verdict that file does not exp
 
 from __future__ import annotations
 
+import shlex
 import time
 
 from lab.drill.probe import longest_stall, parse_probe_log
@@ -96,10 +97,10 @@ def test_2_copy_starts(drill: Drill):
     drill.facts["source_md5"] = _md5(drill, SOURCE, "md5-source")
     drill.must(client, f"rm -f {COPY_RC} {PROBE_LOG} {_copy_path(drill)}", 30)
     probe = stack.probe_command(topo, PROBE_LOG, topo.drill.probe_interval_s)
-    drill.facts["probe_pid"] = drill.must(client, f"nohup sh -c '{probe}' >/dev/null 2>&1 & echo $!", 30,
-                                          "probe-start").strip()
-    drill.must(client, f"nohup sh -c 'cp {SOURCE} {_copy_path(drill)}; echo $? > {COPY_RC}' >/dev/null 2>&1 &",
-               30, "copy-start")
+    drill.facts["probe_pid"] = drill.must(client, f"nohup sh -c {shlex.quote(probe)} >/dev/null 2>&1 & echo $!",
+                                          30, "probe-start").strip()
+    copy = f"cp {SOURCE} {_copy_path(drill)}; echo $? > {COPY_RC}"
+    drill.must(client, f"nohup sh -c {shlex.quote(copy)} >/dev/null 2>&1 &", 30, "copy-start")
     drill.record.event("copy-started", size_mb=topo.drill.copy_size_mb)
     drill.facts["copy_started"] = time.time()
 

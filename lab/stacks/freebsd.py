@@ -11,6 +11,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 from lab.errors import LabError
+from lab.parsers import parse_gmultipath_status
 from lab.plan import Plan, Step
 from lab.stacks.base import Stack
 from lab.topology import Bus, Host, Pool, Role, Topology
@@ -287,6 +288,33 @@ class FreeBSDStack(Stack):
 
     def mount_status_command(self, mountpoint: str) -> str:
         return f"df -h {mountpoint}"
+
+    def md5_command(self, path: str) -> str:
+        """md5(1) as the paper used it; ``-q`` prints the digest alone."""
+        return f"md5 -q {path}"
+
+    def client_paths_command(self, topo: Topology) -> str:
+        return "gmultipath status " + " ".join(m.name for m in topo.client.multipaths)
+
+    def parse_client_paths(self, topo: Topology, text: str) -> dict[str, dict[str, str]]:
+        """gmultipath's ACTIVE/READ components serve I/O, PASSIVE ones stand by, FAIL ones are gone."""
+        states = {"ACTIVE": "active", "READ": "active", "PASSIVE": "standby", "FAIL": "failed"}
+        return {device.name.removeprefix("multipath/"):
+                {c.name: states.get(c.state, "failed") for c in device.components}
+                for device in parse_gmultipath_status(text)}
+
+    def remount_commands(self, topo: Topology) -> list[str]:
+        mountpoint = topo.client.mountpoint
+        return [f"umount {mountpoint}", f"mount /dev/stripe/{topo.client.stripe} {mountpoint}"]
+
+    def probe_command(self, topo: Topology, log_path: str, interval_s: float) -> str:
+        """FreeBSD 10.3's date(1) has no sub-second format, so samples have one-second resolution;
+        its dd(1) has no sync flags, so each write is followed by fsync(1)."""
+        probe = f"{topo.client.mountpoint}/.beast-probe"
+        write_read = (f"dd if=/dev/random of={probe} bs=4096 count=1 conv=notrunc 2>/dev/null && "
+                      f"fsync {probe} && dd if={probe} of=/dev/null bs=4096 2>/dev/null")
+        return (f"while :; do s=$(date +%s); if {write_read}; then r=ok; else r=fail; fi; "
+                f'echo "$s $(date +%s) $r" >> {log_path}; sleep {interval_s:g}; done')
 
     # Provisioning, in the paper's order.
 

@@ -1,0 +1,64 @@
+"""The CLI's contract: plans as JSON or text, and bad input as one line with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from lab.topology import default_topology_path
+
+
+def bst(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lab.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_bad_topology_is_one_line_and_exit_2(tmp_path):
+    bad = tmp_path / "lab.toml"
+    bad.write_text(default_topology_path().read_text().replace('size_mb = 128', 'size_mb = 32', 1))
+    result = bst("plan", "--stack", "freebsd", "--topology", str(bad))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "disks.f00.size_mb 32 is below the paper's minimum for a cache disk; use 64 or more" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["plan", "--stack", "solaris"], "unknown stack 'solaris'; use one of freebsd, linux"),
+    (["plan", "--stack", "freebsd", "--host", "ctrl-z"], "--host ctrl-z is not in the plan; use one of"),
+    (["plan", "--stack", "freebsd", "--recovery", "clnt-1"], "--recovery clnt-1 is not a controller"),
+    (["plan", "--topology", "/nonexistent.toml"], "topology file /nonexistent.toml does not exist"),
+    (["status", "--provider", "vmware"], "unknown provider 'vmware'"),
+])
+def test_bad_arguments_are_one_line_and_exit_2(args, message):
+    result = bst(*args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert message in result.stderr
+
+
+@pytest.mark.parametrize("stack", ["freebsd", "linux"])
+def test_plan_json_has_every_host_with_named_steps(stack):
+    result = bst("plan", "--stack", stack, "--json")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert set(plan) == {"ctrl-a", "ctrl-b", "clnt-1"}
+    for steps in plan.values():
+        assert steps and all({"name", "files", "commands"} <= set(step) for step in steps)
+
+
+def test_plan_json_for_one_host():
+    result = bst("plan", "--stack", "freebsd", "--host", "clnt-1", "--json")
+    assert result.returncode == 0, result.stderr
+    assert list(json.loads(result.stdout)) == ["clnt-1"]
+
+
+def test_plan_as_text_shows_commands_and_files():
+    result = bst("plan", "--stack", "freebsd", "--host", "ctrl-a")
+    assert result.returncode == 0, result.stderr
+    assert "zpool create -m none ctrl-a_m0 /dev/ada1 /dev/ada2" in result.stdout
+    assert "/etc/rc.conf" in result.stdout
