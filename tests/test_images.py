@@ -465,7 +465,7 @@ def test_debian_image_boots_with_its_identity(tmp_path):
             "1024",
             "-smp",
             "1",
-            "-nographic",
+            "-nodefaults",
             "-kernel",
             str(image.kernel),
             "-initrd",
