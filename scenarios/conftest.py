@@ -12,6 +12,7 @@ from lab.drill.claims import claims_table, load_expectations
 from lab.drill.runner import Drill
 from lab.providers import create_provider, select_provider
 from lab.record import RunRecord
+from lab.report import render_report
 from lab.session import LabSession
 from lab.stacks import get_stack
 from lab.topology import load_topology
@@ -67,6 +68,10 @@ def _write_results(the_drill: Drill) -> None:
         "unexpected": [r.claim for r in the_drill.results if not r.expected],
     })
     record.event("run-end")
+    try:
+        render_report(record.folder)
+    except Exception as error:  # noqa: BLE001 - a report bug must not hide the drill's own verdicts
+        record.event("report-failed", error=f"{type(error).__name__}: {error}")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -88,4 +93,4 @@ def pytest_terminal_summary(terminalreporter):
         facts = {k: v for k, v in the_drill.facts.items() if not isinstance(v, dict | list)}
         if facts:
             console.print("facts: " + json.dumps(facts, default=str))
-        console.print(f"run folder: {the_drill.record.folder}")
+        console.print(f"run folder: {the_drill.record.folder}  report: {the_drill.record.folder / 'report.html'}")
