@@ -9,9 +9,13 @@ from __future__ import annotations
 import shlex
 import time
 
+import pytest
+
 from lab.drill.probe import longest_stall, parse_probe_log
 from lab.drill.runner import Drill, StepError
 from lab.parsers.zpool import DataErrorsKind, PoolStatus, ScanState
+
+pytestmark = pytest.mark.vm
 
 SOURCE = "/root/beast-source.bin"
 PROBE_LOG = "/root/beast-probe.log"
