@@ -10,6 +10,14 @@ with root's password ``vagrant``. After boot the provider logs in as ``vagrant``
 uploads the lab's public key and a small script, and runs ``su -m root -c 'sh SCRIPT'`` on a pty,
 answering the ``Password:`` prompt; the script authorises the lab key for root and sets
 ``PermitRootLogin without-password``. From then on every lab command is root over the lab key.
+
+Relied on: VirtualBox manual ch. 8 (VBoxManage createmedium ``--variant Fixed``, modifymedium
+``--type shareable``, storagectl ``--add sata|sas --controller IntelAhci|LSILogicSAS``, storageattach
+``--mtype shareable --nonrotational``, hostonlyif create/ipconfig, controlvm poweroff/pause/resume,
+``--uart1 --uartmode1 file``) and ch. 6 (host-only ranges, /etc/vbox/networks.conf, since 6.1.28);
+Vagrant 2.3.4's VirtualBox provider source (``customize`` events pre-import/pre-boot/post-boot/post-comm,
+destroy = ``unregistervm --delete``, which deletes attached media) and its trigger ``ruby`` blocks;
+FreeBSD's release/scripts/box.ovf (system disk on the PIIX4 IDE controller, NAT MAC 080027D14C66).
 """
 
 from __future__ import annotations
