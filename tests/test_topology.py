@@ -187,7 +187,7 @@ def test_random_topologies_validate_or_fail_in_one_line(paper_data, data):
         value = data.draw(_values)
         try:
             mutated = mutate(mutated, path, None if value is None else value)
-        except (KeyError, IndexError, TypeError):
+        except (KeyError, IndexError, TypeError, ValueError):
             continue
     if any(v is None for v in _leaves(mutated)):
         mutated = _drop_none(mutated)
