@@ -524,3 +524,82 @@ def test_debian_image_boots_with_its_identity(tmp_path):
                 os.kill(pid, 9)
             except ProcessLookupError:
                 pass
+
+
+# --- the identity script, against a fake root ------------------------------------------------------
+
+
+def write_stub(bin_dir: Path, name: str, body: str) -> None:
+    stub = bin_dir / name
+    stub.write_text(f"#!/bin/sh\n{body}\n")
+    stub.chmod(0o755)
+
+
+@pytest.fixture
+def fake_guest(tmp_path):
+    """A guest tree the identity script writes into, with zgenhostid/ip/ssh-keygen stubbed."""
+    root = tmp_path / "root"
+    for directory in ("proc/sys/kernel", "etc/iscsi", "etc/ssh", "sys/class/net/ens2", "sys/class/net/ens3"):
+        (root / directory).mkdir(parents=True)
+    (root / "proc/sys/kernel/hostname").write_text("localhost\n")
+    (root / "etc/hosts").write_text("127.0.0.1\tlocalhost\n127.0.1.1\told-name\n")
+    (root / "sys/class/net/ens2/address").write_text("52:54:00:be:00:01\n")
+    (root / "sys/class/net/ens3/address").write_text("52:54:00:be:01:01\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls"
+    write_stub(bin_dir, "zgenhostid", f'echo "zgenhostid $*" >> {calls}; printf "%s" "$4" > "$3"')
+    write_stub(bin_dir, "ip", f'echo "ip $*" >> {calls}')
+    write_stub(bin_dir, "ssh-keygen", f'echo "ssh-keygen $*" >> {calls}')
+    return root, bin_dir, calls
+
+
+def run_identity(root: Path, bin_dir: Path, cmdline: str) -> subprocess.CompletedProcess:
+    (root / "proc/cmdline").write_text(cmdline + "\n")
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "BEAST_IDENTITY_ROOT": str(root), "BEAST_IDENTITY_NIC_WAIT": "1"}
+    return subprocess.run(["sh", str(debian.IDENTITY_SCRIPT)], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_identity_script_applies_the_cmdline(fake_guest):
+    root, bin_dir, calls = fake_guest
+    cmdline = kernel_cmdline(
+        "ctrl-a", "0a1b2c3d", [("52:54:00:BE:00:01", "10.0.2.15/24"), ("52:54:00:be:01:01", "192.168.56.10/24")], PUBKEY
+    )
+    result = run_identity(root, bin_dir, cmdline)
+    assert result.returncode == 0, result.stderr
+    assert (root / "etc/hostname").read_text() == "ctrl-a\n"
+    assert (root / "proc/sys/kernel/hostname").read_text() == "ctrl-a\n"
+    assert (root / "etc/hosts").read_text() == "127.0.0.1\tlocalhost\n127.0.1.1\tctrl-a\n"
+    assert (root / "etc/hostid").read_text() == "0a1b2c3d"
+    assert (root / "root/.ssh/authorized_keys").read_text() == PUBKEY + "\n"
+    assert (root / "root/.ssh/authorized_keys").stat().st_mode & 0o777 == 0o600
+    assert (root / "etc/iscsi/initiatorname.iscsi").read_text() == "InitiatorName=iqn.2016-01.local.sss:ctrl-a\n"
+    assert calls.read_text().splitlines() == [
+        f"zgenhostid -f -o {root}/etc/hostid 0a1b2c3d",
+        "ip link set dev ens2 up",
+        "ip address replace 10.0.2.15/24 dev ens2",
+        "ip link set dev ens3 up",
+        "ip address replace 192.168.56.10/24 dev ens3",
+        f"ssh-keygen -A -f {root}",
+    ]
+
+
+def test_identity_script_keeps_existing_initiator_name_and_host_keys(fake_guest):
+    root, bin_dir, calls = fake_guest
+    (root / "etc/iscsi/initiatorname.iscsi").write_text("InitiatorName=iqn.custom:x\n")
+    (root / "etc/ssh/ssh_host_ed25519_key").write_text("key")
+    result = run_identity(root, bin_dir, "root=/dev/vda rw beast.hostname=ctrl-b")
+    assert result.returncode == 0, result.stderr
+    assert (root / "etc/iscsi/initiatorname.iscsi").read_text() == "InitiatorName=iqn.custom:x\n"
+    assert not calls.exists()
+
+
+def test_identity_script_fails_when_a_nic_never_appears(fake_guest):
+    root, bin_dir, calls = fake_guest
+    (root / "sys/class/net/ens3/address").write_text("52:54:00:00:00:99\n")
+    result = run_identity(
+        root, bin_dir, "beast.if=52:54:00:be:00:01,10.0.2.15/24 beast.if=52:54:00:be:01:01,192.168.56.10/24"
+    )
+    assert result.returncode == 1
+    assert "no NIC with MAC 52:54:00:be:01:01" in result.stderr
+    assert "ip address replace 10.0.2.15/24 dev ens2" in calls.read_text()

@@ -4,13 +4,16 @@
 # Runs every boot from beast-identity.service, before networking, sshd, ZFS and iSCSI start.
 set -u
 
+root=${BEAST_IDENTITY_ROOT:-}  # tests run the script against a fake tree
+nic_wait_seconds=${BEAST_IDENTITY_NIC_WAIT:-30}
+
 log() { echo "beast-identity: $*" >&2; }
 
 hostname=""
 hostid=""
 sshkey=""
 interfaces=""
-for arg in $(cat /proc/cmdline); do
+for arg in $(cat "$root/proc/cmdline"); do
     case "$arg" in
         beast.hostname=*) hostname=${arg#beast.hostname=} ;;
         beast.hostid=*) hostid=${arg#beast.hostid=} ;;
@@ -22,15 +25,15 @@ done
 status=0
 
 if [ -n "$hostname" ]; then
-    echo "$hostname" > /etc/hostname
-    echo "$hostname" > /proc/sys/kernel/hostname
-    sed -i '/^127\.0\.1\.1[[:space:]]/d' /etc/hosts
-    printf '127.0.1.1\t%s\n' "$hostname" >> /etc/hosts
+    echo "$hostname" > "$root/etc/hostname"
+    echo "$hostname" > "$root/proc/sys/kernel/hostname"
+    sed -i '/^127\.0\.1\.1[[:space:]]/d' "$root/etc/hosts"
+    printf '127.0.1.1\t%s\n' "$hostname" >> "$root/etc/hosts"
     log "hostname $hostname"
 fi
 
 if [ -n "$hostid" ]; then
-    if zgenhostid -f "$hostid"; then
+    if zgenhostid -f -o "$root/etc/hostid" "$hostid"; then
         log "hostid $hostid"
     else
         log "zgenhostid -f $hostid failed"
@@ -40,7 +43,7 @@ fi
 
 # The NIC driver is loaded by udev coldplug, which may still be running: wait for each MAC.
 interface_with_mac() {
-    for dev in /sys/class/net/*; do
+    for dev in "$root"/sys/class/net/*; do
         [ "$(cat "$dev/address" 2>/dev/null)" = "$1" ] && { basename "$dev"; return 0; }
     done
     return 1
@@ -51,8 +54,8 @@ for spec in $interfaces; do
     address=${spec#*,}
     waited=0
     while ! dev=$(interface_with_mac "$mac"); do
-        if [ "$waited" -ge 60 ]; then
-            log "no NIC with MAC $mac after 30 s"
+        if [ "$waited" -ge $((nic_wait_seconds * 2)) ]; then
+            log "no NIC with MAC $mac after $nic_wait_seconds s"
             status=1
             continue 2
         fi
@@ -64,26 +67,27 @@ for spec in $interfaces; do
 done
 
 if [ -n "$sshkey" ]; then
-    mkdir -p /root/.ssh
-    chmod 700 /root/.ssh
-    if echo "$sshkey" | base64 -d > /root/.ssh/authorized_keys.new; then
-        echo >> /root/.ssh/authorized_keys.new
-        chmod 600 /root/.ssh/authorized_keys.new
-        mv /root/.ssh/authorized_keys.new /root/.ssh/authorized_keys
+    ssh_dir="$root/root/.ssh"
+    mkdir -p "$ssh_dir"
+    chmod 700 "$ssh_dir"
+    if echo "$sshkey" | base64 -d > "$ssh_dir/authorized_keys.new"; then
+        echo >> "$ssh_dir/authorized_keys.new"
+        chmod 600 "$ssh_dir/authorized_keys.new"
+        mv "$ssh_dir/authorized_keys.new" "$ssh_dir/authorized_keys"
         log "authorized_keys installed"
     else
         log "beast.sshkey is not valid base64"
-        rm -f /root/.ssh/authorized_keys.new
+        rm -f "$ssh_dir/authorized_keys.new"
         status=1
     fi
 fi
 
-if ! ls /etc/ssh/ssh_host_*_key > /dev/null 2>&1; then
-    ssh-keygen -A && log "ssh host keys generated" || status=1
+if ! ls "$root"/etc/ssh/ssh_host_*_key > /dev/null 2>&1; then
+    ssh-keygen -A ${root:+-f "$root"} && log "ssh host keys generated" || status=1
 fi
 
-if [ -n "$hostname" ] && [ ! -s /etc/iscsi/initiatorname.iscsi ]; then
-    echo "InitiatorName=iqn.2016-01.local.sss:$hostname" > /etc/iscsi/initiatorname.iscsi
+if [ -n "$hostname" ] && [ ! -s "$root/etc/iscsi/initiatorname.iscsi" ]; then
+    echo "InitiatorName=iqn.2016-01.local.sss:$hostname" > "$root/etc/iscsi/initiatorname.iscsi"
     log "iSCSI initiator iqn.2016-01.local.sss:$hostname"
 fi
 

@@ -291,7 +291,9 @@ def ensure_debian_image(
     force: bool = False,
     recipe: DebianRecipe | None = None,
 ) -> GuestImage:
-    """The cached Debian image for the current recipe, building it first (≈5 min) if needed.
+    """The cached Debian image for the current recipe, building it first if needed.
+
+    A build takes 5–8 min, most of it DKMS compiling ZFS for the guest kernel.
 
     ``progress``: a caller's rich Progress to add the stage tasks to; by default one is shown on stderr.
     """
