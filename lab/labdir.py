@@ -109,7 +109,7 @@ def process_cmdline(pid: int) -> list[str] | None:
 
 
 def is_owned(pid: int | None, lab_dir: Path) -> bool:
-    """Whether ``pid`` is alive and its command line names a path inside ``lab_dir`` (so this lab started it)."""
+    """Whether ``pid`` is alive and its command line names a path in ``lab_dir``: this lab started it."""
     if not pid or pid <= 1:
         return False
     argv = process_cmdline(pid)

@@ -133,14 +133,18 @@ def run(
     started = time.monotonic()
     try:
         result = conn.run(cmd, hide=True, warn=True, timeout=timeout, in_stream=False)
-        record = CommandRecord(host, cmd, result.exited, result.stdout, result.stderr, time.monotonic() - started)
+        record = CommandRecord(
+            host, cmd, result.exited, result.stdout, result.stderr, time.monotonic() - started
+        )
     except CommandTimedOut as err:
         partial = err.result
         record = CommandRecord(
             host, cmd, None, partial.stdout, partial.stderr, time.monotonic() - started, timed_out=True
         )
     except (OSError, paramiko.SSHException, EOFError) as err:
-        record = CommandRecord(host, cmd, None, "", f"{type(err).__name__}: {err}", time.monotonic() - started)
+        record = CommandRecord(
+            host, cmd, None, "", f"{type(err).__name__}: {err}", time.monotonic() - started
+        )
     _record(transcript, record)
     if check and not record.ok:
         raise RemoteError(describe_failure(record))
@@ -160,9 +164,23 @@ def ssh_command(target: SshTarget, command: str | None = None) -> list[str]:
     """An OpenSSH argv for interactive use (``bst ssh``), with the same no-prompt host-key policy."""
     check_loopback(target)
     argv = [
-        "ssh", "-F", "/dev/null", "-i", str(target.key_path), "-p", str(target.port),
-        "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-        "-o", "LogLevel=ERROR", "-o", f"ConnectTimeout={int(CONNECT_TIMEOUT_SECONDS)}",
+        "ssh",
+        "-F",
+        "/dev/null",
+        "-i",
+        str(target.key_path),
+        "-p",
+        str(target.port),
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        f"ConnectTimeout={int(CONNECT_TIMEOUT_SECONDS)}",
         f"{target.user}@{target.host}",
     ]
     if command is not None:

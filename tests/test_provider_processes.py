@@ -32,13 +32,16 @@ FAKE_QEMU = textwrap.dedent("""\
     pidfile = args[args.index("-pidfile") + 1]
     child = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(600)", "fake-qemu", pidfile],
-        start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     open(pidfile, "w").write(f"{{child.pid}}\\n")
 """)
 
-needs_vde = pytest.mark.skipif(shutil.which("vde_switch") is None or shutil.which("qemu-img") is None,
-                               reason="vde_switch and qemu-img are needed (apt-get install -y vde2 qemu-utils)")
+needs_vde = pytest.mark.skipif(
+    shutil.which("vde_switch") is None or shutil.which("qemu-img") is None,
+    reason="vde_switch and qemu-img are needed (apt-get install -y vde2 qemu-utils)",
+)
 
 
 def lab_processes(lab_dir: Path) -> list[int]:
@@ -78,8 +81,14 @@ def make_provider(tmp_path: Path, fake_image: GuestImage, fake_qemu: Path):
     made: list[QemuProvider] = []
 
     def make(boot_timeout_s: float = 2.0) -> QemuProvider:
-        provider = QemuProvider(load_topology(), lab_dir=tmp_path / "lab", image=fake_image,
-                                boot_timeout_s=boot_timeout_s, accel="tcg", qemu=str(fake_qemu))
+        provider = QemuProvider(
+            load_topology(),
+            lab_dir=tmp_path / "lab",
+            image=fake_image,
+            boot_timeout_s=boot_timeout_s,
+            accel="tcg",
+            qemu=str(fake_qemu),
+        )
         made.append(provider)
         return provider
 
@@ -113,9 +122,14 @@ def test_down_stops_a_recorded_process_whose_cmdline_names_the_lab(tmp_path: Pat
 
 
 def test_stop_owned_process_escalates_to_sigkill(tmp_path: Path):
-    stubborn = subprocess.Popen([sys.executable, "-c",
-                                 "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)",
-                                 str(tmp_path / "qemu.pid")])
+    stubborn = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)",
+            str(tmp_path / "qemu.pid"),
+        ]
+    )
     try:
         time.sleep(0.3)
         started = time.monotonic()
@@ -147,8 +161,12 @@ HOLD_LOCK = textwrap.dedent("""\
 
 
 def hold_lock_in_child(lab: Path) -> subprocess.Popen:
-    child = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(lab)], stdout=subprocess.PIPE, text=True,
-                             cwd=Path(__file__).resolve().parents[1])
+    child = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(lab)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert child.stdout.readline().strip() == "locked"
     return child
 

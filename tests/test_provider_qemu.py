@@ -20,7 +20,9 @@ PUBKEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBeast test@lab"
 @pytest.fixture
 def image(tmp_path: Path) -> GuestImage:
     cache = tmp_path / "cache"
-    return GuestImage("debian-bookworm", cache / "root.qcow2", cache / "vmlinuz", cache / "initrd.img", "f00d")
+    return GuestImage(
+        "debian-bookworm", cache / "root.qcow2", cache / "vmlinuz", cache / "initrd.img", "f00d"
+    )
 
 
 @pytest.fixture
@@ -58,8 +60,10 @@ def test_controller_command_line_from_the_papers_topology(provider: QemuProvider
 
     assert pairs(argv, "-drive") == [
         f"if=none,id=root,file={lab}/vm/ctrl-a/overlay.qcow2,format=qcow2,cache=writeback",
-        *(f"if=none,id={d},file={lab}/disks/{d}.raw,format=raw,cache=none,file.locking=off"
-          for d in ("d00", "d01", "d10", "d11", "f00", "f01", "f10", "f11")),
+        *(
+            f"if=none,id={d},file={lab}/disks/{d}.raw,format=raw,cache=none,file.locking=off"
+            for d in ("d00", "d01", "d10", "d11", "f00", "f01", "f10", "f11")
+        ),
     ]
     assert pairs(argv, "-device") == [
         "virtio-rng-pci",
@@ -106,7 +110,9 @@ def test_client_has_no_shared_disks_and_only_the_public_nic(provider: QemuProvid
     assert pairs(argv, "-drive") == [
         f"if=none,id=root,file={provider.lab_dir}/vm/clnt-1/overlay.qcow2,format=qcow2,cache=writeback"
     ]
-    assert not [d for d in pairs(argv, "-device") if d.startswith(("ide-hd", "scsi-hd", "ich9-ahci", "virtio-scsi"))]
+    assert not [
+        d for d in pairs(argv, "-device") if d.startswith(("ide-hd", "scsi-hd", "ich9-ahci", "virtio-scsi"))
+    ]
     assert pairs(argv, "-netdev") == [
         "user,id=management,restrict=on,hostfwd=tcp:127.0.0.1:40024-:22",
         f"vde,id=public,sock={provider.lab_dir}/net/public",
@@ -136,7 +142,13 @@ def test_command_line_from_a_variant_topology(tmp_path: Path, image: GuestImage)
     assert devices.count("ich9-ahci,id=ahci0") == 1 and devices.count("ich9-ahci,id=ahci1") == 1
     ide = [d for d in devices if d.startswith("ide-hd")]
     assert [re.search(r"bus=(\S+?),", d).group(1) for d in ide] == [
-        "ahci0.0", "ahci0.1", "ahci0.2", "ahci0.3", "ahci0.4", "ahci0.5", "ahci1.0",
+        "ahci0.0",
+        "ahci0.1",
+        "ahci0.2",
+        "ahci0.3",
+        "ahci0.4",
+        "ahci0.5",
+        "ahci1.0",
     ]
     assert ide[-1] == "ide-hd,bus=ahci1.0,drive=d22,serial=beast-d22,share-rw=on"
     scsi = [d for d in devices if d.startswith("scsi-hd")]
@@ -162,8 +174,11 @@ def test_shared_disks_fall_back_to_writeback_only_when_asked(provider: QemuProvi
 
 def test_management_network_never_forwards_beyond_loopback(provider: QemuProvider, image: GuestImage):
     for host in provider.topology.hosts:
-        user = [n for n in pairs(provider.qemu_command(host, image, 40000, "tcg", PUBKEY), "-netdev")
-                if n.startswith("user,")]
+        user = [
+            n
+            for n in pairs(provider.qemu_command(host, image, 40000, "tcg", PUBKEY), "-netdev")
+            if n.startswith("user,")
+        ]
         assert user == ["user,id=management,restrict=on,hostfwd=tcp:127.0.0.1:40000-:22"]
 
 
@@ -198,7 +213,9 @@ def test_default_lab_dir_is_under_the_project(tmp_path: Path, monkeypatch: pytes
 
 def test_status_of_a_lab_never_created(provider: QemuProvider):
     assert [(s.name, str(s.state)) for s in provider.status()] == [
-        ("ctrl-a", "absent"), ("ctrl-b", "absent"), ("clnt-1", "absent"),
+        ("ctrl-a", "absent"),
+        ("ctrl-b", "absent"),
+        ("clnt-1", "absent"),
     ]
 
 

@@ -56,7 +56,14 @@ class FakeMonitor:
             elif command == "silence":
                 continue
             else:
-                send({"error": {"class": "CommandNotFound", "desc": f"The command {command} has not been found"}})
+                send(
+                    {
+                        "error": {
+                            "class": "CommandNotFound",
+                            "desc": f"The command {command} has not been found",
+                        }
+                    }
+                )
 
     def close(self) -> None:
         self.server.close()
@@ -81,7 +88,9 @@ def test_one_shot_command(monitor: FakeMonitor):
 
 
 def test_error_reply_is_a_qmp_error_with_the_description(monitor: FakeMonitor):
-    with pytest.raises(QmpError, match="QMP bogus failed: CommandNotFound: The command bogus has not been found"):
+    with pytest.raises(
+        QmpError, match="QMP bogus failed: CommandNotFound: The command bogus has not been found"
+    ):
         qmp_command(monitor.path, "bogus")
 
 
@@ -94,8 +103,10 @@ def test_arguments_are_sent(monitor: FakeMonitor):
     with QmpClient(monitor.path) as qmp:
         with pytest.raises(QmpError):
             qmp.execute("human-monitor-command", {"command-line": "info status"})
-    assert monitor.received[-1] == {"execute": "human-monitor-command",
-                                    "arguments": {"command-line": "info status"}}
+    assert monitor.received[-1] == {
+        "execute": "human-monitor-command",
+        "arguments": {"command-line": "info status"},
+    }
 
 
 def test_silent_monitor_times_out(monitor: FakeMonitor):

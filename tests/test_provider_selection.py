@@ -30,11 +30,14 @@ def test_auto_picks_virtualbox_when_vboxmanage_and_vagrant_exist(monkeypatch: py
     assert reason == "provider auto chose virtualbox: VBoxManage and vagrant are on PATH."
 
 
-@pytest.mark.parametrize("present, missing", [
-    ((), "VBoxManage and vagrant"),
-    (("VBoxManage",), "vagrant"),
-    (("vagrant",), "VBoxManage"),
-])
+@pytest.mark.parametrize(
+    "present, missing",
+    [
+        ((), "VBoxManage and vagrant"),
+        (("VBoxManage",), "vagrant"),
+        (("vagrant",), "VBoxManage"),
+    ],
+)
 def test_auto_picks_qemu_otherwise_and_says_what_is_missing(monkeypatch, present, missing):
     monkeypatch.setattr(providers.shutil, "which", which_only(*present))
     name, reason = select_provider(load_topology())
@@ -51,7 +54,9 @@ def test_topology_choice_wins_over_detection(monkeypatch: pytest.MonkeyPatch):
 def test_override_wins_over_topology(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(providers.shutil, "which", which_only())
     assert select_provider(with_provider("qemu"), "virtualbox") == (
-        "virtualbox", "provider virtualbox was asked for on the command line.")
+        "virtualbox",
+        "provider virtualbox was asked for on the command line.",
+    )
 
 
 def test_override_auto_detects_even_if_the_topology_names_one(monkeypatch: pytest.MonkeyPatch):
@@ -83,7 +88,9 @@ def test_doctor_lists_missing_tools_with_their_packages(monkeypatch: pytest.Monk
     monkeypatch.setattr(providers.shutil, "which", which_only("qemu-img", "ssh-keygen"))
     missing = doctor("qemu")
     assert [(m.program, m.package) for m in missing] == [
-        ("qemu-system-x86_64", "qemu-system-x86"), ("vde_switch", "vde2"), ("debootstrap", "debootstrap"),
+        ("qemu-system-x86_64", "qemu-system-x86"),
+        ("vde_switch", "vde2"),
+        ("debootstrap", "debootstrap"),
     ]
     assert missing[0].install_command == "apt-get install -y qemu-system-x86"
     with pytest.raises(MissingToolError) as err:

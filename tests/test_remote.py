@@ -46,7 +46,12 @@ def test_run_always_passes_a_timeout_and_records_the_result():
     assert conn.calls == [{"cmd": "zpool list", "hide": True, "warn": True, "timeout": 7, "in_stream": False}]
     assert transcript == [record]
     assert (record.host, record.cmd, record.exit_code, record.stdout, record.stderr) == (
-        "ctrl-a", "zpool list", 0, "pool\n", "")
+        "ctrl-a",
+        "zpool list",
+        0,
+        "pool\n",
+        "",
+    )
     assert record.ok and not record.timed_out and record.duration_s >= 0
 
 
@@ -68,7 +73,9 @@ def test_timeout_is_recorded_and_check_raises():
 def test_failed_command_is_recorded_and_check_names_it():
     conn = FakeConnection({"zpool import tank": (1, "", "cannot import 'tank': no such pool\n")})
     transcript: list[CommandRecord] = []
-    with pytest.raises(RemoteError, match=r"ctrl-a: `zpool import tank` exited 1: cannot import 'tank': no such pool"):
+    with pytest.raises(
+        RemoteError, match=r"ctrl-a: `zpool import tank` exited 1: cannot import 'tank': no such pool"
+    ):
         remote.run(conn, "zpool import tank", transcript=transcript, check=True, host="ctrl-a")
     assert transcript[0].exit_code == 1
 
@@ -80,7 +87,9 @@ def test_lost_connection_is_a_record_not_a_crash():
 
 @pytest.mark.parametrize("address", ["192.168.56.10", "10.0.2.15", "172.16.0.1", "8.8.8.8", "ctrl-a"])
 def test_only_loopback_is_ever_contacted(address: str):
-    with pytest.raises(RemoteError, match=f"refusing SSH to {address}: lab hosts are reached only on 127.0.0.1"):
+    with pytest.raises(
+        RemoteError, match=f"refusing SSH to {address}: lab hosts are reached only on 127.0.0.1"
+    ):
         remote.connect(target(host=address), timeout=1)
     with pytest.raises(RemoteError):
         remote.ssh_command(target(host=address))
@@ -112,7 +121,10 @@ def serve_once(payload: bytes) -> int:
 
 
 def test_banner_distinguishes_sshd_from_a_bare_forwarder():
-    assert remote.ssh_banner(target(serve_once(b"SSH-2.0-OpenSSH_9.2p1 Debian\r\n"))) == "SSH-2.0-OpenSSH_9.2p1 Debian"
+    assert (
+        remote.ssh_banner(target(serve_once(b"SSH-2.0-OpenSSH_9.2p1 Debian\r\n")))
+        == "SSH-2.0-OpenSSH_9.2p1 Debian"
+    )
     assert remote.ssh_banner(target(serve_once(b""))) is None
 
 

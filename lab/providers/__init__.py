@@ -75,7 +75,10 @@ def select_provider(topology: Topology, override: str | None = None) -> tuple[st
     missing = [tool for tool in VIRTUALBOX_TOOLS if shutil.which(tool) is None]
     if not missing:
         return "virtualbox", "provider auto chose virtualbox: VBoxManage and vagrant are on PATH."
-    return "qemu", f"provider auto chose qemu: {' and '.join(missing)} not on PATH, so VirtualBox cannot be used."
+    return (
+        "qemu",
+        f"provider auto chose qemu: {' and '.join(missing)} not on PATH, so VirtualBox cannot be used.",
+    )
 
 
 def create_provider(topology: Topology, override: str | None = None, **kwargs: Any) -> Provider:
@@ -100,10 +103,21 @@ def require_tools(provider: str = "qemu") -> None:
     if missing:
         programs = ", ".join(m.program for m in missing)
         packages = " ".join(dict.fromkeys(m.package for m in missing))
-        raise MissingToolError(f"missing host tools: {programs}; install them with: apt-get install -y {packages}")
+        raise MissingToolError(
+            f"missing host tools: {programs}; install them with: apt-get install -y {packages}"
+        )
 
 
 __all__ = [
-    "PROVIDERS", "HostState", "HostStatus", "MissingTool", "Provider", "SshTarget", "create_provider", "doctor",
-    "provider_class", "require_tools", "select_provider",
+    "PROVIDERS",
+    "HostState",
+    "HostStatus",
+    "MissingTool",
+    "Provider",
+    "SshTarget",
+    "create_provider",
+    "doctor",
+    "provider_class",
+    "require_tools",
+    "select_provider",
 ]

@@ -138,9 +138,25 @@ def probe_kvm(kernel: Path, qemu: str = QEMU, timeout: float = KVM_PROBE_SECONDS
     with tempfile.TemporaryDirectory(prefix="beast-kvm-probe-") as tmp:
         console = Path(tmp) / "console.log"
         argv = [
-            qemu, "-accel", "kvm", "-cpu", "host", "-machine", "pc", "-m", "256", "-nodefaults",
-            "-display", "none", "-no-reboot", "-kernel", str(kernel),
-            "-append", "console=ttyS0 panic=-1 loglevel=4", "-serial", f"file:{console}",
+            qemu,
+            "-accel",
+            "kvm",
+            "-cpu",
+            "host",
+            "-machine",
+            "pc",
+            "-m",
+            "256",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-no-reboot",
+            "-kernel",
+            str(kernel),
+            "-append",
+            "console=ttyS0 panic=-1 loglevel=4",
+            "-serial",
+            f"file:{console}",
         ]
         try:
             done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
@@ -195,7 +211,9 @@ def _boot_id() -> str:
 
 def _qemu_version(qemu: str) -> str:
     try:
-        return subprocess.run([qemu, "--version"], capture_output=True, text=True, timeout=10).stdout.split("\n")[0]
+        return subprocess.run([qemu, "--version"], capture_output=True, text=True, timeout=10).stdout.split(
+            "\n"
+        )[0]
     except (OSError, subprocess.TimeoutExpired):
         return ""
 
@@ -238,7 +256,9 @@ class QemuProvider(Provider):
         self.lab_dir = Path(lab_dir or default_lab_dir(topology.lab.name)).absolute().resolve()
         self.image = image
         self.cache_dir = Path(cache_dir) if cache_dir else None
-        self.boot_timeout_s = float(boot_timeout_s if boot_timeout_s is not None else topology.lab.boot_timeout_s)
+        self.boot_timeout_s = float(
+            boot_timeout_s if boot_timeout_s is not None else topology.lab.boot_timeout_s
+        )
         self.forced_accel = accel
         self.qemu = qemu
 
@@ -302,7 +322,12 @@ class QemuProvider(Provider):
     # the command line
 
     def qemu_command(
-        self, host_name: str, image: Any, ssh_port: int, accel: str, ssh_pubkey: str,
+        self,
+        host_name: str,
+        image: Any,
+        ssh_port: int,
+        accel: str,
+        ssh_pubkey: str,
         disk_cache: str = DISK_CACHE_MODE,
     ) -> list[str]:
         """The full qemu argv for one host (pure: reads nothing but the topology and its arguments)."""
@@ -310,16 +335,32 @@ class QemuProvider(Provider):
         paths = self.vm_paths(host_name)
         macs = self.nic_macs(host_name)
         argv = [
-            self.qemu, "-name", f"{host_name},debug-threads=on",
+            self.qemu,
+            "-name",
+            f"{host_name},debug-threads=on",
             *Accel(accel, "").qemu_args,
-            "-machine", "q35", "-smp", str(host.cpus), "-m", str(host.memory_mb),
-            "-nodefaults", "-no-user-config", "-display", "none",
-            "-daemonize", "-pidfile", str(paths.pidfile),
-            "-qmp", f"unix:{paths.qmp},server=on,wait=off",
-            "-chardev", f"socket,id=console,path={paths.console_socket},server=on,wait=off,"
-                        f"logfile={paths.console_log},logappend=on",
-            "-serial", "chardev:console",
-            "-device", "virtio-rng-pci",
+            "-machine",
+            "q35",
+            "-smp",
+            str(host.cpus),
+            "-m",
+            str(host.memory_mb),
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-daemonize",
+            "-pidfile",
+            str(paths.pidfile),
+            "-qmp",
+            f"unix:{paths.qmp},server=on,wait=off",
+            "-chardev",
+            f"socket,id=console,path={paths.console_socket},server=on,wait=off,"
+            f"logfile={paths.console_log},logappend=on",
+            "-serial",
+            "chardev:console",
+            "-device",
+            "virtio-rng-pci",
         ]
         if image.kernel is not None:
             argv += ["-kernel", str(image.kernel)]
@@ -327,18 +368,24 @@ class QemuProvider(Provider):
                 argv += ["-initrd", str(image.initrd)]
             argv += ["-append", self.kernel_cmdline(host, ssh_pubkey, image.root_device)]
         argv += [
-            "-drive", f"if=none,id=root,file={paths.overlay},format=qcow2,cache=writeback",
-            "-device", "virtio-blk-pci,drive=root",
+            "-drive",
+            f"if=none,id=root,file={paths.overlay},format=qcow2,cache=writeback",
+            "-device",
+            "virtio-blk-pci,drive=root",
         ]
         argv += self.disk_args(host, disk_cache)
         argv += [
-            "-netdev", f"user,id=management,restrict=on,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
-            "-device", f"virtio-net-pci,netdev=management,mac={macs['management']}",
+            "-netdev",
+            f"user,id=management,restrict=on,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
+            "-device",
+            f"virtio-net-pci,netdev=management,mac={macs['management']}",
         ]
         for network in host.addresses:
             argv += [
-                "-netdev", f"vde,id={network},sock={self.switch_dir(network)}",
-                "-device", f"virtio-net-pci,netdev={network},mac={macs[network]}",
+                "-netdev",
+                f"vde,id={network},sock={self.switch_dir(network)}",
+                "-device",
+                f"virtio-net-pci,netdev={network},mac={macs[network]}",
             ]
         return argv
 
@@ -360,18 +407,26 @@ class QemuProvider(Provider):
             ]
         for port, disk in enumerate(sata):
             bus = f"ahci{port // AHCI_PORTS}.{port % AHCI_PORTS}"
-            argv += ["-device", f"ide-hd,bus={bus},drive={disk.name},serial={disk.serial},share-rw=on"
-                                + _rotation(disk)]
+            argv += [
+                "-device",
+                f"ide-hd,bus={bus},drive={disk.name},serial={disk.serial},share-rw=on" + _rotation(disk),
+            ]
         for target, disk in enumerate(sas):
-            argv += ["-device", f"scsi-hd,bus=scsi0.0,channel=0,scsi-id={target},lun=0,drive={disk.name},"
-                                f"serial={disk.serial},share-rw=on" + _rotation(disk)]
+            argv += [
+                "-device",
+                f"scsi-hd,bus=scsi0.0,channel=0,scsi-id={target},lun=0,drive={disk.name},"
+                f"serial={disk.serial},share-rw=on" + _rotation(disk),
+            ]
         return argv
 
     def kernel_cmdline(self, host: Host, ssh_pubkey: str, root_device: str = "/dev/vda") -> str:
         from lab.images.debian import kernel_cmdline
 
         return kernel_cmdline(
-            host.name, self.hostids()[host.name], self.identity_interfaces(host), ssh_pubkey,
+            host.name,
+            self.hostids()[host.name],
+            self.identity_interfaces(host),
+            ssh_pubkey,
             root_device=root_device,
         )
 
@@ -449,10 +504,16 @@ class QemuProvider(Provider):
             accel = recorded.get("accel")
             if pid is None:
                 created = paths.overlay.exists()
-                result.append(HostStatus(
-                    name, HostState.STOPPED if created else HostState.ABSENT, None, None, accel,
-                    f"console log {paths.console_log}" if created else "not created",
-                ))
+                result.append(
+                    HostStatus(
+                        name,
+                        HostState.STOPPED if created else HostState.ABSENT,
+                        None,
+                        None,
+                        accel,
+                        f"console log {paths.console_log}" if created else "not created",
+                    )
+                )
                 continue
             try:
                 run_state = qmp_command(paths.qmp, "query-status")
@@ -538,12 +599,16 @@ class QemuProvider(Provider):
 
     def _all_running(self) -> bool:
         """Every host and switch of the lab runs: `up` then only confirms SSH, which takes seconds."""
-        return bool(self.load_state()) and all(
-            self.running_pid(h) is not None for h in self.topology.hosts
-        ) and all(owned_pid(self.switch_pidfile(n), self.lab_dir) is not None for n in self.used_networks())
+        return (
+            bool(self.load_state())
+            and all(self.running_pid(h) is not None for h in self.topology.hosts)
+            and all(owned_pid(self.switch_pidfile(n), self.lab_dir) is not None for n in self.used_networks())
+        )
 
     def used_networks(self) -> list[str]:
-        return [n for n in self.topology.networks if any(n in h.addresses for h in self.topology.hosts.values())]
+        return [
+            n for n in self.topology.networks if any(n in h.addresses for h in self.topology.hosts.values())
+        ]
 
     def _prepare(self, progress: Progress | None) -> dict[str, Any]:
         """Everything hosts need before they boot: image, key, accel, disks, switches; recorded in state."""
@@ -552,9 +617,12 @@ class QemuProvider(Provider):
         state.setdefault("hosts", {})
         state.update(lab=self.topology.lab.name, lab_dir=str(self.lab_dir), provider=self.name)
         state["image"] = {
-            "name": image.name, "recipe_hash": image.recipe_hash, "root_disk": str(image.root_disk),
+            "name": image.name,
+            "recipe_hash": image.recipe_hash,
+            "root_disk": str(image.root_disk),
             "kernel": str(image.kernel) if image.kernel else None,
-            "initrd": str(image.initrd) if image.initrd else None, "root_device": image.root_device,
+            "initrd": str(image.initrd) if image.initrd else None,
+            "root_device": image.root_device,
         }
         self._ensure_key()
         state["ssh_key"] = str(self.key_path)
@@ -572,7 +640,9 @@ class QemuProvider(Provider):
         for network in self.used_networks():
             pid = self._ensure_switch(network)
             state["networks"][network] = {
-                "socket": str(self.switch_dir(network)), "mgmt": str(self.switch_mgmt(network)), "pid": pid,
+                "socket": str(self.switch_dir(network)),
+                "mgmt": str(self.switch_mgmt(network)),
+                "pid": pid,
             }
             self.save_state(state)
         return state
@@ -602,8 +672,21 @@ class QemuProvider(Provider):
         self.key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         for stale in (self.key_path, self.key_path.with_suffix(".pub")):
             stale.unlink(missing_ok=True)
-        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"beast-lab {self.topology.lab.name}",
-              "-f", str(self.key_path)], "create the lab's SSH key")
+        _run(
+            [
+                "ssh-keygen",
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                f"beast-lab {self.topology.lab.name}",
+                "-f",
+                str(self.key_path),
+            ],
+            "create the lab's SSH key",
+        )
 
     def _ensure_disks(self, progress: Progress | None) -> str:
         """Create missing shared disks, fully allocated; the cache mode their filesystem allows."""
@@ -635,12 +718,17 @@ class QemuProvider(Provider):
         shutil.rmtree(sock, ignore_errors=True)
         for stale in (mgmt, pidfile):
             stale.unlink(missing_ok=True)
-        _run([VDE_SWITCH, "-sock", str(sock), "-mgmt", str(mgmt), "-daemon", "-pidfile", str(pidfile)],
-             f"start the {network} switch", output=sock.parent / f"{network}.log")
+        _run(
+            [VDE_SWITCH, "-sock", str(sock), "-mgmt", str(mgmt), "-daemon", "-pidfile", str(pidfile)],
+            f"start the {network} switch",
+            output=sock.parent / f"{network}.log",
+        )
         deadline = time.monotonic() + 10
         while (pid := owned_pid(pidfile, self.lab_dir)) is None:
             if time.monotonic() > deadline:
-                raise LabError(f"vde_switch for {network} did not write {pidfile}; check `vde_switch -sock {sock}`")
+                raise LabError(
+                    f"vde_switch for {network} did not write {pidfile}; check `vde_switch -sock {sock}`"
+                )
             time.sleep(0.05)
         return pid
 
@@ -652,26 +740,49 @@ class QemuProvider(Provider):
         recorded = state["hosts"].get(host, {})
         if recorded.get("image_hash") != image.recipe_hash or not paths.overlay.exists():
             paths.overlay.unlink(missing_ok=True)
-            _run([QEMU_IMG, "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(image.root_disk),
-                  str(paths.overlay)], f"create {host}'s root overlay")
+            _run(
+                [
+                    QEMU_IMG,
+                    "create",
+                    "-q",
+                    "-f",
+                    "qcow2",
+                    "-F",
+                    "qcow2",
+                    "-b",
+                    str(image.root_disk),
+                    str(paths.overlay),
+                ],
+                f"create {host}'s root overlay",
+            )
         taken = {h.get("ssh_port") for n, h in state["hosts"].items() if n != host}
         port = recorded.get("ssh_port")
         pubkey = self.key_path.with_suffix(".pub").read_text().strip()
         for attempt in range(LAUNCH_ATTEMPTS):
             if port is None or port in taken or not port_is_free(port):
                 port = free_loopback_port(taken)
-            argv = self.qemu_command(host, image, port, state["accel"], pubkey, state.get("disk_cache", "none"))
+            argv = self.qemu_command(
+                host, image, port, state["accel"], pubkey, state.get("disk_cache", "none")
+            )
             paths.pidfile.unlink(missing_ok=True)
             with open(paths.qemu_log, "wb") as log:
-                launcher = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                            start_new_session=True, cwd=self.lab_dir)
+                launcher = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                    cwd=self.lab_dir,
+                )
             paths.launcher_pidfile.write_text(f"{launcher.pid}\n")
             try:
                 code = launcher.wait(timeout=LAUNCH_TIMEOUT_SECONDS)
             except subprocess.TimeoutExpired:
                 stop_owned_process(launcher.pid, self.lab_dir)
-                raise LabError(f"qemu for {host} did not finish starting within {LAUNCH_TIMEOUT_SECONDS:.0f} s; "
-                               f"see {paths.qemu_log}") from None
+                raise LabError(
+                    f"qemu for {host} did not finish starting within {LAUNCH_TIMEOUT_SECONDS:.0f} s; "
+                    f"see {paths.qemu_log}"
+                ) from None
             paths.launcher_pidfile.unlink(missing_ok=True)
             output = paths.qemu_log.read_text(errors="replace")
             if code == 0:
@@ -683,9 +794,16 @@ class QemuProvider(Provider):
             raise LabError(f"qemu for {host} failed to start: {errors[-1]} (full output in {paths.qemu_log})")
         pid = self._wait_pidfile(host)
         state["hosts"][host] = {
-            "pid": pid, "ssh_port": port, "accel": state["accel"], "hostid": self.hostids()[host],
-            "macs": self.nic_macs(host), "image_hash": image.recipe_hash, "started_at": time.time(),
-            "pidfile": str(paths.pidfile), "qmp": str(paths.qmp), "console_log": str(paths.console_log),
+            "pid": pid,
+            "ssh_port": port,
+            "accel": state["accel"],
+            "hostid": self.hostids()[host],
+            "macs": self.nic_macs(host),
+            "image_hash": image.recipe_hash,
+            "started_at": time.time(),
+            "pidfile": str(paths.pidfile),
+            "qmp": str(paths.qmp),
+            "console_log": str(paths.console_log),
             "overlay": str(paths.overlay),
         }
         self.save_state(state)
@@ -695,14 +813,21 @@ class QemuProvider(Provider):
         deadline = time.monotonic() + 10
         while (pid := owned_pid(paths.pidfile, self.lab_dir)) is None:
             if time.monotonic() > deadline:
-                raise LabError(f"qemu for {host} started but is not running; see {paths.qemu_log} "
-                               f"and {paths.console_log}")
+                raise LabError(
+                    f"qemu for {host} started but is not running; see {paths.qemu_log} "
+                    f"and {paths.console_log}"
+                )
             time.sleep(0.05)
         return pid
 
-    def _wait_all(self, hosts: list[str], progress: Progress | None, timeout: float | None = None,
-                  stop_failed: bool = True) -> None:
-        """Wait for SSH on ``hosts`` in parallel; on failure stop the hosts that failed and say where to look."""
+    def _wait_all(
+        self,
+        hosts: list[str],
+        progress: Progress | None,
+        timeout: float | None = None,
+        stop_failed: bool = True,
+    ) -> None:
+        """Wait for SSH on ``hosts`` in parallel; on failure stop the failed hosts and say where to look."""
         if not hosts:
             return
         timeout = self.boot_timeout_s if timeout is None else timeout
@@ -728,10 +853,15 @@ class QemuProvider(Provider):
         try:
             while True:
                 if self.running_pid(host) is None:
-                    raise LabError(f"{host}'s qemu exited while booting; see its console log {paths.console_log}")
+                    raise LabError(
+                        f"{host}'s qemu exited while booting; see its console log {paths.console_log}"
+                    )
                 try:
                     target = self.ssh_target(host)
-                    if remote.ssh_banner(target, timeout=min(5.0, max(0.5, deadline - time.monotonic()))) is None:
+                    if (
+                        remote.ssh_banner(target, timeout=min(5.0, max(0.5, deadline - time.monotonic())))
+                        is None
+                    ):
                         raise LabError("no SSH banner yet")
                     conn = remote.connect(target, timeout=max(1.0, min(10.0, deadline - time.monotonic())))
                     try:
@@ -751,7 +881,9 @@ class QemuProvider(Provider):
                         f"see its console log {paths.console_log}"
                     ) from None
                 if progress and task is not None:
-                    progress.update(task, description=f"{host}: waiting for SSH ({time.monotonic() - started:.0f} s)")
+                    progress.update(
+                        task, description=f"{host}: waiting for SSH ({time.monotonic() - started:.0f} s)"
+                    )
                 time.sleep(min(SSH_POLL_SECONDS, max(0.0, remaining)))
         finally:
             if progress and task is not None:
@@ -780,7 +912,9 @@ def _run(argv: list[str], purpose: str, timeout: float = 120, output: Path | Non
     """Run a host tool to completion; ``output``: a file for what it prints (daemons keep pipes open)."""
     try:
         if output is None:
-            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+            done = subprocess.run(
+                argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
+            )
             text = done.stderr.strip() or done.stdout.strip()
         else:
             with open(output, "wb") as log:

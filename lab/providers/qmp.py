@@ -87,7 +87,9 @@ class QmpClient:
             try:
                 chunk = self._sock.recv(65536)
             except TimeoutError:
-                raise QmpError(f"QEMU's monitor at {self.path} did not answer within {self.timeout} s") from None
+                raise QmpError(
+                    f"QEMU's monitor at {self.path} did not answer within {self.timeout} s"
+                ) from None
             except OSError as err:
                 raise QmpError(f"QMP connection {self.path} closed: {err.strerror or err}") from None
             if not chunk:
@@ -97,11 +99,14 @@ class QmpClient:
         try:
             return json.loads(line)
         except ValueError:
-            raise QmpError(f"QEMU's monitor at {self.path} sent something that is not JSON: {line[:80]!r}") from None
+            raise QmpError(
+                f"QEMU's monitor at {self.path} sent something that is not JSON: {line[:80]!r}"
+            ) from None
 
 
-def qmp_command(path: Path, command: str, arguments: dict[str, Any] | None = None,
-                timeout: float = QMP_TIMEOUT_SECONDS) -> Any:
+def qmp_command(
+    path: Path, command: str, arguments: dict[str, Any] | None = None, timeout: float = QMP_TIMEOUT_SECONDS
+) -> Any:
     """Open a session, run one command, close."""
     with QmpClient(path, timeout) as qmp:
         return qmp.execute(command, arguments)
