@@ -102,7 +102,7 @@ PAPER_RECOVERY_COMMANDS = {
     ],
 }
 
-# rc.conf as the paper prints it, with em0/em1 renamed em1/em2 (a management NIC comes first),
+# rc.conf as the paper prints it (the management NIC is a virtio vtnet0, so the lab NICs keep em0/em1),
 # ctrl-b's `vboxguest_enable="YES` given its closing quote, and ctrl-b's "# target"/"# initiator"
 # comments written as ctrl-a's "# Targets"/"# Initiators". The client's lines are the paper's
 # "essential lines" plus its hostname.
@@ -118,23 +118,23 @@ _RC_TAIL = [
 PAPER_RC_CONF = {
     "ctrl-a": [
         'hostname="ctrl-a"',
-        'ifconfig_em1="inet 192.168.56.10 netmask 255.255.255.0" # Inter-controller LAN',
-        'ifconfig_em2="inet 192.168.55.10 netmask 255.255.255.0" # Public network',
+        'ifconfig_em0="inet 192.168.56.10 netmask 255.255.255.0" # Inter-controller LAN',
+        'ifconfig_em1="inet 192.168.55.10 netmask 255.255.255.0" # Public network',
         *_RC_TAIL,
         'ctld_enable="YES" # Targets',
         'iscsid_enable="YES" # Initiators',
     ],
     "ctrl-b": [
         'hostname="ctrl-b"',
-        'ifconfig_em1="inet 192.168.56.11 netmask 255.255.255.0" # Inter-controller LAN',
-        'ifconfig_em2="inet 192.168.55.11 netmask 255.255.255.0" # Public network',
+        'ifconfig_em0="inet 192.168.56.11 netmask 255.255.255.0" # Inter-controller LAN',
+        'ifconfig_em1="inet 192.168.55.11 netmask 255.255.255.0" # Public network',
         *_RC_TAIL,
         'ctld_enable="YES" # Targets',
         'iscsid_enable="YES" # Initiators',
     ],
     "clnt-1": [
         'hostname="clnt-1"',
-        'ifconfig_em1="inet 192.168.55.20 netmask 255.255.255.0" # Public network',
+        'ifconfig_em0="inet 192.168.55.20 netmask 255.255.255.0" # Public network',
         *_RC_TAIL,
         'iscsid_enable="YES" # Initiators',
     ],

@@ -16,16 +16,17 @@ from lab.plan import Plan, Step
 from lab.stacks.base import Stack
 from lab.topology import Bus, Host, Pool, Role, Topology
 
-FIRST_DATA_NIC = 1
-"""Index of the first lab NIC (``em1``): both providers put a management NIC first (Vagrant's NAT,
-QEMU's user network), so the paper's em0/em1 become em1/em2 and em0 stays the provider's."""
+FIRST_DATA_NIC = 0
+"""Index of the first lab NIC: both providers give the management NIC (Vagrant's NAT, QEMU's user
+network) a virtio model, which FreeBSD names vtnet0, and the lab NICs Intel e1000 models, so the lab
+NICs keep the paper's names em0 (private) and em1 (public)."""
 
 FIRST_DATA_ADA = 1
 """The system disk is ada0 (IDE in the paper), so the SATA shelf starts at ada1."""
 
 RC_CONF = "/etc/rc.conf.local"
 """The paper's rc.conf lines go to rc.conf.local, which rc(8) reads after /etc/rc.conf: the image's own
-rc.conf keeps the management NIC (``ifconfig_em0="DHCP"``) that the lab reaches the guest through, and
+rc.conf keeps the management NIC (``ifconfig_vtnet0="DHCP"``) that the lab reaches the guest through, and
 the executor can still compare the whole file with the paper's."""
 
 SYSCTL_CONF = "/etc/sysctl.conf"
