@@ -35,7 +35,9 @@ def runners(topo) -> Iterator[dict[str, FabricRunner]]:
     provider = QemuProvider(topo, lab_dir=LAB_DIR)
     try:
         provider.up()
-        yield {host: FabricRunner(remote.connect(provider.ssh_target(host), timeout=30)) for host in topo.hosts}
+        yield {
+            host: FabricRunner(remote.connect(provider.ssh_target(host), timeout=30)) for host in topo.hosts
+        }
     finally:
         provider.down()
 
