@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import shlex
 import uuid
+from dataclasses import replace
 from enum import IntEnum
 from pathlib import Path
 
@@ -76,6 +77,13 @@ SYMLINK+="disk/by-id/$env{ID_SERIAL_SHORT}-part%n"
 """
 """After 60-persistent-storage.rules, which sets ID_SERIAL_SHORT (and gives it to partitions). ZFS needs
 the partition links too: it labels a whole disk and then waits for ``<disk>-part1`` to appear."""
+
+MDADM_CONF_PATH = "/etc/mdadm/mdadm.conf"
+MDADM_CONF = """\
+# BeaST Lab: a controller assembles no arrays. The client's stripe members are this host's zvols and
+# iSCSI disks: udev's incremental assembly would claim them and the arbitrator map could not open them.
+AUTO -all
+"""
 
 INITIATOR_PREFIX = "iqn.2016-01.local.sss"
 ISCSI_PORT = 3260
@@ -207,9 +215,10 @@ class LinuxStack(Stack):
 
     def recovery(self, topo: Topology, failed: str) -> Plan:
         """The paper's prose after the failed controller was booted again: export, reboot, import, scrub on
-        both, clear, then the arbitrator, the public target and the client's paths once more. The steps
-        that rebuild are provisioning's own: their checks skip what survived (the survivor's target, the
-        client's stripe) and redo what did not (sessions, paths that failed, the primary path)."""
+        both, clear, then the arbitrator, the public target and the client's paths once more. The base
+        steps come again after the reboot (skipped unless the host came back with a fresh root disk).
+        The steps that rebuild are provisioning's own: their checks skip what survived (the survivor's
+        target, the client's stripe) and redo what did not (sessions, failed paths, the primary path)."""
         names = [h.name for h in topo.controllers]
         if failed not in names:
             raise LabError(f"'{failed}' is not a controller; recover one of {', '.join(names)}")
@@ -220,6 +229,7 @@ class LinuxStack(Stack):
         plan[failed] += [
             self.release_step(topo, host),
             self.reboot_step(),
+            *[replace(step, stage=RecoveryStage.IMPORT) for step in self.base_steps(topo, host)],
             *[self.import_step(topo, pool, RecoveryStage.IMPORT, expect_refusal=False) for pool in pools],
             *[self.scrub_step(pool.name, RecoveryStage.SCRUB_ON_FAILED) for pool in pools],
         ]
@@ -321,6 +331,8 @@ class LinuxStack(Stack):
                                "udevadm trigger --subsystem-match=block --action=change",
                                "udevadm settle"),
                      check=links, verify=wait_until(links, 30)),
+                Step("no array assembly", files={MDADM_CONF_PATH: MDADM_CONF},
+                     commands=("mdadm --stop --scan",), check="! grep -q '^md' /proc/mdstat"),
             ]
         return steps
 
