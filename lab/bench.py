@@ -1,0 +1,137 @@
+"""`nox -s bench`: how long the lab's slow parts take on this machine, as medians in bench/results.json.
+
+Runs on its own lab directory (``.lab/bench``) so a user's lab is never touched, and removes it after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from lab.plan import Plan
+from lab.topology import Topology, load_topology
+
+console = Console()
+
+
+def serialized(plan: Plan) -> Plan:
+    """The same plan with the hosts of each stage one after the other instead of in parallel."""
+    hosts = list(plan)
+    return {host: [dataclasses.replace(step, stage=step.stage * len(hosts) + index) for step in steps]
+            for index, (host, steps) in enumerate(plan.items())}
+
+
+@dataclasses.dataclass
+class Figure:
+    name: str
+    what: str
+    samples: list[float]
+
+    @property
+    def median(self) -> float | None:
+        return round(statistics.median(self.samples), 2) if self.samples else None
+
+    def to_json(self) -> dict:
+        return {"what": self.what, "median_s": self.median, "runs": len(self.samples),
+                "samples_s": [round(s, 2) for s in self.samples]}
+
+
+def timed(action: Callable[[], object]) -> float:
+    started = time.monotonic()
+    action()
+    return time.monotonic() - started
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    memory_kib = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                          if line.startswith("MemTotal")))
+    return {"host": platform.node(), "kernel": platform.release(), "cpu": cpu, "cpus": os.cpu_count(),
+            "memory_gib": round(memory_kib / 1024 / 1024, 1), "python": platform.python_version()}
+
+
+def bench(topo: Topology, runs: int, provision: bool, lab_dir: Path) -> tuple[list[Figure], dict]:
+    from lab.images import debian
+    from lab.providers.qemu import QemuProvider
+    from lab.session import LabSession
+    from lab.stacks import get_stack
+
+    figures: dict[str, Figure] = {}
+
+    def add(name: str, what: str, seconds: float) -> None:
+        figures.setdefault(name, Figure(name, what, [])).samples.append(seconds)
+        console.print(f"  {name}: {seconds:.1f} s")
+
+    image = debian.ensure_debian_image()
+    recorded = json.loads((image.root_disk.parent / "image.json").read_text())
+    add("image_build", "Debian guest image build (debootstrap, kernel, zfs-dkms), as recorded when built",
+        float(recorded["build_seconds"]))
+    add("image_cached", "guest image lookup when it is cached", timed(debian.ensure_debian_image))
+
+    provider = QemuProvider(topo, lab_dir=lab_dir)
+    stack = get_stack("linux")
+    plan = stack.provision(topo)
+    provider.down()
+    accel = "unknown"
+    try:
+        for run in range(runs):
+            console.print(f"[bold]run {run + 1}/{runs}[/]")
+            add("lab_up", "three VMs from the cached image to SSH (shared disks, switches, boot)", timed(provider.up))
+            add("lab_up_noop", "bst up on a lab that is up", timed(provider.up))
+            accel = next((s.accel for s in provider.status() if s.accel), accel)
+            for host in topo.hosts:
+                provider.power_off(host)
+                add(f"boot_to_ssh_{host}", f"{host} from power-off to SSH", timed(lambda h=host: provider.start(h)))
+            if provision:
+                session = LabSession(topo, provider, stack)
+                add("provision_parallel", "linux provisioning, hosts of a stage in parallel",
+                    timed(lambda s=session: s.apply(plan, "bench")))
+                provider.down()
+                provider.up()
+                session = LabSession(topo, provider, stack)
+                add("provision_serial", "linux provisioning, hosts one after the other",
+                    timed(lambda s=session: s.apply(serialized(plan), "bench")))
+            provider.down()
+    finally:
+        provider.down()
+    return list(figures.values()), {**machine(), "accel": accel}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lab.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs per figure (default 3)")
+    parser.add_argument("--provision", action="store_true", help="also time provisioning, parallel vs serial")
+    parser.add_argument("--topology", default=None)
+    parser.add_argument("--output", default="bench/results.json")
+    args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error("--runs must be 1 or more")
+    topo = load_topology(args.topology)
+    figures, where = bench(topo, args.runs, args.provision, Path(".lab") / "bench")
+    title = f"BeaST Lab benchmarks · {where['cpu']} · {where['accel']}"
+    table = Table("figure", "median s", "runs", "what", title=title)
+    for figure in figures:
+        table.add_row(figure.name, f"{figure.median:.1f}", str(len(figure.samples)), figure.what)
+    console.print(table)
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps({"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": where,
+                                  "figures": {f.name: f.to_json() for f in figures}}, indent=2) + "\n")
+    console.print(f"written to {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
