@@ -100,6 +100,7 @@ def test_kernel_command_line_carries_the_identity(provider: QemuProvider, image:
         "beast.if=52:54:00:1b:02:01,192.168.56.11/24",
         "beast.if=52:54:00:1b:02:02,192.168.55.11/24",
     ]
+    assert append.split()[-1] == "net.ifnames=0"
     key = next(a for a in append.split() if a.startswith("beast.sshkey="))
     assert base64.b64decode(key.removeprefix("beast.sshkey=")).decode() == PUBKEY
 

@@ -63,6 +63,7 @@ KVM_PROBE_SECONDS = 12.0
 SSH_POLL_SECONDS = 2.0
 ACCEL_ENV = "BEAST_LAB_ACCEL"
 DISK_CACHE_MODE = "none"
+KERNEL_EXTRA_ARGS = "net.ifnames=0"
 OWNED_NAMES = ("state.json", "ssh", "disks", "net", "vm")
 """What `down` removes from the lab directory: only names this provider creates."""
 
@@ -420,15 +421,21 @@ class QemuProvider(Provider):
         return argv
 
     def kernel_cmdline(self, host: Host, ssh_pubkey: str, root_device: str = "/dev/vda") -> str:
+        """The image's identity command line plus ``net.ifnames=0``.
+
+        Without it udev renames eth0 to enp0sN while the identity service configures the NIC it found by
+        MAC, and the address is lost ("Cannot find device eth0"); guests find NICs by MAC, never by name.
+        """
         from lab.images.debian import kernel_cmdline
 
-        return kernel_cmdline(
+        identity = kernel_cmdline(
             host.name,
             self.hostids()[host.name],
             self.identity_interfaces(host),
             ssh_pubkey,
             root_device=root_device,
         )
+        return f"{identity} {KERNEL_EXTRA_ARGS}"
 
     # state
 
