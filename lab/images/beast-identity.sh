@@ -41,7 +41,6 @@ if [ -n "$hostid" ]; then
     fi
 fi
 
-# The NIC driver is loaded by udev coldplug, which may still be running: wait for each MAC.
 interface_with_mac() {
     for dev in "$root"/sys/class/net/*; do
         [ "$(cat "$dev/address" 2>/dev/null)" = "$1" ] && { basename "$dev"; return 0; }
@@ -49,21 +48,25 @@ interface_with_mac() {
     return 1
 }
 
-for spec in $interfaces; do
-    mac=$(echo "${spec%%,*}" | tr 'A-F' 'a-f')
-    address=${spec#*,}
-    waited=0
-    while ! dev=$(interface_with_mac "$mac"); do
-        if [ "$waited" -ge $((nic_wait_seconds * 2)) ]; then
-            log "no NIC with MAC $mac after $nic_wait_seconds s"
-            status=1
-            continue 2
+# udev may rename a NIC (eth0 -> ens2) between the lookup and `ip`: look it up again and retry.
+configure_interface() {
+    mac=$1 address=$2 waited=0
+    while [ "$waited" -lt $((nic_wait_seconds * 2)) ]; do
+        if dev=$(interface_with_mac "$mac") && ip link set dev "$dev" up 2>/dev/null \
+            && ip address replace "$address" dev "$dev"; then
+            log "$dev ($mac) $address"
+            return 0
         fi
         sleep 0.5
         waited=$((waited + 1))
     done
-    ip link set dev "$dev" up && ip address replace "$address" dev "$dev" \
-        && log "$dev ($mac) $address" || status=1
+    log "no NIC with MAC $mac came up with $address after $nic_wait_seconds s"
+    return 1
+}
+
+for spec in $interfaces; do
+    mac=$(echo "${spec%%,*}" | tr 'A-F' 'a-f')
+    configure_interface "$mac" "${spec#*,}" || status=1
 done
 
 if [ -n "$sshkey" ]; then
