@@ -30,7 +30,6 @@ TIMED_OUT_EXIT_CODE = 124
 UNREACHABLE_EXIT_CODE = 255
 """What the executor records when a runner raised instead of answering (ssh's own code for that)."""
 STDERR_TAIL_CHARS = 300
-REBOOT_STEP = "reboot"
 """A step by this name restarts its host. Its commands may lose the connection (their results are only
 recorded), then the executor polls the step's ``check`` (e.g. "booted after the export") until it passes."""
 DEFAULT_REBOOT_TIMEOUT_S = 600.0
@@ -258,7 +257,7 @@ class _HostApplier:
             result = self._run(step, "write", write_file_command(path, content))
             if not result.ok:
                 return outcome(Status.FAILED, self._failure(step, f"writing {path}:", result))
-        if step.name == REBOOT_STEP:
+        if step.reboot:
             error = self._reboot(step)
             return outcome(Status.FAILED, error) if error else outcome(Status.RAN)
         for cmd in step.commands:

@@ -14,6 +14,8 @@ class Step:
     ``verify`` is a shell command that must exit 0 after the step ran (its result: pool ONLINE, session up).
     ``stage`` orders steps across hosts: every host finishes stage N before any host starts stage N+1,
     which is how the paper's "now on both controllers" barriers are expressed.
+    ``reboot`` marks a step whose commands restart the host: the executor expects the connection to
+    drop and waits until ``check`` passes again.
     """
 
     name: str
@@ -22,10 +24,13 @@ class Step:
     check: str | None = None
     verify: str | None = None
     stage: int = 0
+    reboot: bool = False
 
     def __post_init__(self) -> None:
         if self.commands and self.check is None:
             raise ValueError(f"step '{self.name}' runs commands but has no check: it would not be idempotent")
+        if self.reboot and not self.commands:
+            raise ValueError(f"step '{self.name}' is a reboot but runs no command")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -35,6 +40,7 @@ class Step:
             "commands": list(self.commands),
             "check": self.check,
             "verify": self.verify,
+            "reboot": self.reboot,
         }
 
 

@@ -249,7 +249,7 @@ def test_reboot_step_waits_until_its_check_passes(monkeypatch):
             raise AssertionError(cmd)
 
     host = RebootingHost()
-    reboot = Step(name=executor.REBOOT_STEP, commands=("shutdown -r now",), check="booted since export")
+    reboot = Step(name="restart", commands=("shutdown -r now",), check="booted since export", reboot=True)
     outcomes = apply_plan({"a": [reboot]}, {"a": host})
     assert outcomes[0].status is Status.RAN and host.polls == 4  # one before the reboot, three after
 
@@ -258,6 +258,6 @@ def test_reboot_step_that_never_comes_back_fails(monkeypatch):
     import lab.executor as executor
 
     monkeypatch.setattr(executor, "REBOOT_POLL_INTERVAL_S", 0.01)
-    reboot = Step(name=executor.REBOOT_STEP, commands=("do reboot",), check="test never")
+    reboot = Step(name="reboot", commands=("do reboot",), check="test never", reboot=True)
     with pytest.raises(StepFailed, match="step 'reboot' failed: the host did not pass `test never` within"):
         apply_plan({"a": [reboot]}, {"a": FakeHost("a", [])}, reboot_timeout=0.1)

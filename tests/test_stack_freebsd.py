@@ -22,7 +22,6 @@ from lab.plan import Plan, plan_to_json, stages
 from lab.stacks import freebsd as freebsd_module
 from lab.stacks import get_stack
 from lab.stacks.freebsd import (
-    REBOOT_STEP,
     FreeBSDStack,
     multipath_healthy,
     session_connected,
@@ -302,8 +301,8 @@ def test_stages_are_the_papers_barriers(paper_plan):
 def test_recovery_reboots_between_export_and_import(stack, paper):
     steps = stack.recovery(paper, "ctrl-a")["ctrl-a"]
     names = [step.name for step in steps]
-    assert names.index("export pools") < names.index(REBOOT_STEP) < names.index("import pools")
-    reboot = step_named(steps, REBOOT_STEP)
+    assert names.index("export pools") < names.index("reboot") < names.index("import pools")
+    reboot = step_named(steps, "reboot")
     assert reboot.commands == ("shutdown -r now",) and reboot.check
     for plan_steps in stack.recovery(paper, "ctrl-a").values():
         assert [s.stage for s in plan_steps] == sorted(s.stage for s in plan_steps)
@@ -398,7 +397,6 @@ def test_log_and_cache_checks_read_zpool_status(tool_stub):
     assert tool_stub(vdev_in("ctrl-a_m0", "cache", "da0"), "zpool", status) != 0
 
 
-def test_reboot_step_is_the_one_the_executor_waits_for():
-    from lab.executor import REBOOT_STEP as EXECUTOR_REBOOT_STEP
-
-    assert REBOOT_STEP == EXECUTOR_REBOOT_STEP
+def test_reboot_step_is_marked_for_the_executor():
+    steps = FreeBSDStack().recovery(load_topology(), "ctrl-a")["ctrl-a"]
+    assert [s.name for s in steps if s.reboot] == ["reboot"]

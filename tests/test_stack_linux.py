@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from lab.errors import LabError
-from lab.executor import REBOOT_STEP
 from lab.plan import Plan, plan_to_json, stages
 from lab.stacks import get_stack
 from lab.stacks.linux import (
@@ -226,8 +225,8 @@ def test_another_topology_changes_names_and_addresses(stack):
 def test_recovery_exports_reboots_imports_and_rebuilds(stack, paper):
     plan = stack.recovery(paper, "ctrl-a")
     failed = [step.name for step in plan["ctrl-a"]]
-    assert failed[:2] == ["export pools", REBOOT_STEP]
-    assert failed.index(REBOOT_STEP) < failed.index("import ctrl-a_m0") < failed.index("scrub ctrl-a_m0")
+    assert failed[:2] == ["export pools", "reboot"]
+    assert failed.index("reboot") < failed.index("import ctrl-a_m0") < failed.index("scrub ctrl-a_m0")
     release = " ; ".join(plan["ctrl-a"][0].commands)
     assert release.index("targetcli clearconfig") < release.index("dmsetup remove --retry CTRL_B_BACK")
     assert release.index("--logoutall=all") < release.index("zpool export ctrl-a_m0")

@@ -40,7 +40,6 @@ NIC_COMMENTS = {"private": "Inter-controller LAN", "public": "Public network"}
 PRIVATE_PORTAL_GROUP = "pg0"
 PUBLIC_PORTAL_GROUP = "pg1"
 
-REBOOT_STEP = "reboot"
 """Name of the recovery step that restarts a host: its command drops the SSH connection, so the
 executor waits for the host to answer again (``lab.boot_timeout_s``) before the next step."""
 
@@ -459,7 +458,7 @@ class FreeBSDStack(Stack):
     def reboot_step(self) -> Step:
         """The paper's "calmly reboot once more"; done when the host booted after the export."""
         booted_since = f'[ ! -e {EXPORTED_AT} ] || [ "$({BOOT_TIME})" -gt "$(cat {EXPORTED_AT})" ]'
-        return Step(REBOOT_STEP, commands=("shutdown -r now",), check=booted_since,
+        return Step("reboot", commands=("shutdown -r now",), check=booted_since, reboot=True,
                     stage=RecoveryStage.REBOOT)
 
     def import_step(self, pools: list[str]) -> Step:

@@ -36,7 +36,7 @@ Choices made here:
   configfs rather than ``targetcli ls`` because every targetcli start costs 1-3 s under TCG.
 - The owner sets failmode=continue on its own pool before the cross import, so the peer imports the
   property with the pool and its own ``zpool set`` is skipped: the peer never writes to the pool for it.
-- Recovery is one plan, like the FreeBSD stack's: a step named ``reboot`` (lab.executor.REBOOT_STEP) whose
+- Recovery is one plan, like the FreeBSD stack's: a ``reboot`` step (Step.reboot) whose
   command drops the connection; the executor waits for the step's check ("booted after the export").
   Before the export the failed controller lets go of its zvols: LIO configuration cleared, its arbitrator
   map removed and its sessions logged out (an open zvol makes ``zpool export`` fail with "pool is busy").
@@ -549,7 +549,7 @@ class LinuxStack(Stack):
     def reboot_step(self) -> Step:
         """The paper's "calmly reboot once more"; done when the host booted after the export."""
         booted_since = f'[ ! -e {EXPORTED_AT} ] || [ "$({BOOT_TIME})" -gt "$(cat {EXPORTED_AT})" ]'
-        return Step("reboot", commands=("systemctl --no-block reboot",), check=booted_since,
+        return Step("reboot", commands=("systemctl --no-block reboot",), check=booted_since, reboot=True,
                     stage=RecoveryStage.REBOOT)
 
     def scrub_step(self, pool: str, stage: int) -> Step:
