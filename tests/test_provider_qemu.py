@@ -235,3 +235,12 @@ def test_long_lab_dir_is_refused_before_qemu_starts(tmp_path: Path):
     provider = QemuProvider(load_topology(), lab_dir=deep)
     with pytest.raises(Exception, match="use a shorter lab directory"):
         provider.check_socket_paths()
+
+
+def test_freebsd_guests_get_e1000_lab_nics_named_like_the_paper(provider: QemuProvider, tmp_path: Path):
+    freebsd = GuestImage("freebsd-10.3", tmp_path / "freebsd.qcow2", None, None, "beef", "/dev/ada0")
+    devices = pairs(provider.qemu_command("ctrl-a", freebsd, 40022, "tcg", PUBKEY), "-device")
+    nics = [d for d in devices if "netdev=" in d]
+    assert nics[0].startswith("virtio-net-pci,netdev=management")
+    assert [n.split(",")[0] for n in nics[1:]] == ["e1000", "e1000"]
+    assert nics[1].split(",")[1] == "netdev=private" and nics[2].split(",")[1] == "netdev=public"

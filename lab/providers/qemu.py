@@ -386,7 +386,7 @@ class QemuProvider(Provider):
                 "-netdev",
                 f"vde,id={network},sock={self.switch_dir(network)}",
                 "-device",
-                f"virtio-net-pci,netdev={network},mac={macs[network]}",
+                f"{lab_nic_model(image)},netdev={network},mac={macs[network]}",
             ]
         return argv
 
@@ -895,6 +895,12 @@ class QemuProvider(Provider):
         finally:
             if progress and task is not None:
                 progress.remove_task(task)
+
+
+def lab_nic_model(image: Any) -> str:
+    """FreeBSD guests get Intel e1000 lab NICs, which FreeBSD names em0, em1 as in the paper's rc.conf
+    (the virtio management NIC is vtnet0); Linux guests get virtio-net, the cheapest NIC under TCG."""
+    return "e1000" if str(image.name).startswith("freebsd") else "virtio-net-pci"
 
 
 def _rotation(disk: Disk) -> str:
