@@ -278,3 +278,19 @@ def test_down_after_the_harness_is_killed_mid_up(tmp_path: Path, fake_image: Gue
     assert not any((lab / name).exists() for name in ("net", "vm", "disks", "state.json"))
     with lab_lock(lab, "check"):
         pass
+
+
+@needs_vde
+def test_a_host_created_from_another_image_is_not_silently_recreated(make_provider, fake_image: GuestImage):
+    """Its root disk holds the lab's configuration: a new image must not wipe it on a restart."""
+    first = make_provider()
+    with pytest.raises(LabError):
+        first.up()
+    overlay = first.vm_paths("ctrl-a").overlay
+    assert overlay.exists()
+    newer = make_provider()
+    newer.image = GuestImage("fake", fake_image.root_disk, fake_image.kernel, fake_image.initrd, "newer-hash")
+    with pytest.raises(LabError, match=r"ctrl-a was created from guest image fake-hash but the image is now "
+                                       r"newer-hash.*bst down && bst up"):
+        newer.start("ctrl-a")
+    assert overlay.exists()

@@ -745,8 +745,12 @@ class QemuProvider(Provider):
         paths.dir.mkdir(parents=True, exist_ok=True)
         image = self.image
         recorded = state["hosts"].get(host, {})
-        if recorded.get("image_hash") != image.recipe_hash or not paths.overlay.exists():
-            paths.overlay.unlink(missing_ok=True)
+        if paths.overlay.exists() and recorded.get("image_hash") not in (None, image.recipe_hash):
+            raise LabError(
+                f"{host} was created from guest image {recorded['image_hash'][:12]} but the image is now "
+                f"{image.recipe_hash[:12]}; its disk holds the lab's state, so rebuild the lab: bst down && bst up"
+            )
+        if not paths.overlay.exists():
             _run(
                 [
                     QEMU_IMG,
