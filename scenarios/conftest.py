@@ -87,7 +87,7 @@ def pytest_runtest_makereport(item, call):
 
 
 def pytest_terminal_summary(terminalreporter):
-    console = Console(file=terminalreporter._tw._file if hasattr(terminalreporter._tw, "_file") else None)
+    console = Console(file=getattr(terminalreporter._tw, "_file", None), width=max(terminalreporter._tw.fullwidth, 180))
     for the_drill in _drills:
         console.print(claims_table(the_drill.results))
         facts = {k: v for k, v in the_drill.facts.items() if not isinstance(v, dict | list)}

@@ -13,6 +13,7 @@ import pytest
 
 from lab.drill.probe import longest_stall, parse_probe_log
 from lab.drill.runner import Drill, StepError
+from lab.errors import LabError
 from lab.parsers.zpool import DataErrorsKind, PoolStatus, ScanState
 
 pytestmark = pytest.mark.vm
@@ -62,11 +63,34 @@ def _md5(drill: Drill, path: str, label: str) -> str:
     return drill.must(topo.client.host, stack.md5_command(path), 300, label).strip()
 
 
-def _remounted_md5(drill: Drill, label: str) -> str:
+def _remounted_md5(drill: Drill, label: str) -> tuple[str | None, str]:
+    """The copy's md5 read back after a remount, or None and why the filesystem could not be read."""
     topo, stack = drill.session.topo, drill.session.stack
+    client = topo.client.host
     for command in stack.remount_commands(topo):
-        drill.must(topo.client.host, command, 180, f"remount-{label}")
-    return _md5(drill, _copy_path(drill), f"md5-{label}")
+        result = drill.session.run(client, command, 180, f"remount-{label}")
+        if result.exit_code != 0:
+            kernel = drill.session.run(client, "dmesg | tail -n 40", 30, f"dmesg-{label}").stdout
+            drill.record.save(f"dmesg/{client}-{label}.txt", kernel)
+            reason = (result.stderr or result.stdout).strip().splitlines()[:1] or ["no output"]
+            last = kernel.strip().splitlines()[-1:] or [""]
+            return None, f"`{command}` exited {result.exit_code}: {reason[0]}; kernel: {last[0].strip()}"
+    result = drill.session.run(client, stack.md5_command(_copy_path(drill)), 300, f"md5-{label}")
+    if result.exit_code != 0:
+        return None, f"reading the copy failed: {result.stderr.strip()[:200]}"
+    return result.stdout.strip(), "read back after a remount"
+
+
+def _claims(drill: Drill, *claims: tuple[str, bool, str]) -> None:
+    """Record every claim, then fail with all the unexpected ones together."""
+    errors = []
+    for claim, held, evidence in claims:
+        try:
+            drill.claim(claim, held, evidence)
+        except StepError as error:
+            errors.append(str(error))
+    if errors:
+        raise StepError("; ".join(errors))
 
 
 def _scrub(drill: Drill, host: str, pool: str, label: str) -> PoolStatus:
@@ -135,27 +159,21 @@ def test_4_copy_finishes_through_the_survivor_and_md5_matches(drill: Drill):
     rc = drill.wait_for("the copy to finish", copy_rc, COPY_TIMEOUT_S, interval=3)
     drill.facts["copy_seconds"] = round(time.time() - drill.facts["copy_started"], 1)
     drill.facts["copy_exit_code"] = int(rc)
-    drill.claim("copy_completes", rc == "0", f"cp exited {rc} after {drill.facts['copy_seconds']} s")
     source = drill.facts["source_md5"]
     after_copy = _md5(drill, _copy_path(drill), "md5-after-copy")
     drill.facts["md5_after_copy"] = after_copy
     _collect_probe(drill)
-    from_disk = _remounted_md5(drill, "from-disk")
-    drill.facts["md5_from_disk"] = from_disk
     for host in topo.controllers[1:]:
         drill.pool_status(host.name, "after-fault")
     drill.client_paths("after-fault")
-    results = []
-    try:
-        drill.claim("md5_after_copy", after_copy == source, f"source {source}, copy {after_copy}")
-    except StepError as error:
-        results.append(error)
-    try:
-        drill.claim("md5_from_disk", from_disk == source, f"source {source}, read back from disk {from_disk}")
-    except StepError as error:
-        results.append(error)
-    if results:
-        raise StepError("; ".join(str(e) for e in results))
+    from_disk, how = _remounted_md5(drill, "from-disk")
+    drill.facts["md5_from_disk"] = from_disk
+    _claims(
+        drill,
+        ("copy_completes", rc == "0", f"cp exited {rc} after {drill.facts['copy_seconds']} s"),
+        ("md5_after_copy", after_copy == source, f"source {source}, copy {after_copy}"),
+        ("md5_from_disk", from_disk == source, f"source {source}, from disk {from_disk} ({how})"),
+    )
 
 
 def _errors_summary(status: PoolStatus) -> str:
@@ -175,15 +193,9 @@ def test_5_scrub_on_the_survivor(drill: Drill):
     failed_status = _scrub(drill, survivor, failed_pool, "survivor-failed-pool")
     own_status = _scrub(drill, survivor, own, "survivor-own-pool")
     drill.facts["scrub_survivor"] = {s.name: _errors_summary(s) for s in (failed_status, own_status)}
-    errors = []
-    for claim, status in (("survivor_pool_clean", own_status), ("failed_pool_clean", failed_status)):
-        clean = status.errors.kind is DataErrorsKind.NONE and status.state == "ONLINE"
-        try:
-            drill.claim(claim, clean, _errors_summary(status))
-        except StepError as error:
-            errors.append(error)
-    if errors:
-        raise StepError("; ".join(str(e) for e in errors))
+    _claims(drill, *((claim, status.errors.kind is DataErrorsKind.NONE and status.state == "ONLINE",
+                      _errors_summary(status))
+                     for claim, status in (("survivor_pool_clean", own_status), ("failed_pool_clean", failed_status))))
 
 
 def test_6_recovery_as_the_paper_describes(drill: Drill):
@@ -193,14 +205,17 @@ def test_6_recovery_as_the_paper_describes(drill: Drill):
     session.start(failed)
     session.provider.wait_for_ssh(failed, topo.lab.boot_timeout_s)
     session.save_console(failed, "restarted")
+    plan_error = ""
     try:
         session.apply(stack.recovery(topo, failed), "recovery")
-    except Exception as error:  # noqa: BLE001 - the failure is the observation
-        drill.claim("recovery_imports", False, str(error))
-        return
-    statuses = drill.pool_status(failed, "after-recovery")
-    problems = _pool_problems(statuses, failed, list(topo.pools))
-    drill.claim("recovery_imports", not problems, "; ".join(problems) or f"{failed} imported both pools again")
+    except LabError as error:
+        plan_error = str(error)
+        drill.facts["recovery_error"] = plan_error
+    problems = _pool_problems(drill.pool_status(failed, "after-recovery"), failed, list(topo.pools))
+    evidence = "; ".join(problems) or f"{failed} imported both pools again"
+    if plan_error:
+        evidence += f"; the recovery plan stopped: {plan_error}"
+    _claims(drill, ("recovery_imports", not problems, evidence))
 
 
 def test_7_final_state(drill: Drill):
@@ -208,25 +223,19 @@ def test_7_final_state(drill: Drill):
     topo = drill.session.topo
     problems = []
     for controller in topo.controllers:
-        for status in drill.pool_status(controller.name, "final"):
-            if status.state != "ONLINE" or status.errors.kind is not DataErrorsKind.NONE:
-                problems.append(f"on {controller.name}: {_errors_summary(status)}")
-        problems += _pool_problems(drill.pool_status(controller.name, "final"), controller.name, list(topo.pools))
-    errors = []
+        statuses = drill.pool_status(controller.name, "final")
+        problems += [f"on {controller.name}: {_errors_summary(s)}" for s in statuses
+                     if s.state != "ONLINE" or s.errors.kind is not DataErrorsKind.NONE]
+        problems += _pool_problems(statuses, controller.name, list(topo.pools))
     paths = _path_problems(drill.client_paths("final"), [m.name for m in topo.client.multipaths])
-    md5 = _remounted_md5(drill, "final")
+    md5, how = _remounted_md5(drill, "final")
     drill.facts["md5_final"] = md5
-    for claim, held, evidence in (
+    _claims(
+        drill,
         ("final_pools_clean", not problems, "; ".join(problems) or "both pools ONLINE, no known data errors"),
         ("final_paths_back", not paths, "; ".join(paths) or "every client multipath has 2 live paths"),
-        ("final_md5", md5 == drill.facts["source_md5"], f"source {drill.facts['source_md5']}, final {md5}"),
-    ):
-        try:
-            drill.claim(claim, held, evidence)
-        except StepError as error:
-            errors.append(error)
-    if errors:
-        raise StepError("; ".join(str(e) for e in errors))
+        ("final_md5", md5 == drill.facts["source_md5"], f"source {drill.facts['source_md5']}, final {md5} ({how})"),
+    )
 
 
 def _collect_probe(drill: Drill) -> None:
