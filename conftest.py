@@ -9,4 +9,7 @@ def pytest_addoption(parser):
     group.addoption("--provider", default=None, help="qemu or virtualbox (default: the topology's, auto).")
     group.addoption("--stack", default=None, help="linux or freebsd (default: the topology's, auto).")
     group.addoption("--artifacts", default="artifacts", help="Where run folders are written.")
+    group.addoption("--keep-lab", default=None, choices=("never", "on-failure", "always"),
+                    help="Keep the lab after a drill: never, on-failure (default) or always (default in CI: never).")
     group.addoption("--lab-dir", default=None, help="Lab directory (default: .lab/<name> in the project).")
+

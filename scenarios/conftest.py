@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,11 @@ from lab.topology import load_topology
 
 HERE = Path(__file__).resolve().parent
 _drills: list[Drill] = []
+
+
+def keep_lab_policy(config) -> str:
+    """What to do with the lab after a drill: the option, else never in CI, else keep it on failure."""
+    return config.getoption("--keep-lab") or ("never" if os.environ.get("CI") else "on-failure")
 
 
 def _stack_name(topo, option: str | None, provider_name: str) -> str:
@@ -55,6 +61,13 @@ def drill(request) -> Drill:
     for host in topo.hosts:
         session.save_console(host, "end")
     _write_results(the_drill)
+    policy = keep_lab_policy(request.config)
+    failed = bool(the_drill.failed_steps) or request.session.testsfailed > 0
+    if policy == "never" or (policy == "on-failure" and not failed):
+        provider.down()
+        record.event("lab-removed", policy=policy)
+    else:
+        record.event("lab-kept", policy=policy, lab_dir=str(provider.lab_dir))
 
 
 def _write_results(the_drill: Drill) -> None:

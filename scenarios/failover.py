@@ -127,6 +127,7 @@ def test_2_copy_starts(drill: Drill):
     probe = stack.probe_command(topo, PROBE_LOG, topo.drill.probe_interval_s)
     drill.facts["probe_pid"] = drill.must(client, f"nohup sh -c {shlex.quote(probe)} >/dev/null 2>&1 & echo $!",
                                           30, "probe-start").strip()
+    time.sleep(max(2.0, 4 * topo.drill.probe_interval_s))
     copy = f"cp {SOURCE} {_copy_path(drill)}; echo $? > {COPY_RC}"
     drill.must(client, f"nohup sh -c {shlex.quote(copy)} >/dev/null 2>&1 &", 30, "copy-start")
     drill.record.event("copy-started", size_mb=topo.drill.copy_size_mb)

@@ -252,7 +252,8 @@ def test_query_commands(stack, paper):
     assert stack.multipath_status_command("CTRL_A") == "dmsetup status CTRL_A"
     assert stack.sessions_command() == "iscsiadm -m session"
     assert stack.md5_command("/storage/f") == "md5sum /storage/f | cut -d' ' -f1"
-    assert stack.remount_commands(paper) == ["umount /storage", "mount /dev/md/ZDATA /storage"]
+    assert stack.remount_commands(paper) == [
+        "! mountpoint -q /storage || umount /storage", "mount /dev/md/ZDATA /storage"]
 
 
 def test_parse_client_paths_reads_dmsetup_status():

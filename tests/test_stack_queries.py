@@ -42,7 +42,9 @@ def test_both_stacks_answer_every_scenario_query():
         stack = get_stack(name)
         assert stack.md5_command("/storage/x")
         assert stack.client_paths_command(topo)
-        assert stack.remount_commands(topo)[0] == "umount /storage"
+        unmount, mount = stack.remount_commands(topo)
+        assert unmount.endswith("|| umount /storage")
+        assert mount.startswith("mount /dev/") and mount.endswith(" /storage")
         probe = stack.probe_command(topo, "/root/p.log", 0.5)
         assert "/storage/" in probe and ">> /root/p.log" in probe
 

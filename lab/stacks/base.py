@@ -46,7 +46,8 @@ class Stack(ABC):
         raise NotImplementedError(f"the {self.name} stack does not say how to read multipath paths")
 
     def remount_commands(self, topo: Topology) -> list[str]:
-        """Unmount and mount the client's filesystem so reads come from the disks, not the page cache."""
+        """Unmount (when mounted) and mount the client's filesystem so reads come from the disks, not the
+        page cache."""
         raise NotImplementedError(f"the {self.name} stack does not say how to remount the client filesystem")
 
     def probe_command(self, topo: Topology, log_path: str, interval_s: float) -> str:

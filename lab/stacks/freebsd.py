@@ -305,7 +305,9 @@ class FreeBSDStack(Stack):
 
     def remount_commands(self, topo: Topology) -> list[str]:
         mountpoint = topo.client.mountpoint
-        return [f"umount {mountpoint}", f"mount /dev/stripe/{topo.client.stripe} {mountpoint}"]
+        device = f"/dev/stripe/{topo.client.stripe}"
+        return [f"! mount | grep -q '^{device} on {mountpoint} (' || umount {mountpoint}",
+                f"mount {device} {mountpoint}"]
 
     def probe_command(self, topo: Topology, log_path: str, interval_s: float) -> str:
         """FreeBSD 10.3's date(1) has no sub-second format, so samples have one-second resolution;

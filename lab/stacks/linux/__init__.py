@@ -309,7 +309,8 @@ class LinuxStack(Stack):
 
     def remount_commands(self, topo: Topology) -> list[str]:
         mountpoint = topo.client.mountpoint
-        return [f"umount {mountpoint}", f"mount {self.stripe_device(topo)} {mountpoint}"]
+        return [f"! mountpoint -q {mountpoint} || umount {mountpoint}",
+                f"mount {self.stripe_device(topo)} {mountpoint}"]
 
     def probe_command(self, topo: Topology, log_path: str, interval_s: float) -> str:
         probe = f"{topo.client.mountpoint}/.beast-probe"
