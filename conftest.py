@@ -11,5 +11,7 @@ def pytest_addoption(parser):
     group.addoption("--artifacts", default="artifacts", help="Where run folders are written.")
     group.addoption("--keep-lab", default=None, choices=("never", "on-failure", "always"),
                     help="Keep the lab after a drill: never, on-failure (default) or always (default in CI: never).")
+    group.addoption("--inject", default="", help="Faults that must turn the drill red, comma-separated: "
+                    "corrupt-copy, pool-error, dead-path (proves the checker can fail).")
     group.addoption("--lab-dir", default=None, help="Lab directory (default: .lab/<name> in the project).")
 

@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from lab.drill.claims import claims_table, load_expectations
-from lab.drill.runner import Drill
+from lab.drill.runner import INJECTIONS, Drill
 from lab.providers import create_provider, select_provider
 from lab.record import RunRecord
 from lab.report import render_report
@@ -20,6 +20,16 @@ from lab.topology import load_topology
 
 HERE = Path(__file__).resolve().parent
 _drills: list[Drill] = []
+
+
+def _injections(config) -> frozenset[str]:
+    return frozenset(f for f in config.getoption("--inject").split(",") if f)
+
+
+def pytest_configure(config):
+    unknown = sorted(_injections(config) - set(INJECTIONS))
+    if unknown:
+        raise pytest.UsageError(f"--inject {unknown[0]} is not a fault; use {', '.join(INJECTIONS)}")
 
 
 def keep_lab_policy(config) -> str:
@@ -46,7 +56,9 @@ def drill(request) -> Drill:
     record = RunRecord.create(Path(option("--artifacts")), "failover")
     record.event("lab", provider=provider_name, provider_reason=reason, stack=stack_name, topology=topo.source)
     session = LabSession(topo, provider, stack, record)
-    the_drill = Drill(session, record, load_expectations(HERE / "expectations.toml", stack_name))
+    inject = _injections(request.config)
+    the_drill = Drill(session, record, load_expectations(HERE / "expectations.toml", stack_name), inject=inject)
+    record.event("injections", faults=sorted(inject))
     _drills.append(the_drill)
 
     marker = Path(provider.lab_dir) / "drilled"

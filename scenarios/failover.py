@@ -161,6 +161,7 @@ def test_4_copy_finishes_through_the_survivor_and_md5_matches(drill: Drill):
     drill.facts["copy_seconds"] = round(time.time() - drill.facts["copy_started"], 1)
     drill.facts["copy_exit_code"] = int(rc)
     source = drill.facts["source_md5"]
+    drill.injects("corrupt-copy", client, f"printf BEAST | dd of={_copy_path(drill)} bs=1 seek=4096 conv=notrunc")
     after_copy = _md5(drill, _copy_path(drill), "md5-after-copy")
     drill.facts["md5_after_copy"] = after_copy
     _collect_probe(drill)
@@ -192,6 +193,8 @@ def test_5_scrub_on_the_survivor(drill: Drill):
     own = topo.pool_of(survivor).name
     failed_pool = topo.pool_of(_failed_controller(drill)).name
     failed_status = _scrub(drill, survivor, failed_pool, "survivor-failed-pool")
+    stack = drill.session.stack
+    drill.injects("pool-error", survivor, stack.corrupt_disk_command(topo, topo.pool_of(survivor).data[0]))
     own_status = _scrub(drill, survivor, own, "survivor-own-pool")
     drill.facts["scrub_survivor"] = {s.name: _errors_summary(s) for s in (failed_status, own_status)}
     _claims(drill, *((claim, status.errors.kind is DataErrorsKind.NONE and status.state == "ONLINE",
@@ -228,6 +231,8 @@ def test_7_final_state(drill: Drill):
         problems += [f"on {controller.name}: {_errors_summary(s)}" for s in statuses
                      if s.state != "ONLINE" or s.errors.kind is not DataErrorsKind.NONE]
         problems += _pool_problems(statuses, controller.name, list(topo.pools))
+    first_map = topo.client.multipaths[0].name
+    drill.injects("dead-path", topo.client.host, drill.session.stack.fail_client_path_command(topo, first_map))
     paths = _path_problems(drill.client_paths("final"), [m.name for m in topo.client.multipaths])
     md5, how = _remounted_md5(drill, "final")
     drill.facts["md5_final"] = md5

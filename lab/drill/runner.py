@@ -11,6 +11,12 @@ from lab.parsers.zpool import parse_zpool_status
 from lab.record import RunRecord
 from lab.session import LabSession
 
+INJECTIONS = {
+    "corrupt-copy": "bytes flipped in the copy on the client: md5_after_copy must fail",
+    "pool-error": "the survivor's own data disk overwritten behind ZFS: survivor_pool_clean must fail",
+    "dead-path": "a client path failed after recovery: final_paths_back must fail",
+}
+
 
 class StepError(AssertionError):
     """A drill step could not do its work; the message says what was wrong."""
@@ -24,6 +30,16 @@ class Drill:
     results: list[ClaimResult] = field(default_factory=list)
     facts: dict[str, Any] = field(default_factory=dict)
     failed_steps: list[str] = field(default_factory=list)
+    inject: frozenset[str] = frozenset()
+    """Faults injected to prove the checker can fail (see INJECTIONS)."""
+
+    def injects(self, fault: str, host: str, command: str) -> bool:
+        """Run ``command`` on ``host`` when ``fault`` was asked for; whether it was."""
+        if fault not in self.inject:
+            return False
+        self.record.event("inject", fault=fault, host=host, command=command)
+        self.must(host, command, 300, f"inject-{fault}")
+        return True
 
     def claim(self, claim: str, held: bool, evidence: str) -> ClaimResult:
         """Record a claim's verdict; raise when the expectations file did not expect it."""

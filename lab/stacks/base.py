@@ -54,3 +54,13 @@ class Stack(ABC):
         """A loop that writes then reads a small record on the client's filesystem every interval, appending
         ``<start epoch> <end epoch> ok|fail`` lines to ``log_path`` (lab.drill.probe reads them)."""
         raise NotImplementedError(f"the {self.name} stack has no I/O probe")
+
+    # Faults the drill injects to prove its checker can fail (``pytest scenarios/failover.py --inject ...``).
+
+    def corrupt_disk_command(self, topo: Topology, disk: str) -> str:
+        """Overwrite the middle of a shared disk with random data, behind ZFS's back."""
+        raise NotImplementedError(f"the {self.name} stack cannot corrupt a disk")
+
+    def fail_client_path_command(self, topo: Topology, multipath: str) -> str:
+        """Mark the first path of one of the client's multipath devices failed."""
+        raise NotImplementedError(f"the {self.name} stack cannot fail a path")

@@ -309,6 +309,13 @@ class FreeBSDStack(Stack):
         return [f"! mount | grep -q '^{device} on {mountpoint} (' || umount {mountpoint}",
                 f"mount {device} {mountpoint}"]
 
+    def corrupt_disk_command(self, topo: Topology, disk: str) -> str:
+        return f"dd if=/dev/random of=/dev/{disk_device(topo, disk)} bs=1m oseek=4 count=96 conv=notrunc"
+
+    def fail_client_path_command(self, topo: Topology, multipath: str) -> str:
+        first = f"$(gmultipath list {multipath} | awk '/^[0-9]+\\. Name:/ {{print $3; exit}}')"
+        return f"gmultipath fail {multipath} {first}"
+
     def probe_command(self, topo: Topology, log_path: str, interval_s: float) -> str:
         """FreeBSD 10.3's date(1) has no sub-second format, so samples have one-second resolution;
         its dd(1) has no sync flags, so each write is followed by fsync(1)."""

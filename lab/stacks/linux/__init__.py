@@ -312,6 +312,15 @@ class LinuxStack(Stack):
         return [f"! mountpoint -q {mountpoint} || umount {mountpoint}",
                 f"mount {self.stripe_device(topo)} {mountpoint}"]
 
+    def corrupt_disk_command(self, topo: Topology, disk: str) -> str:
+        """Random data over the part of the disk ZFS allocates first (after its 4 MiB of labels and boot area)."""
+        return (f"dd if=/dev/urandom of={disk_path(topo, disk)} bs=1M seek=4 count=96 "
+                f"oflag=direct conv=notrunc status=none")
+
+    def fail_client_path_command(self, topo: Topology, multipath: str) -> str:
+        first = f"$(dmsetup table {multipath} | tr ' ' '\\n' | grep -m1 -E '^[0-9]+:[0-9]+$')"
+        return f"dmsetup message {multipath} 0 fail_path {first}"
+
     def probe_command(self, topo: Topology, log_path: str, interval_s: float) -> str:
         probe = f"{topo.client.mountpoint}/.beast-probe"
         write_read = (f"dd if=/dev/urandom of={probe} bs=4096 count=1 oflag=direct,sync 2>/dev/null && "

@@ -1,0 +1,60 @@
+"""The drill can fail: injected faults turn the matching steps red, each with a message saying what was wrong.
+
+Runs the whole drill on a lab of its own (real VMs) with every fault of lab.drill.runner.INJECTIONS.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lab.drill.runner import INJECTIONS
+
+pytestmark = pytest.mark.vm
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def injected_run(tmp_path_factory) -> dict:
+    work = tmp_path_factory.mktemp("checker")
+    artifacts = work / "artifacts"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", str(ROOT / "scenarios" / "failover.py"), "-p", "no:cacheprovider",
+         f"--inject={','.join(INJECTIONS)}", f"--artifacts={artifacts}", "--keep-lab=never",
+         f"--lab-dir={work / 'lab'}", f"--junitxml={work / 'junit.xml'}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=3600,
+    )
+    (work / "pytest.log").write_text(result.stdout + result.stderr)
+    results = json.loads((artifacts / "latest" / "results.json").read_text())
+    events = [json.loads(line) for line in (artifacts / "latest" / "events.jsonl").read_text().splitlines()]
+    return {"exit": result.returncode, "results": results, "events": events, "log": result.stdout}
+
+
+def step_error(run: dict, step: str) -> str:
+    return next(e["error"] for e in run["events"] if e["kind"] == "step-failed" and e["step"] == step)
+
+
+def test_the_run_fails(injected_run):
+    assert injected_run["exit"] == 1, injected_run["log"][-3000:]
+    assert {"md5_after_copy", "survivor_pool_clean", "final_paths_back"} <= set(injected_run["results"]["unexpected"])
+
+
+def test_a_corrupted_copy_turns_the_md5_step_red(injected_run):
+    error = step_error(injected_run, "test_4_copy_finishes_through_the_survivor_and_md5_matches")
+    assert "claim 'md5_after_copy' did not hold but was expected to hold: source " in error
+
+
+def test_a_pool_error_on_the_survivor_turns_the_scrub_step_red(injected_run):
+    error = step_error(injected_run, "test_5_scrub_on_the_survivor")
+    assert "claim 'survivor_pool_clean' did not hold but was expected to hold" in error
+    assert "permanent errors: none" not in error.split("survivor_pool_clean", 1)[1].split(";")[0]
+
+
+def test_a_path_that_does_not_come_back_turns_the_final_step_red(injected_run):
+    error = step_error(injected_run, "test_7_final_state")
+    assert "claim 'final_paths_back' did not hold but was expected to hold: client multipath CTRL_A" in error
