@@ -72,6 +72,8 @@ def drill(request) -> Drill:
     yield the_drill
     for host in topo.hosts:
         session.save_console(host, "end")
+        kernel = session.run(host, "dmesg", 30, "dmesg-end")
+        record.save(f"dmesg/{host}-end.txt", kernel.stdout or kernel.stderr)
     _write_results(the_drill)
     policy = keep_lab_policy(request.config)
     failed = bool(the_drill.failed_steps) or request.session.testsfailed > 0
