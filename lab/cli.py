@@ -201,40 +201,36 @@ def console(
     sys.stdout.write("".join(path.read_text(errors="replace").splitlines(keepends=True)[-lines:]))
 
 
+def _on_host(host: str, provider: str | None, topology: Path | None, action: str, done: str) -> None:
+    """Run one provider power action on one host and say so."""
+    lab, _, _ = _provider(topology, provider)
+    lab.check_host(host)
+    getattr(lab, action)(host)
+    out.print(f"{host} {done}")
+
+
 @app.command()
 def kill(host: HostArgument, provider: ProviderOption = None, topology: TopologyOption = None) -> None:
     """Cut a host's power at once (the paper's "kick-off ctrl-a")."""
-    lab, _, _ = _provider(topology, provider)
-    lab.check_host(host)
-    lab.power_off(host)
-    out.print(f"{host} powered off")
+    _on_host(host, provider, topology, "power_off", "powered off")
 
 
 @app.command()
 def start(host: HostArgument, provider: ProviderOption = None, topology: TopologyOption = None) -> None:
     """Boot a powered-off host and wait for its SSH."""
-    lab, _, _ = _provider(topology, provider)
-    lab.check_host(host)
-    lab.start(host)
-    out.print(f"{host} is up")
+    _on_host(host, provider, topology, "start", "is up")
 
 
 @app.command()
 def pause(host: HostArgument, provider: ProviderOption = None, topology: TopologyOption = None) -> None:
     """Freeze a host's CPUs (disks and NICs stay attached)."""
-    lab, _, _ = _provider(topology, provider)
-    lab.check_host(host)
-    lab.pause(host)
-    out.print(f"{host} paused")
+    _on_host(host, provider, topology, "pause", "paused")
 
 
 @app.command()
 def resume(host: HostArgument, provider: ProviderOption = None, topology: TopologyOption = None) -> None:
     """Continue a paused host."""
-    lab, _, _ = _provider(topology, provider)
-    lab.check_host(host)
-    lab.resume(host)
-    out.print(f"{host} resumed")
+    _on_host(host, provider, topology, "resume", "resumed")
 
 
 @app.command()

@@ -3,9 +3,37 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from enum import IntEnum
 
 from lab.plan import Plan
 from lab.topology import Topology
+
+
+class Stage(IntEnum):
+    """The paper's "now on both controllers" barriers while building the BeaST."""
+
+    BASE = 0
+    POOLS = 1
+    CROSS_IMPORT = 2
+    PRIVATE_TARGET = 3
+    ARBITRATOR = 4
+    PUBLIC_TARGET = 5
+    CLIENT = 6
+
+
+class RecoveryStage(IntEnum):
+    """The paper's recovery procedure: one host after the other, as the prose orders it."""
+
+    EXPORT = 0
+    REBOOT = 1
+    IMPORT = 2
+    SCRUB_ON_FAILED = 3
+    SCRUB_ON_SURVIVOR = 4
+    CLEAR = 5
+    PRIVATE_TARGET = 6
+    ARBITRATOR = 7
+    PUBLIC_TARGET = 8
+    CLIENT = 9
 
 
 class Stack(ABC):

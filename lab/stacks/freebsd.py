@@ -8,12 +8,10 @@ twice changes nothing, and ``verify`` commands that wait for what the paper read
 
 from __future__ import annotations
 
-from enum import IntEnum
-
 from lab.errors import LabError
 from lab.parsers import parse_gmultipath_status
 from lab.plan import Plan, Step
-from lab.stacks.base import Stack
+from lab.stacks.base import RecoveryStage, Stack, Stage
 from lab.topology import Bus, Host, Pool, Role, Topology
 
 FIRST_DATA_NIC = 0
@@ -52,33 +50,6 @@ IMPORTED_AT = "/var/db/beast-recovery-imported"
 BOOT_TIME = "sysctl -n kern.boottime | sed 's/^{ sec = \\([0-9]*\\),.*/\\1/'"
 WAIT_S = 60
 """How long a verify waits for an asynchronous result (iSCSI login, scrub) before it fails."""
-
-
-class Stage(IntEnum):
-    """The paper's "now on both controllers" barriers while building the BeaST."""
-
-    BASE = 0
-    POOLS = 1
-    CROSS_IMPORT = 2
-    PRIVATE_TARGET = 3
-    ARBITRATOR = 4
-    PUBLIC_TARGET = 5
-    CLIENT = 6
-
-
-class RecoveryStage(IntEnum):
-    """The paper's recovery procedure: one host after the other, as the prose orders it."""
-
-    EXPORT = 0
-    REBOOT = 1
-    IMPORT = 2
-    SCRUB_ON_FAILED = 3
-    SCRUB_ON_SURVIVOR = 4
-    CLEAR = 5
-    PRIVATE_TARGET = 6
-    ARBITRATOR = 7
-    PUBLIC_TARGET = 8
-    CLIENT = 9
 
 
 def nic(index: int) -> str:

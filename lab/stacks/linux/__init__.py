@@ -59,13 +59,12 @@ from __future__ import annotations
 import shlex
 import uuid
 from dataclasses import replace
-from enum import IntEnum
 from pathlib import Path
 
 from lab.errors import LabError
 from lab.parsers.multipath import parse_dmsetup_status
 from lab.plan import Plan, Step
-from lab.stacks.base import Stack
+from lab.stacks.base import RecoveryStage, Stack, Stage
 from lab.topology import Host, Pool, Topology
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
@@ -116,33 +115,6 @@ CLIENT_QUEUE_MODE = "request"
 FILESYSTEM = "ext4"
 WAIT_S = 60
 VOLUME_WWN_NAMESPACE = uuid.UUID("6d0b5a3e-2f4c-4b8e-9a35-6265615354ab")
-
-
-class Stage(IntEnum):
-    """The paper's "now on both controllers" barriers while building the BeaST (as the FreeBSD stack)."""
-
-    BASE = 0
-    POOLS = 1
-    CROSS_IMPORT = 2
-    PRIVATE_TARGET = 3
-    ARBITRATOR = 4
-    PUBLIC_TARGET = 5
-    CLIENT = 6
-
-
-class RecoveryStage(IntEnum):
-    """The paper's recovery procedure: one host after the other, as the prose orders it."""
-
-    EXPORT = 0
-    REBOOT = 1
-    IMPORT = 2
-    SCRUB_ON_FAILED = 3
-    SCRUB_ON_SURVIVOR = 4
-    CLEAR = 5
-    PRIVATE_TARGET = 6
-    ARBITRATOR = 7
-    PUBLIC_TARGET = 8
-    CLIENT = 9
 
 
 def disk_path(topo: Topology, disk: str) -> str:
