@@ -129,7 +129,6 @@ def up(provider: ProviderOption = None, topology: TopologyOption = None) -> None
     from rich.progress import Progress
 
     lab, name, reason = _provider(topology, provider)
-    out.print(reason)
     with Progress(console=err, transient=False) as progress:
         lab.up(progress=progress)
     _print_status(lab, name, reason)
