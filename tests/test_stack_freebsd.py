@@ -189,10 +189,11 @@ def content_lines(content: str) -> list[str]:
 
 
 def load_expected(path: Path) -> dict:
-    """The hand-written plan; file contents are stored as lists of lines."""
+    """The hand-written plan; file contents and here-document commands are stored as lists of lines."""
     data = json.loads(path.read_text())
     for steps in data.values():
         for step in steps:
+            step["commands"] = ["\n".join(c) if isinstance(c, list) else c for c in step["commands"]]
             step["files"] = {
                 name: "\n".join(content) + "\n" if isinstance(content, list) else content
                 for name, content in step["files"].items()
@@ -256,7 +257,13 @@ def test_rc_conf_and_sysctl_conf_hold_every_paper_line(paper_plan, host):
 
 @pytest.mark.parametrize(("host", "step"), PAPER_CTL_CONF)
 def test_ctl_conf_holds_every_paper_line_in_order(paper_plan, host, step):
-    content = step_named(paper_plan[host], step).files["/etc/ctl.conf"]
+    written = step_named(paper_plan[host], step)
+    if "/etc/ctl.conf" in written.files:
+        content = written.files["/etc/ctl.conf"]
+    else:
+        heredoc = written.commands[0]
+        assert heredoc.startswith("cat > /etc/ctl.conf <<'EOF'\n") and heredoc.endswith("\nEOF")
+        content = heredoc.split("\n", 1)[1].rsplit("\n", 1)[0]
     assert content_lines(content) == PAPER_CTL_CONF[(host, step)]
 
 

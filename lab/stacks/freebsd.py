@@ -364,10 +364,11 @@ class FreeBSDStack(Stack):
         return steps
 
     def private_target_step(self, topo: Topology, host: Host, stage: int) -> Step:
-        """Skipped once ctld serves the zvol, so that a second run does not put the private-only file back."""
+        """The paper's first, private-only ctl.conf is a stage the full one replaces, so it is written by a
+        command (not as a plan file the executor would keep restoring) and skipped once ctld serves the zvol."""
         own = zvol_device(topo.pool_of(host.name))
-        return Step("ctl.conf private target", commands=("service ctld restart",),
-                    files={CTL_CONF: private_ctl_conf(topo, host)},
+        write = f"cat > {CTL_CONF} <<'EOF'\n{private_ctl_conf(topo, host)}EOF"
+        return Step("ctl.conf private target", commands=(write, "service ctld restart"),
                     check=ctld_serves(own), verify=ctld_serves(own), stage=stage)
 
     def arbitrator_login_step(self, topo: Topology, host: Host, stage: int) -> Step:
