@@ -54,9 +54,21 @@ class Stack(ABC):
 
     # What scenarios ask of hosts. Each returns shell text; the stack knows its tools, the scenario doesn't.
 
-    def pool_status_command(self) -> str:
-        """Prints every imported pool's status, with permanent errors listed (lab.parsers.zpool reads it)."""
-        return "zpool status -v"
+    def pool_status_command(self, pool: str | None = None) -> str:
+        """Prints the status of one pool or every imported pool, with permanent errors listed
+        (lab.parsers.zpool reads it). ZFS speaks the same on both stacks."""
+        return f"zpool status -v {pool}" if pool else "zpool status -v"
+
+    def pool_iostat_command(self, interval_s: int = 5) -> str:
+        """What the paper's Figures 3 and 4 show on each controller."""
+        return f"zpool iostat -v {interval_s}"
+
+    def scrub_command(self, pool: str) -> str:
+        """The survivor's first look at the failed controller's pool, before trusting its status."""
+        return f"zpool scrub {pool}"
+
+    def mount_status_command(self, mountpoint: str) -> str:
+        return f"df -h {mountpoint}"
 
     def make_random_file_command(self, path: str, size_mb: int) -> str:
         return f"head -c {size_mb * 1024 * 1024} /dev/urandom > {path}"

@@ -240,25 +240,12 @@ class FreeBSDStack(Stack):
 
     # Queries a scenario runs on a host; the output goes to lab.parsers.
 
-    def pool_status_command(self, pool: str | None = None) -> str:
-        return f"zpool status -v {pool}" if pool else "zpool status -v"
-
-    def pool_iostat_command(self, interval_s: int = 5) -> str:
-        """What the paper's Figures 3 and 4 show on each controller."""
-        return f"zpool iostat -v {interval_s}"
-
-    def scrub_command(self, pool: str) -> str:
-        """The survivor's first look at the failed controller's pool, before trusting its status."""
-        return f"zpool scrub {pool}"
-
     def multipath_status_command(self, name: str | None = None) -> str:
         return f"gmultipath status {name}" if name else "gmultipath status"
 
     def sessions_command(self) -> str:
         return "iscsictl -L"
 
-    def mount_status_command(self, mountpoint: str) -> str:
-        return f"df -h {mountpoint}"
 
     def md5_command(self, path: str) -> str:
         """md5(1) as the paper used it; ``-q`` prints the digest alone."""

@@ -231,15 +231,6 @@ class LinuxStack(Stack):
 
     # Queries a scenario runs on a host.
 
-    def pool_status_command(self, pool: str | None = None) -> str:
-        return f"zpool status -v {pool}" if pool else "zpool status -v"
-
-    def pool_iostat_command(self, interval_s: int = 5) -> str:
-        return f"zpool iostat -v {interval_s}"
-
-    def scrub_command(self, pool: str) -> str:
-        return f"zpool scrub {pool}"
-
     def multipath_status_command(self, name: str | None = None) -> str:
         """``dmsetup status`` of one map, or of every multipath map ("NAME: ..." lines)."""
         return f"dmsetup status {name}" if name else "dmsetup status --target multipath"
@@ -250,8 +241,6 @@ class LinuxStack(Stack):
     def sessions_command(self) -> str:
         return "iscsiadm -m session"
 
-    def mount_status_command(self, mountpoint: str) -> str:
-        return f"df -h {mountpoint}"
 
     def md5_command(self, path: str) -> str:
         return f"md5sum {shlex.quote(path)} | cut -d' ' -f1"
