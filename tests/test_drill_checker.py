@@ -14,7 +14,7 @@ import pytest
 
 from lab.drill.runner import INJECTIONS
 
-pytestmark = pytest.mark.vm
+pytestmark = [pytest.mark.vm, pytest.mark.checker]
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -60,12 +60,13 @@ class Drill:
         return result.stdout
 
     def pool_status(self, host: str, name: str) -> list:
-        """``zpool status -v`` on a host, saved under ``zpool/<host>-<name>.txt`` and parsed."""
+        """``zpool status -v`` on a host, saved under ``zpool/<host>-<name>.txt`` and parsed; with no pool
+        imported, OpenZFS prints "no pools available" on stderr, which parses to no pools."""
         result = self.session.run(host, self.session.stack.pool_status_command(), 60, f"zpool-status-{name}")
         self.record.save(f"zpool/{host}-{name}.txt", result.stdout + result.stderr)
         if result.exit_code != 0:
             raise StepError(f"{host}: zpool status exited {result.exit_code}: {result.stderr.strip()[:200]}")
-        return parse_zpool_status(result.stdout)
+        return parse_zpool_status(result.stdout or result.stderr)
 
     def client_paths(self, name: str) -> dict[str, dict[str, str]]:
         topo, stack = self.session.topo, self.session.stack
