@@ -1,5 +1,8 @@
 """What scenarios ask of each stack reads the stack's own tools' real output."""
 
+import shlex
+import subprocess
+from pathlib import Path
 
 from lab.stacks import get_stack
 from lab.topology import load_topology
@@ -48,3 +51,51 @@ def test_both_stacks_answer_every_scenario_query():
         probe = stack.probe_command(topo, "/root/p.log", 0.5)
         assert "/storage/" in probe and ">> /root/p.log" in probe
 
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "parsers"
+
+
+def test_linux_traces_each_disk_to_its_session_portal():
+    text = (FIXTURES / "iscsiadm" / "flatcar349_session_p3.txt").read_text()
+    portals = get_stack("linux").parse_client_path_portals(text)
+    assert portals["sdb"] == "10.1.53.160"
+
+
+def test_freebsd_traces_each_disk_to_its_session_portal():
+    text = (FIXTURES / "iscsictl" / "handbook_connected.txt").read_text()
+    assert get_stack("freebsd").parse_client_path_portals(text) == {"da0": "10.10.10.10"}
+
+
+GMULTIPATH_LIST = """\
+Geom name: CTRL_A
+Type: MANUAL
+Mode: Active/Passive
+Providers:
+1. Name: multipath/CTRL_A
+Consumers:
+1. Name: da0
+   State: ACTIVE
+2. Name: da3
+   State: PASSIVE
+"""
+
+DMSETUP_TABLE = "0 245760 multipath 2 queue_mode bio 0 2 1 round-robin 0 1 1 8:0 1 round-robin 0 1 1 8:48 1\n"
+
+
+def _run_with_tool(command: str, tool: str, output: str) -> str:
+    """Run a stack's shell command here, with the guest tool replaced by a function printing ``output``
+    and every other command echoed instead of run."""
+    script = (f"{tool}() {{ if [ \"$1\" = list ] || [ \"$1\" = table ]; then printf '%s' {shlex.quote(output)}; "
+              f"else echo {tool} \"$@\"; fi; }}\n{command}\n")
+    return subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_freebsd_fails_the_passive_path_through_the_peer():
+    command = get_stack("freebsd").fail_client_path_command(load_topology(), "CTRL_A")
+    assert _run_with_tool(command, "gmultipath", GMULTIPATH_LIST) == "gmultipath fail CTRL_A da3"
+
+
+def test_linux_fails_the_passive_path_through_the_peer():
+    command = get_stack("linux").fail_client_path_command(load_topology(), "CTRL_A")
+    assert _run_with_tool(command, "dmsetup", DMSETUP_TABLE) == "dmsetup message CTRL_A 0 fail_path 8:48"

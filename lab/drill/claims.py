@@ -41,10 +41,17 @@ class ClaimResult:
     held: bool
     evidence: str
     expectation: Expectation
+    excuse: str = ""
+    """Why a claim expected to hold could not hold in this run (an earlier claim it rests on failed);
+    an excused claim may go either way, and the excuse is shown beside its verdict."""
+
+    @property
+    def effective_expectation(self) -> Expectation:
+        return Expectation.MAYBE if self.excuse and self.expectation is Expectation.HOLD else self.expectation
 
     @property
     def expected(self) -> bool:
-        return self.expectation.accepts(self.held)
+        return self.effective_expectation.accepts(self.held)
 
     def to_json(self) -> dict:
         return {**asdict(self), "text": CLAIMS[self.claim], "expected": self.expected}
@@ -77,5 +84,8 @@ def claims_table(results: list[ClaimResult]) -> Table:
     for result in results:
         here = "[green]reproduced[/]" if result.held else "[yellow]not reproduced[/]"
         verdict = "[green]as expected[/]" if result.expected else "[bold red]UNEXPECTED[/]"
-        table.add_row(result.claim, CLAIMS[result.claim], here, str(result.expectation), verdict, result.evidence)
+        expectation = str(result.expectation)
+        if result.effective_expectation is not result.expectation:
+            expectation += f" → {result.effective_expectation} ({result.excuse})"
+        table.add_row(result.claim, CLAIMS[result.claim], here, expectation, verdict, result.evidence)
     return table

@@ -14,7 +14,7 @@ from lab.session import LabSession
 INJECTIONS = {
     "corrupt-copy": "bytes flipped in the copy on the client: md5_after_copy must fail",
     "pool-error": "the survivor's own data disk overwritten behind ZFS: survivor_pool_clean must fail",
-    "dead-path": "a client path failed after recovery: final_paths_back must fail",
+    "dead-path": "the client's path through the survivor failed after recovery: final_paths_back must fail",
 }
 
 
@@ -41,14 +41,15 @@ class Drill:
         self.must(host, command, 300, f"inject-{fault}")
         return True
 
-    def claim(self, claim: str, held: bool, evidence: str) -> ClaimResult:
-        """Record a claim's verdict; raise when the expectations file did not expect it."""
-        result = ClaimResult(claim, held, evidence, self.expectations[claim])
+    def claim(self, claim: str, held: bool, evidence: str, excuse: str = "") -> ClaimResult:
+        """Record a claim's verdict; raise when the expectations file did not expect it (a claim expected to
+        hold may go either way when ``excuse`` says why this run could not reproduce it)."""
+        result = ClaimResult(claim, held, evidence, self.expectations[claim], excuse)
         self.results.append(result)
         self.record.event("claim", **result.to_json())
         if not result.expected:
             verdict = "held" if held else "did not hold"
-            raise StepError(f"claim '{claim}' {verdict} but was expected to {result.expectation}: {evidence}")
+            raise StepError(f"claim '{claim}' {verdict} but was expected to {result.effective_expectation}: {evidence}")
         return result
 
     def must(self, host: str, cmd: str, timeout: float = 120, label: str = "") -> str:
@@ -73,6 +74,17 @@ class Drill:
         text = self.must(topo.client.host, stack.client_paths_command(topo), 60, f"paths-{name}")
         self.record.save(f"paths/{topo.client.host}-{name}.txt", text)
         return stack.parse_client_paths(topo, text)
+
+    def client_path_portals(self, name: str) -> dict[str, str]:
+        """Which portal address each of the client's iSCSI disks came from."""
+        topo, stack = self.session.topo, self.session.stack
+        text = self.must(topo.client.host, stack.client_sessions_command(), 60, f"sessions-{name}")
+        self.record.save(f"paths/{topo.client.host}-{name}-sessions.txt", text)
+        return stack.parse_client_path_portals(text)
+
+    def held(self, claim: str) -> bool | None:
+        """The verdict this run recorded for a claim, None before it was checked."""
+        return next((r.held for r in reversed(self.results) if r.claim == claim), None)
 
     def wait_for(self, what: str, probe, timeout: float, interval: float = 2.0):
         """Poll ``probe()`` until it returns something truthy; StepError naming ``what`` on timeout."""

@@ -100,6 +100,14 @@ def _steps(run: RunView) -> str:
             f'<th>error</th></tr>{"".join(rows)}</table>')
 
 
+def _expectation(claim: dict[str, Any]) -> str:
+    """The expectations file's word, and when an earlier failure excused the claim, why."""
+    text = escape(str(claim.get("expectation", "")))
+    if claim.get("excuse"):
+        text += f' <span class="note">→ maybe: {escape(str(claim["excuse"]))}</span>'
+    return text
+
+
 def _claims(run: RunView) -> str:
     claims = run.claims
     source = run.claims_source
@@ -119,7 +127,7 @@ def _claims(run: RunView) -> str:
             f'<tr data-claim="{_attr(claim.get("claim", ""))}" data-held="{_attr(held)}" '
             f'data-expectation="{_attr(claim.get("expectation", ""))}" data-expected="{_attr(expected)}">'
             f'<td><code>{escape(str(claim.get("claim", "")))}</code></td><td>{escape(str(claim.get("text", "")))}</td>'
-            f'<td>{here}</td><td>{escape(str(claim.get("expectation", "")))}</td><td>{verdict}</td>'
+            f'<td>{here}</td><td>{_expectation(claim)}</td><td>{verdict}</td>'
             f'<td>{escape(str(claim.get("evidence", "")))}</td></tr>')
     return (note + f'<table id="claims" data-source="{source}"><tr><th>claim</th><th>the paper says</th>'
             "<th>here</th><th>expected</th><th>verdict</th><th>evidence</th></tr>" + "".join(rows) + "</table>")

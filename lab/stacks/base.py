@@ -85,6 +85,14 @@ class Stack(ABC):
         """Multipath name -> {path: "active" | "standby" | "failed"} from ``client_paths_command`` output."""
         raise NotImplementedError(f"the {self.name} stack does not say how to read multipath paths")
 
+    def client_sessions_command(self) -> str:
+        """Prints the client's iSCSI sessions with the disks each one brought."""
+        raise NotImplementedError(f"the {self.name} stack does not say how to list iSCSI sessions")
+
+    def parse_client_path_portals(self, text: str) -> dict[str, str]:
+        """Disk name (as in ``parse_client_paths``) -> address of the portal it came from."""
+        raise NotImplementedError(f"the {self.name} stack does not say how to read iSCSI sessions")
+
     def remount_commands(self, topo: Topology) -> list[str]:
         """Unmount (when mounted) and mount the client's filesystem so reads come from the disks, not the
         page cache."""
@@ -102,5 +110,6 @@ class Stack(ABC):
         raise NotImplementedError(f"the {self.name} stack cannot corrupt a disk")
 
     def fail_client_path_command(self, topo: Topology, multipath: str) -> str:
-        """Mark the first path of one of the client's multipath devices failed."""
+        """Mark the last path of one of the client's multipath devices failed: in the paper's order the
+        passive one, through the peer of the pool's owner."""
         raise NotImplementedError(f"the {self.name} stack cannot fail a path")

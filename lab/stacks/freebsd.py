@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from lab.errors import LabError
 from lab.parsers import parse_gmultipath_status
+from lab.parsers.iscsi import parse_iscsictl_list
 from lab.plan import Plan, Step
 from lab.stacks.base import RecoveryStage, Stack, Stage
 from lab.topology import Bus, Host, Pool, Role, Topology
@@ -261,6 +262,13 @@ class FreeBSDStack(Stack):
                 {c.name: states.get(c.state, "failed") for c in device.components}
                 for device in parse_gmultipath_status(text)}
 
+    def client_sessions_command(self) -> str:
+        return "iscsictl -L"
+
+    def parse_client_path_portals(self, text: str) -> dict[str, str]:
+        return {device: session.portal.split(":")[0]
+                for session in parse_iscsictl_list(text) for device in session.devices}
+
     def remount_commands(self, topo: Topology) -> list[str]:
         mountpoint = topo.client.mountpoint
         device = f"/dev/stripe/{topo.client.stripe}"
@@ -271,8 +279,8 @@ class FreeBSDStack(Stack):
         return f"dd if=/dev/random of=/dev/{disk_device(topo, disk)} bs=1m oseek=4 count=96 conv=notrunc"
 
     def fail_client_path_command(self, topo: Topology, multipath: str) -> str:
-        first = f"$(gmultipath list {multipath} | awk '/^[0-9]+\\. Name:/ {{print $3; exit}}')"
-        return f"gmultipath fail {multipath} {first}"
+        last = f"$(gmultipath list {multipath} | awk '/^[0-9]+\\. Name:/ {{name = $3}} END {{print name}}')"
+        return f"gmultipath fail {multipath} {last}"
 
     def probe_command(self, topo: Topology, log_path: str, interval_s: float) -> str:
         """FreeBSD 10.3's date(1) has no sub-second format, so samples have one-second resolution;

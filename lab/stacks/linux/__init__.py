@@ -62,6 +62,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from lab.errors import LabError
+from lab.parsers.iscsi import parse_iscsiadm_session_p3
 from lab.parsers.multipath import parse_dmsetup_status
 from lab.plan import Plan, Step
 from lab.stacks.base import RecoveryStage, Stack, Stage
@@ -268,6 +269,13 @@ class LinuxStack(Stack):
             paths[status.name or ""] = states
         return paths
 
+    def client_sessions_command(self) -> str:
+        return "iscsiadm -m session -P 3"
+
+    def parse_client_path_portals(self, text: str) -> dict[str, str]:
+        return {disk.device: (session.current_portal or session.persistent_portal or "").split(":")[0]
+                for session in parse_iscsiadm_session_p3(text) for disk in session.disks}
+
     def remount_commands(self, topo: Topology) -> list[str]:
         mountpoint = topo.client.mountpoint
         return [f"! mountpoint -q {mountpoint} || umount {mountpoint}",
@@ -279,8 +287,8 @@ class LinuxStack(Stack):
                 f"oflag=direct conv=notrunc status=none")
 
     def fail_client_path_command(self, topo: Topology, multipath: str) -> str:
-        first = f"$(dmsetup table {multipath} | tr ' ' '\\n' | grep -m1 -E '^[0-9]+:[0-9]+$')"
-        return f"dmsetup message {multipath} 0 fail_path {first}"
+        last = f"$(dmsetup table {multipath} | tr ' ' '\\n' | grep -E '^[0-9]+:[0-9]+$' | tail -n 1)"
+        return f"dmsetup message {multipath} 0 fail_path {last}"
 
     def probe_command(self, topo: Topology, log_path: str, interval_s: float) -> str:
         probe = f"{topo.client.mountpoint}/.beast-probe"
