@@ -76,7 +76,7 @@ def drill(request) -> Drill:
         record.save(f"dmesg/{host}-end.txt", kernel.stdout or kernel.stderr)
     _write_results(the_drill)
     policy = keep_lab_policy(request.config)
-    failed = bool(the_drill.failed_steps) or request.session.testsfailed > 0
+    failed = bool(the_drill.failed_steps) or request.session.testsfailed > 0 or the_drill.interrupted
     if policy == "never" or (policy == "on-failure" and not failed):
         provider.down()
         record.event("lab-removed", policy=policy)
@@ -92,6 +92,7 @@ def _write_results(the_drill: Drill) -> None:
         "claims": [r.to_json() for r in the_drill.results],
         "facts": the_drill.facts,
         "failed_steps": the_drill.failed_steps,
+        "interrupted": the_drill.interrupted,
         "unexpected": [r.claim for r in the_drill.results if not r.expected],
     })
     record.event("run-end")
@@ -111,6 +112,13 @@ def pytest_runtest_makereport(item, call):
                                  if call.excinfo else "")
     elif report.when == "call" and _drills:
         _drills[-1].record.event("step-passed", step=item.name, duration=round(report.duration, 2))
+
+
+def pytest_keyboard_interrupt(excinfo):
+    """Ctrl-C: say so in the run folder; the fixture's teardown still collects consoles, dmesg and results."""
+    for the_drill in _drills:
+        the_drill.interrupted = True
+        the_drill.record.event("interrupted", error=str(excinfo.typename))
 
 
 def pytest_terminal_summary(terminalreporter):

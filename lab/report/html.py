@@ -69,7 +69,8 @@ def _header(run: RunView) -> str:
 
 def _banner(run: RunView) -> str:
     if run.interrupted or run.results is None:
-        why = ("results.json was not written" if run.results_problem == NOT_RECORDED
+        why = ("it was interrupted (Ctrl-C)" if run.ended is not None
+               else "results.json was not written" if run.results_problem == NOT_RECORDED
                else run.results_problem or "there is no run-end event")
         return (f'<div class="banner warn" id="verdict" data-verdict="interrupted">The run did not finish: '
                 f"{escape(why)}. What it recorded before it stopped is below.</div>")

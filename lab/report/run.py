@@ -100,7 +100,8 @@ class RunView:
 
     @property
     def interrupted(self) -> bool:
-        return self.ended is None
+        """The run stopped before its end (no run-end), or was stopped by Ctrl-C and only tidied up."""
+        return self.ended is None or any(e.get("kind") == "interrupted" for e in self.events)
 
     @property
     def last_seen(self) -> float | None:
