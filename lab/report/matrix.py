@@ -1,0 +1,171 @@
+"""The side-by-side view of many drills: a row per fault, a column per arbitrator mode.
+
+Each cell answers what a storage engineer compares between designs: did the data survive when read back
+from disk, are the pools clean after recovery, how long the client stalled, and whether every verdict
+came out as the expectations file says. Built from the runs' results.json alone.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from lab.report.html import STYLE
+
+MATRIX_NAME = "matrix.html"
+DEFAULT_FAULT = "kill-ctrl-a"
+DEFAULT_ARBITRATOR = "paper"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One drill, reduced to the figures the matrix compares."""
+
+    folder: Path
+    fault: str
+    arbitrator: str
+    data: str
+    """"intact", "differs", "unreadable: <why>" or "not checked"."""
+    pools: str
+    stall_s: float | None
+    unexpected: tuple[str, ...]
+    failed_steps: tuple[str, ...]
+    interrupted: bool
+
+    @property
+    def as_expected(self) -> bool:
+        return not (self.unexpected or self.failed_steps or self.interrupted)
+
+    @property
+    def verdict(self) -> str:
+        if self.interrupted:
+            return "interrupted"
+        if self.as_expected:
+            return "as expected"
+        parts = [f"unexpected: {', '.join(self.unexpected)}"] if self.unexpected else []
+        parts += [f"failed steps: {len(self.failed_steps)}"] if self.failed_steps else []
+        return "; ".join(parts)
+
+    def lines(self) -> list[str]:
+        stall = "not measured" if self.stall_s is None else f"{self.stall_s:.1f} s"
+        return [f"data from disk: {self.data}", f"pools after recovery: {self.pools}", f"client stall: {stall}",
+                self.verdict]
+
+
+def _claim(results: dict[str, Any], name: str) -> dict[str, Any] | None:
+    return next((c for c in results.get("claims", []) if isinstance(c, dict) and c.get("claim") == name), None)
+
+
+def _data(results: dict[str, Any]) -> str:
+    facts = results.get("facts", {})
+    source = facts.get("source_md5")
+    final = facts.get("md5_final", facts.get("md5_from_disk"))
+    if source is None:
+        return "not checked"
+    if final is None:
+        claim = _claim(results, "final_md5") or _claim(results, "md5_from_disk")
+        why = claim["evidence"].split("(", 1)[-1].rstrip(")") if claim and "(" in claim.get("evidence", "") else ""
+        return f"unreadable{': ' + why if why else ''}"
+    return "intact" if final == source else "differs"
+
+
+def _pools(results: dict[str, Any]) -> str:
+    claim = _claim(results, "final_pools_clean")
+    if claim is None:
+        return "not checked"
+    return "clean" if claim.get("held") else str(claim.get("evidence", "not clean"))
+
+
+def load_cell(folder: Path) -> Cell | None:
+    """A run folder's cell; None when it has no readable results.json."""
+    try:
+        results = json.loads((Path(folder) / "results.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(results, dict):
+        return None
+    stall = results.get("facts", {}).get("failover_stall_s")
+    return Cell(
+        folder=Path(folder), fault=str(results.get("fault", DEFAULT_FAULT)),
+        arbitrator=str(results.get("arbitrator", DEFAULT_ARBITRATOR)), data=_data(results), pools=_pools(results),
+        stall_s=float(stall) if isinstance(stall, int | float) else None,
+        unexpected=tuple(results.get("unexpected", [])), failed_steps=tuple(results.get("failed_steps", [])),
+        interrupted=bool(results.get("interrupted", False)),
+    )
+
+
+def collect(folders: list[Path]) -> dict[tuple[str, str], Cell]:
+    """(fault, arbitrator) -> the latest run of it among ``folders`` (run folders sort by their UTC stamp)."""
+    cells: dict[tuple[str, str], Cell] = {}
+    for folder in sorted(folders, key=lambda f: Path(f).name):
+        cell = load_cell(folder)
+        if cell is not None:
+            cells[(cell.fault, cell.arbitrator)] = cell
+    return cells
+
+
+def _axes(cells: dict[tuple[str, str], Cell]) -> tuple[list[str], list[str]]:
+    faults = list(dict.fromkeys(fault for fault, _ in cells))
+    modes = sorted({mode for _, mode in cells}, key=lambda m: (m != DEFAULT_ARBITRATOR, m))
+    return faults, modes
+
+
+def matrix_table(cells: dict[tuple[str, str], Cell]) -> Table:
+    faults, modes = _axes(cells)
+    table = Table("fault", *modes, title="Faults × arbitrator modes", show_lines=True)
+    for fault in faults:
+        row = []
+        for mode in modes:
+            cell = cells.get((fault, mode))
+            if cell is None:
+                row.append("[dim]not run[/]")
+                continue
+            colour = "green" if cell.as_expected else "red"
+            *figures, verdict = cell.lines()
+            row.append("\n".join(figures) + f"\n[{colour}]{verdict}[/]")
+        table.add_row(fault, *row)
+    return table
+
+
+def matrix_html(cells: dict[tuple[str, str], Cell], base: Path) -> str:
+    faults, modes = _axes(cells)
+    head = "".join(f"<th>{escape(m)}</th>" for m in modes)
+    rows = []
+    for fault in faults:
+        tds = []
+        for mode in modes:
+            cell = cells.get((fault, mode))
+            if cell is None:
+                tds.append(f'<td data-mode="{escape(mode)}" class="missing">not run</td>')
+                continue
+            *figures, verdict = cell.lines()
+            link = escape(str(_relative(cell.folder / "report.html", base)))
+            css = "ok" if cell.as_expected else "bad"
+            tds.append(f'<td data-mode="{escape(mode)}" data-data="{escape(cell.data)}" '
+                       f'data-stall="{"" if cell.stall_s is None else cell.stall_s}">'
+                       + "<br>".join(escape(f) for f in figures)
+                       + f'<br><span class="{css}">{escape(verdict)}</span> <a href="{link}">report</a></td>')
+        rows.append(f'<tr data-fault="{escape(fault)}"><th>{escape(fault)}</th>{"".join(tds)}</tr>')
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>BeaST Lab: faults × modes'
+            f"</title><style>{STYLE}</style></head><body><h1>Faults × arbitrator modes</h1>"
+            f'<table id="matrix"><tr><th>fault</th>{head}</tr>{"".join(rows)}</table></body></html>\n')
+
+
+def _relative(path: Path, base: Path) -> Path:
+    try:
+        return path.resolve().relative_to(base.resolve())
+    except ValueError:
+        return path.resolve()
+
+
+def render_matrix(folders: list[Path], out_dir: Path) -> tuple[Path, dict[tuple[str, str], Cell]]:
+    """Write matrix.html into ``out_dir`` from the given run folders; its path and the cells."""
+    cells = collect(folders)
+    path = Path(out_dir) / MATRIX_NAME
+    path.write_text(matrix_html(cells, Path(out_dir)))
+    return path, cells

@@ -1,0 +1,80 @@
+"""The faults × modes matrix reads each run's results.json and shows what differs between designs."""
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+from lab.report.matrix import collect, load_cell, matrix_table, render_matrix
+
+RUNS = Path(__file__).parent / "fixtures" / "runs"
+COMPLETE = RUNS / "20240424T230640Z-failover"
+
+
+def _run(root: Path, name: str, **changes) -> Path:
+    results = json.loads((COMPLETE / "results.json").read_text())
+    facts = {**results["facts"], **changes.pop("facts", {})}
+    results.update(changes, facts=facts)
+    folder = root / name
+    folder.mkdir()
+    (folder / "results.json").write_text(json.dumps(results))
+    return folder
+
+
+class Cells(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.cells: dict[tuple[str, str], dict] = {}
+        self.fault = ""
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "tr" and "data-fault" in attrs:
+            self.fault = attrs["data-fault"]
+        if tag == "td" and "data-mode" in attrs:
+            self.cells[(self.fault, attrs["data-mode"])] = attrs
+
+
+def test_the_stored_run_is_the_paper_mode_kill_of_ctrl_a():
+    cell = load_cell(COMPLETE)
+    assert (cell.fault, cell.arbitrator) == ("kill-ctrl-a", "paper")
+    results = json.loads((COMPLETE / "results.json").read_text())
+    assert cell.stall_s == results["facts"]["failover_stall_s"]
+
+
+def test_a_row_per_fault_and_a_column_per_mode(tmp_path):
+    source = json.loads((COMPLETE / "results.json").read_text())["facts"]["source_md5"]
+    runs = [
+        _run(tmp_path, "20260101T000000Z-failover", arbitrator="paper", facts={"md5_final": "0" * 32}),
+        _run(tmp_path, "20260101T010000Z-failover", arbitrator="takeover", facts={"md5_final": source}),
+        _run(tmp_path, "20260101T020000Z-split-brain", fault="split-brain", arbitrator="takeover",
+             unexpected=["no_double_import"]),
+    ]
+    path, cells = render_matrix(runs, tmp_path)
+    assert cells[("kill-ctrl-a", "paper")].data == "differs"
+    assert cells[("kill-ctrl-a", "takeover")].data == "intact"
+    assert not cells[("split-brain", "takeover")].as_expected
+    page = Cells()
+    page.feed(path.read_text())
+    assert set(page.cells) == {("kill-ctrl-a", "paper"), ("kill-ctrl-a", "takeover"), ("split-brain", "paper"),
+                               ("split-brain", "takeover")}
+    assert page.cells[("kill-ctrl-a", "takeover")]["data-data"] == "intact"
+    assert page.cells[("split-brain", "paper")].get("class") == "missing"
+    table = matrix_table(cells)
+    assert [c.header for c in table.columns] == ["fault", "paper", "takeover"]
+
+
+def test_the_latest_run_of_a_cell_wins_and_broken_folders_are_left_out(tmp_path):
+    old = _run(tmp_path, "20260101T000000Z-failover", facts={"failover_stall_s": 30.0})
+    new = _run(tmp_path, "20260102T000000Z-failover", facts={"failover_stall_s": 9.5})
+    broken = tmp_path / "20260103T000000Z-failover"
+    broken.mkdir()
+    (broken / "results.json").write_text("{not json")
+    cells = collect([new, broken, old])
+    assert list(cells) == [("kill-ctrl-a", "paper")]
+    assert cells[("kill-ctrl-a", "paper")].stall_s == 9.5
+
+
+def test_an_unreadable_copy_says_why(tmp_path):
+    run = _run(tmp_path, "20260101T000000Z-failover", facts={"md5_final": None})
+    cell = load_cell(run)
+    assert cell.data.startswith("unreadable")
