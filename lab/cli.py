@@ -232,6 +232,85 @@ def resume(host: HostArgument, provider: ProviderOption = None, topology: Topolo
     _on_host(host, provider, topology, "resume", "resumed")
 
 
+snapshot_app = typer.Typer(
+    help="Save and restore the whole running lab (every VM's RAM and devices, every disk) in one go.",
+    no_args_is_help=True,
+)
+app.add_typer(snapshot_app, name="snapshot")
+SnapshotName = Annotated[str, typer.Argument(help="Snapshot name: letters, digits, '.', '_', '-'.")]
+
+
+def _snapshot_provider(name: str | None, topology: Path | None, provider: str | None):
+    from lab.providers.snapshot import check_name
+
+    if name is not None:
+        check_name(name)
+    lab, _, _ = _provider(topology, provider)
+    return lab
+
+
+@snapshot_app.command("save")
+def snapshot_save(
+    name: SnapshotName,
+    replace: Annotated[bool, typer.Option("--replace", help="Replace a snapshot of that name.")] = False,
+    provider: ProviderOption = None,
+    topology: TopologyOption = None,
+) -> None:
+    """Pause every VM together, save their RAM, devices and disks, continue them (save it provisioned)."""
+    from rich.progress import Progress
+
+    from lab.providers.snapshot import human_size
+
+    lab = _snapshot_provider(name, topology, provider)
+    with Progress(console=err, transient=True) as progress:
+        manifest = lab.snapshot_save(name, progress=progress, replace=replace)
+    t = manifest.timings
+    out.print(f"snapshot {name} saved: {human_size(manifest.size_bytes)} in {t.get('total_s', 0):.1f} s; "
+              f"the lab was paused {t.get('paused_s', 0):.1f} s", highlight=False)
+
+
+@snapshot_app.command("restore")
+def snapshot_restore(name: SnapshotName, provider: ProviderOption = None, topology: TopologyOption = None) -> None:
+    """Put the lab back as it was when NAME was saved (its VMs restart from their saved RAM)."""
+    from rich.progress import Progress
+
+    lab = _snapshot_provider(name, topology, provider)
+    with Progress(console=err, transient=True) as progress:
+        timings = lab.snapshot_restore(name, progress=progress)
+    behind = {h: s for h, s in timings.get("clock_offset_s", {}).items() if s is not None}
+    clocks = ", ".join(f"{h} {s:.0f} s" for h, s in behind.items())
+    out.print(f"snapshot {name} restored in {timings['total_s']:.1f} s"
+              + (f"; guest clocks were behind by {clocks} and were set to the host's time" if clocks else ""),
+              highlight=False)
+
+
+@snapshot_app.command("list")
+def snapshot_list(provider: ProviderOption = None, topology: TopologyOption = None) -> None:
+    """The lab's snapshots: name, when, size, topology and guest image."""
+    from lab.providers.snapshot import human_size
+
+    lab = _snapshot_provider(None, topology, provider)
+    found = lab.snapshots()
+    if not found:
+        out.print(f"no snapshots in lab {lab.topology.lab.name}; save one with: bst snapshot save NAME")
+        return
+    table = Table("name", "created (UTC)", "size", "topology", "image",
+                  title=f"snapshots · lab {lab.topology.lab.name}")
+    for manifest in found:
+        table.add_row(manifest.name, manifest.created_utc, human_size(manifest.size_bytes),
+                      f"{Path(manifest.topology_source).name} {manifest.topology_hash[:8]}",
+                      f"{manifest.image_name} {manifest.image_hash[:8]}")
+    out.print(table)
+
+
+@snapshot_app.command("delete")
+def snapshot_delete(name: SnapshotName, provider: ProviderOption = None, topology: TopologyOption = None) -> None:
+    """Delete a snapshot."""
+    lab = _snapshot_provider(name, topology, provider)
+    lab.snapshot_delete(name)
+    out.print(f"snapshot {name} deleted")
+
+
 @app.command()
 def report(
     run: Annotated[Path | None, typer.Argument(help="A run folder (default: artifacts/latest).")] = None,

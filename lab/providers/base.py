@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from rich.progress import Progress
 
@@ -89,6 +90,28 @@ class Provider(ABC):
     @abstractmethod
     def wait_for_ssh(self, host: str, timeout: float | None = None) -> None:
         """Return once the host accepts the lab key over SSH; raise LabError naming the console log."""
+
+    # snapshots: a whole provisioned lab saved and restored together (RAM, devices, every disk)
+
+    def snapshot_save(self, name: str, progress: Progress | None = None, replace: bool = False) -> Any:
+        """Save every host's running state and every disk as snapshot ``name``; the lab keeps running.
+
+        Returns the snapshot's manifest (lab.providers.snapshot.Manifest)."""
+        raise LabError(f"the {self.name} provider cannot take snapshots yet; use the qemu provider")
+
+    def snapshot_restore(self, name: str, progress: Progress | None = None) -> dict[str, Any]:
+        """Put the lab back exactly as it was when ``name`` was saved, running; returns timings.
+
+        Raises lab.providers.snapshot.SnapshotUnusable, having changed nothing, when the snapshot does
+        not exist or was taken from another topology or guest image."""
+        raise LabError(f"the {self.name} provider cannot take snapshots yet; use the qemu provider")
+
+    def snapshots(self) -> list[Any]:
+        """The lab's snapshots' manifests, by name."""
+        raise LabError(f"the {self.name} provider cannot take snapshots yet; use the qemu provider")
+
+    def snapshot_delete(self, name: str) -> None:
+        raise LabError(f"the {self.name} provider cannot take snapshots yet; use the qemu provider")
 
     def host_names(self) -> list[str]:
         return list(self.topology.hosts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import json
 import socket
 from pathlib import Path
@@ -52,15 +53,25 @@ class QmpClient:
             self._sock.close()
             self._sock = None
 
-    def execute(self, command: str, arguments: dict[str, Any] | None = None) -> Any:
-        """The command's ``return`` value; QmpError on an ``error`` reply."""
+    def execute(self, command: str, arguments: dict[str, Any] | None = None, fd: int | None = None) -> Any:
+        """The command's ``return`` value; QmpError on an ``error`` reply.
+
+        ``fd``: a file descriptor passed along with the command (SCM_RIGHTS), as ``getfd`` needs.
+        """
         if self._sock is None:
             raise QmpError(f"QMP session to {self.path} is not open")
         request: dict[str, Any] = {"execute": command}
         if arguments:
             request["arguments"] = arguments
+        data = json.dumps(request).encode() + b"\n"
         try:
-            self._sock.sendall(json.dumps(request).encode() + b"\n")
+            if fd is None:
+                self._sock.sendall(data)
+            else:
+                rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))]
+                sent = self._sock.sendmsg([data], rights)
+                if sent < len(data):
+                    self._sock.sendall(data[sent:])
         except OSError as err:
             raise QmpError(f"QMP {command} to {self.path} failed: {err.strerror or err}") from None
         while True:
@@ -72,6 +83,10 @@ class QmpClient:
                 raise QmpError(f"QMP {command} failed: {error.get('class')}: {error.get('desc')}")
             if "return" in reply:
                 return reply["return"]
+
+    def send_fd(self, name: str, fd: int) -> None:
+        """Hand QEMU an open file descriptor under ``name`` (for ``migrate`` to ``fd:NAME``)."""
+        self.execute("getfd", {"fdname": name}, fd=fd)
 
     def quit(self) -> None:
         """Ask QEMU to exit at once; it may close the socket before or after replying."""
