@@ -14,4 +14,8 @@ def pytest_addoption(parser):
     group.addoption("--inject", default="", help="Faults that must turn the drill red, comma-separated: "
                     "corrupt-copy, pool-error, dead-path (proves the checker can fail).")
     group.addoption("--lab-dir", default=None, help="Lab directory (default: .lab/<name> in the project).")
-
+    group.addoption("--snapshot", default="provisioned",
+                    help="Start the drill from this lab snapshot when it exists and fits the lab, instead of "
+                    "rebuilding and provisioning (default: provisioned; 'none' always provisions).")
+    group.addoption("--save-snapshot", action="store_true", default=False,
+                    help="After provisioning, save the lab as the --snapshot snapshot (replacing it) for later runs.")

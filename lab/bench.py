@@ -23,6 +23,7 @@ from lab.plan import Plan
 from lab.topology import Topology, load_topology
 
 console = Console()
+SNAPSHOT = "bench"
 
 
 def serialized(plan: Plan) -> Plan:
@@ -98,6 +99,13 @@ def bench(topo: Topology, runs: int, provision: bool, lab_dir: Path) -> tuple[li
                 session = LabSession(topo, provider, stack)
                 add("provision_parallel", "linux provisioning, hosts of a stage in parallel",
                     timed(lambda s=session: s.apply(plan, "bench")))
+                add("snapshot_save", "bst snapshot save of the provisioned lab (RAM, devices, every disk)",
+                    timed(lambda: provider.snapshot_save(SNAPSHOT, replace=True)))
+                add("snapshot_restore", "bst snapshot restore of the provisioned lab, until SSH on every host",
+                    timed(lambda: provider.snapshot_restore(SNAPSHOT)))
+                provider.down()
+                add("rebuild_and_provision", "what a drill does without a snapshot: lab removed, up again, "
+                    "provisioned (parallel)", timed(lambda: rebuild_and_provision(provider, topo, stack, plan)))
                 provider.down()
                 provider.up()
                 session = LabSession(topo, provider, stack)
@@ -106,13 +114,38 @@ def bench(topo: Topology, runs: int, provision: bool, lab_dir: Path) -> tuple[li
             provider.down()
     finally:
         provider.down()
+        if any(m.name == SNAPSHOT for m in provider.snapshots()):
+            provider.snapshot_delete(SNAPSHOT)
     return list(figures.values()), {**machine(), "accel": accel}
+
+
+def rebuild_and_provision(provider, topo: Topology, stack, plan: Plan) -> None:
+    from lab.session import LabSession
+
+    provider.up()
+    LabSession(topo, provider, stack).apply(plan, "bench")
+
+
+def comparisons(figures: list[Figure]) -> dict[str, dict]:
+    """How many times faster a snapshot restore is than what it replaces, from the medians."""
+    medians = {f.name: f.median for f in figures}
+    result = {}
+    for slow, what in (("rebuild_and_provision", "rebuilding and provisioning the lab"),
+                       ("provision_parallel", "provisioning a lab that is up")):
+        fast_s, slow_s = medians.get("snapshot_restore"), medians.get(slow)
+        if fast_s and slow_s:
+            result[f"snapshot_restore_vs_{slow}"] = {"what": f"snapshot restore instead of {what}",
+                                                     "times_faster": round(slow_s / fast_s, 1),
+                                                     "seconds_saved": round(slow_s - fast_s, 1)}
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (default 3)")
-    parser.add_argument("--provision", action="store_true", help="also time provisioning, parallel vs serial")
+    parser.add_argument("--provision", action="store_true",
+                        help="also time provisioning (parallel vs serial) and snapshot save/restore "
+                        "vs rebuilding and provisioning")
     parser.add_argument("--topology", default=None)
     parser.add_argument("--output", default="bench/results.json")
     args = parser.parse_args(argv)
@@ -125,10 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     for figure in figures:
         table.add_row(figure.name, f"{figure.median:.1f}", str(len(figure.samples)), figure.what)
     console.print(table)
+    compared = comparisons(figures)
+    for comparison in compared.values():
+        console.print(f"{comparison['what']}: {comparison['times_faster']}x faster, "
+                      f"{comparison['seconds_saved']} s saved")
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps({"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": where,
-                                  "figures": {f.name: f.to_json() for f in figures}}, indent=2) + "\n")
+                                  "figures": {f.name: f.to_json() for f in figures},
+                                  "comparisons": compared}, indent=2) + "\n")
     console.print(f"written to {output}")
     return 0
 

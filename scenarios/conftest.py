@@ -11,7 +11,9 @@ from rich.console import Console
 
 from lab.drill.claims import claims_table, load_expectations
 from lab.drill.runner import INJECTIONS, Drill
+from lab.errors import LabError
 from lab.providers import create_provider, select_provider
+from lab.providers.snapshot import SnapshotError, SnapshotUnusable
 from lab.record import RunRecord
 from lab.report import render_report
 from lab.session import LabSession
@@ -62,13 +64,19 @@ def drill(request) -> Drill:
     _drills.append(the_drill)
 
     marker = Path(provider.lab_dir) / "drilled"
-    if marker.exists():
-        record.event("reset", reason=f"the lab was drilled by {marker.read_text().strip()}: rebuilding it")
-        provider.down()
-    provider.up()
-    session.apply(stack.provision(topo), "provision")
+    snapshot = option("--snapshot")
+    restored = _restore_snapshot(provider, snapshot, record)
+    if not restored:
+        if marker.exists():
+            record.event("reset", reason=f"the lab was drilled by {marker.read_text().strip()}: rebuilding it")
+            provider.down()
+        provider.up()
+        session.apply(stack.provision(topo), "provision")
+        if option("--save-snapshot") and snapshot not in ("", "none"):
+            manifest = provider.snapshot_save(snapshot, replace=True)
+            record.event("snapshot-saved", snapshot=snapshot, size_bytes=manifest.size_bytes, **manifest.timings)
     marker.write_text(record.folder.name + "\n")
-    record.event("provisioned")
+    record.event("provisioned", from_snapshot=snapshot if restored else None)
     yield the_drill
     for host in topo.hosts:
         session.save_console(host, "end")
@@ -82,6 +90,26 @@ def drill(request) -> Drill:
         record.event("lab-removed", policy=policy)
     else:
         record.event("lab-kept", policy=policy, lab_dir=str(provider.lab_dir))
+
+
+def _restore_snapshot(provider, name: str, record: RunRecord) -> bool:
+    """Restore the provisioned lab from snapshot ``name``; False (and why, as an event) when the drill must
+    provision instead: no such snapshot, one of another topology or image, or a provider without snapshots.
+    A restore that fails half-way leaves the lab removed, to be rebuilt."""
+    if name in ("", "none"):
+        return False
+    try:
+        timings = provider.snapshot_restore(name)
+    except SnapshotUnusable as why:
+        record.event("snapshot-not-used", snapshot=name, reason=str(why))
+        return False
+    except LabError as error:
+        record.event("snapshot-not-used", snapshot=name, reason=str(error))
+        if isinstance(error, SnapshotError):
+            provider.down()
+        return False
+    record.event("snapshot-restored", snapshot=name, **timings)
+    return True
 
 
 def _write_results(the_drill: Drill) -> None:

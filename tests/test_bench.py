@@ -14,3 +14,15 @@ def test_serialized_plan_keeps_barriers_and_runs_one_host_at_a_time():
 def test_figure_median_over_runs():
     assert Figure("x", "x", [3.0, 1.0, 2.0]).median == 2.0
     assert Figure("x", "x", []).median is None
+
+
+def test_snapshot_restore_is_compared_with_what_it_replaces():
+    from lab.bench import comparisons
+
+    figures = [Figure("snapshot_restore", "", [10.0, 12.0]), Figure("rebuild_and_provision", "", [150.0]),
+               Figure("provision_parallel", "", [88.0])]
+    compared = comparisons(figures)
+    assert compared["snapshot_restore_vs_rebuild_and_provision"]["times_faster"] == 13.6
+    assert compared["snapshot_restore_vs_rebuild_and_provision"]["seconds_saved"] == 139.0
+    assert compared["snapshot_restore_vs_provision_parallel"]["times_faster"] == 8.0
+    assert comparisons(figures[1:]) == {}

@@ -62,3 +62,43 @@ def test_plan_as_text_shows_commands_and_files():
     assert result.returncode == 0, result.stderr
     assert "zpool create -m none ctrl-a_m0 /dev/ada1 /dev/ada2" in result.stdout
     assert "/etc/rc.conf" in result.stdout
+
+
+def bst_in(cwd, *args: str) -> subprocess.CompletedProcess:
+    """bst run from another directory, so the default lab directory is ``cwd/.lab/<name>``."""
+    import os
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.run([sys.executable, "-m", "lab.cli", *args], capture_output=True, text=True, timeout=120,
+                          cwd=cwd, env=env)
+
+
+@pytest.fixture
+def lone_topology(tmp_path):
+    """The paper's topology under a lab name of its own: these tests never see another lab."""
+    path = tmp_path / "lone.toml"
+    path.write_text(default_topology_path().read_text().replace('name = "beast"', 'name = "snapcli"', 1))
+    return path
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["snapshot", "save", "../etc"], "snapshot name '../etc' is not allowed; use 1-64 letters, digits"),
+    (["snapshot", "restore", "a b"], "snapshot name 'a b' is not allowed"),
+    (["snapshot", "save", "provisioned"], "lab snapcli is not up"),
+    (["snapshot", "restore", "provisioned"], "no snapshot provisioned in lab snapcli"),
+    (["snapshot", "delete", "provisioned"], "no snapshot provisioned in lab snapcli"),
+])
+def test_snapshot_bad_input_is_one_line_and_exit_2(tmp_path, lone_topology, args, message):
+    result = bst_in(tmp_path, *args, "--topology", str(lone_topology))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / ".lab").exists()
+
+
+def test_snapshot_list_of_a_lab_without_snapshots(tmp_path, lone_topology):
+    result = bst_in(tmp_path, "snapshot", "list", "--topology", str(lone_topology))
+    assert result.returncode == 0, result.stderr
+    assert "no snapshots in lab snapcli; save one with: bst snapshot save NAME" in result.stdout

@@ -806,48 +806,56 @@ class QemuProvider(Provider):
                 )
         timings: dict[str, Any] = {}
         with lab_lock(self.lab_dir, f"snapshot restore {name}"):
-            phase = time.monotonic()
-            for host in hosts:
-                self.power_off(host)
-            timings["stop_s"] = round(time.monotonic() - phase, 2)
-            phase = time.monotonic()
-            self.key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            for key in (self.key_path, self.key_path.with_suffix(".pub")):
-                copy_file(directory / "ssh" / key.name, key, allocated=False)
-                key.chmod(0o600)
-            state = self._prepare(progress)
-            state["accel"], state["disk_cache"] = manifest.accel, manifest.disk_cache
-            state["restored_from"] = {"snapshot": name, "created_utc": manifest.created_utc, "at": utc_now()}
-            self.save_state(state)
-            copies = [(directory / "disks" / f"{d}.raw", self.disk_path(d), True) for d in self.topology.disks]
-            for host in hosts:
-                self.vm_paths(host).dir.mkdir(parents=True, exist_ok=True)
-                copies.append((directory / f"{host}.qcow2", self.vm_paths(host).overlay, False))
-            self._copy_files(copies, progress, f"snapshot {name}: copying disks back")
-            timings["copy_s"] = round(time.monotonic() - phase, 2)
-            phase = time.monotonic()
             try:
-                for host in hosts:
-                    self._launch(host, state, progress, extra_args=incoming_args(directory / f"{host}.state"))
-                self._wait_incoming(hosts, progress)
-                timings["load_s"] = round(time.monotonic() - phase, 2)
-                clients = {}
-                try:
-                    for host in hosts:
-                        clients[host] = QmpClient(self.vm_paths(host).qmp, timeout=30)
-                        clients[host].connect()
-                    for host in hosts:
-                        clients[host].execute("cont")
-                finally:
-                    for client in clients.values():
-                        client.close()
-            except BaseException:
+                phase = time.monotonic()
                 for host in hosts:
                     self.power_off(host)
+                timings["stop_s"] = round(time.monotonic() - phase, 2)
+                phase = time.monotonic()
+                self.key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                for key in (self.key_path, self.key_path.with_suffix(".pub")):
+                    copy_file(directory / "ssh" / key.name, key, allocated=False)
+                    key.chmod(0o600)
+                state = self._prepare(progress)
+                state["accel"], state["disk_cache"] = manifest.accel, manifest.disk_cache
+                state["restored_from"] = {"snapshot": name, "created_utc": manifest.created_utc, "at": utc_now()}
+                self.save_state(state)
+                copies = [(directory / "disks" / f"{d}.raw", self.disk_path(d), True) for d in self.topology.disks]
+                for host in hosts:
+                    self.vm_paths(host).dir.mkdir(parents=True, exist_ok=True)
+                    copies.append((directory / f"{host}.qcow2", self.vm_paths(host).overlay, False))
+                self._copy_files(copies, progress, f"snapshot {name}: copying disks back")
+                timings["copy_s"] = round(time.monotonic() - phase, 2)
+                phase = time.monotonic()
+                try:
+                    for host in hosts:
+                        self._launch(host, state, progress, extra_args=incoming_args(directory / f"{host}.state"))
+                    self._wait_incoming(hosts, progress)
+                    timings["load_s"] = round(time.monotonic() - phase, 2)
+                    clients = {}
+                    try:
+                        for host in hosts:
+                            clients[host] = QmpClient(self.vm_paths(host).qmp, timeout=30)
+                            clients[host].connect()
+                        for host in hosts:
+                            clients[host].execute("cont")
+                    finally:
+                        for client in clients.values():
+                            client.close()
+                except BaseException:
+                    for host in hosts:
+                        self.power_off(host)
+                    raise
+                phase = time.monotonic()
+                self._wait_all(hosts, progress)
+                timings["ssh_s"] = round(time.monotonic() - phase, 2)
+            except SnapshotError:
                 raise
-            phase = time.monotonic()
-            self._wait_all(hosts, progress)
-            timings["ssh_s"] = round(time.monotonic() - phase, 2)
+            except LabError as error:
+                raise SnapshotError(
+                    f"restoring snapshot {name} failed: {error}; restore it again, "
+                    "or rebuild the lab (bst down, bst up)"
+                ) from error
         timings["clock_offset_s"] = self._sync_clocks(hosts)
         timings["total_s"] = round(time.monotonic() - started, 2)
         return timings
