@@ -33,6 +33,12 @@ class Drill:
     inject: frozenset[str] = frozenset()
     """Faults injected to prove the checker can fail (see INJECTIONS)."""
     interrupted: bool = False
+    fault: str = "kill-ctrl-a"
+    """What the scenario does to the lab (a row of the faults × modes matrix)."""
+    arbitrator: str = "paper"
+    victim: str = ""
+    """The controller the scenario kills or freezes (empty: the topology's first controller)."""
+    """How the controllers share their pools: the paper's cross import, or takeover with multihost."""
 
     def injects(self, fault: str, host: str, command: str) -> bool:
         """Run ``command`` on ``host`` when ``fault`` was asked for; whether it was."""
