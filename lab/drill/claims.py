@@ -23,7 +23,24 @@ CLAIMS: dict[str, str] = {
     "final_pools_clean": "after recovery, scrub and clear: both pools ONLINE with no known data errors",
     "final_paths_back": "after recovery all client paths are back",
     "final_md5": "after recovery the copy read from disk still has the source's md5",
+    # Beyond the paper: what a storage engineer expects of the other faults.
+    "frozen_pool_back": "after the frozen controller resumes, its own pool is ONLINE on it again (not suspended)",
+    "no_double_import": "while the controllers cannot see each other, neither holds the other's pool",
 }
+
+PAPER_CLAIMS = ("provisioned", "copy_completes", "md5_after_copy", "md5_from_disk", "survivor_pool_clean",
+                "failed_pool_clean", "recovery_imports", "final_pools_clean", "final_paths_back", "final_md5")
+_LINK_CLAIMS = ("provisioned", "copy_completes", "md5_after_copy", "md5_from_disk", "final_pools_clean",
+                "final_paths_back")
+FAULT_CLAIMS: dict[str, tuple[str, ...]] = {
+    "kill-ctrl-a": PAPER_CLAIMS,
+    "kill-ctrl-b": PAPER_CLAIMS,
+    "freeze-ctrl-a": (*_LINK_CLAIMS[:4], "frozen_pool_back", *_LINK_CLAIMS[4:]),
+    "lost-client-path": _LINK_CLAIMS,
+    "split-brain": ("provisioned", "no_double_import", *_LINK_CLAIMS[1:]),
+}
+"""The claims each fault's scenario checks, in the order it checks them."""
+ARBITRATORS = ("paper", "takeover")
 
 
 class Expectation(StrEnum):
@@ -57,25 +74,31 @@ class ClaimResult:
         return {**asdict(self), "text": CLAIMS[self.claim], "expected": self.expected}
 
 
-def load_expectations(path: Path, stack: str) -> dict[str, Expectation]:
-    """Read ``[<stack>]`` of the expectations file: claim -> hold | fail | maybe; every claim must be listed."""
+def load_expectations(path: Path, stack: str, arbitrator: str = "paper",
+                      fault: str = "kill-ctrl-a") -> dict[str, Expectation]:
+    """Read ``[<stack>.<arbitrator>.<fault>]`` of the expectations file: claim -> hold | fail | maybe; every
+    claim the fault checks must be listed, and nothing else."""
+    if fault not in FAULT_CLAIMS:
+        raise LabError(f"'{fault}' is not a fault; use one of {', '.join(FAULT_CLAIMS)}")
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as err:
         raise LabError(f"expectations file {path} cannot be read ({err}); fix or restore it") from None
-    table = data.get(stack)
+    where = f"{stack}.{arbitrator}.{fault}"
+    table = data.get(stack, {}).get(arbitrator, {}).get(fault)
     if not isinstance(table, dict):
-        raise LabError(f"expectations file {path} has no [{stack}] table; add one with a line per claim")
+        raise LabError(f"expectations file {path} has no [{where}] table; add one with a line per claim "
+                       f"({', '.join(FAULT_CLAIMS[fault])})")
     expectations: dict[str, Expectation] = {}
-    for claim in CLAIMS:
+    for claim in FAULT_CLAIMS[fault]:
         value = table.get(claim)
         if value not in Expectation.__members__.values():
-            raise LabError(f"expectations file {path}: [{stack}].{claim} is {value!r}; use hold, fail or maybe")
+            raise LabError(f"expectations file {path}: [{where}].{claim} is {value!r}; use hold, fail or maybe")
         expectations[claim] = Expectation(value)
-    unknown = sorted(set(table) - set(CLAIMS))
+    unknown = sorted(set(table) - set(FAULT_CLAIMS[fault]))
     if unknown:
-        raise LabError(f"expectations file {path}: [{stack}].{unknown[0]} is not a claim; "
-                       f"use one of {', '.join(CLAIMS)}")
+        raise LabError(f"expectations file {path}: [{where}].{unknown[0]} is not a claim of {fault}; "
+                       f"use one of {', '.join(FAULT_CLAIMS[fault])}")
     return expectations
 
 
