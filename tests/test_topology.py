@@ -112,6 +112,9 @@ BAD_TOPOLOGIES = [
     ("bad zfs property value", "pools/ctrl-a_m0/properties/sync", "sometimes",
      "pools.ctrl-a_m0.properties.sync 'sometimes' is not a valid value; use one of standard, always, disabled"),
     ("unknown provider", "lab/provider", "vmware", "lab.provider 'vmware' is not a provider"),
+    ("unknown arbitrator mode", "lab/arbitrator", "stonith",
+     "lab.arbitrator 'stonith' is not an arbitrator mode; use one of paper, takeover"),
+    ("arbitrator mode not a string", "lab/arbitrator", True, "lab.arbitrator must be a string, not a boolean"),
     ("bad disk bus", "disks/f00/bus", "scsi", "disks.f00.bus 'scsi' is not a bus; use sata or sas"),
     ("multipath for an unknown pool", "client/multipaths/0/pool", "ctrl-c_m0",
      "client.multipaths[0].pool names unknown pool 'ctrl-c_m0'"),
@@ -216,3 +219,10 @@ def _drop_none(node):
     if isinstance(node, list):
         return [_drop_none(v) for v in node if v is not None]
     return node
+
+
+def test_arbitrator_mode_defaults_to_the_papers_and_takes_takeover(paper_data):
+    assert load_topology().lab.arbitrator == "paper"
+    assert topology_from_dict(mutate(paper_data, "lab/arbitrator", ...)).lab.arbitrator == "paper"
+    assert topology_from_dict(mutate(paper_data, "lab/arbitrator", "takeover")).lab.arbitrator == "takeover"
+    assert 'arbitrator = "paper"' in default_topology_path().read_text()

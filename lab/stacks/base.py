@@ -5,8 +5,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from enum import IntEnum
 
+from lab.errors import LabError
 from lab.plan import Plan
-from lab.topology import Topology
+from lab.topology import Host, Topology
 
 
 class Stage(IntEnum):
@@ -36,6 +37,22 @@ class RecoveryStage(IntEnum):
     CLIENT = 9
 
 
+class TakebackStage(IntEnum):
+    """Recovery in arbitrator = "takeover" mode: the restarted controller gets its pool back. The survivor
+    lets go of the pool before its owner imports it, so no stage has the pool imported on two hosts."""
+
+    RELEASE = 0
+    """Survivor: its arbitrator map back to the iSCSI path alone, then the failed controller's pool exported."""
+    IMPORT = 1
+    """Restarted controller: base steps again, its own pool imported (never with -f)."""
+    PRIVATE_TARGET = 2
+    ARBITRATOR = 3
+    PUBLIC_TARGET = 4
+    CLIENT = 5
+    SCRUB = 6
+    CLEAR = 7
+
+
 class Stack(ABC):
     """A guest software stack (FreeBSD as in the paper, or its Linux analogue).
 
@@ -43,6 +60,8 @@ class Stack(ABC):
     """
 
     name: str
+    arbitrator_modes: tuple[str, ...] = ("paper",)
+    """The ``[lab] arbitrator`` modes this stack can build."""
 
     @abstractmethod
     def provision(self, topo: Topology) -> Plan:
@@ -51,6 +70,33 @@ class Stack(ABC):
     @abstractmethod
     def recovery(self, topo: Topology, failed: str) -> Plan:
         """Bring the ``failed`` controller back after it was restarted (the paper's recovery procedure)."""
+
+    def check_arbitrator(self, topo: Topology) -> None:
+        """Raise LabError when this stack cannot build the topology's arbitrator mode."""
+        mode = topo.lab.arbitrator
+        if mode not in self.arbitrator_modes:
+            allowed = " or ".join(f'"{m}"' for m in self.arbitrator_modes)
+            raise LabError(f'the {self.name} stack cannot run arbitrator = "{mode}"; '
+                           f"set [lab] arbitrator to {allowed} in {topo.source or 'the topology'}")
+
+    def takeover(self, topo: Topology, failed: str) -> Plan:
+        """The survivor's steps once ``failed`` is confirmed powered off (fenced by the caller, never here).
+
+        arbitrator = "paper": nothing to do, the arbitrator map already holds the survivor's own path to the
+        failed controller's volume (an empty plan). A stack offering "takeover" overrides this."""
+        self.check_arbitrator(topo)
+        self.survivor_of(topo, failed, "take over from")
+        if topo.lab.arbitrator == "paper":
+            return {}
+        raise LabError(f'the {self.name} stack has no takeover plan for arbitrator = "{topo.lab.arbitrator}"')
+
+    @staticmethod
+    def survivor_of(topo: Topology, failed: str, verb: str = "recover") -> Host:
+        """The other controller; LabError when ``failed`` is not a controller."""
+        names = [h.name for h in topo.controllers]
+        if failed not in names:
+            raise LabError(f"'{failed}' is not a controller; {verb} one of {', '.join(names)}")
+        return topo.peer(failed)
 
     # What scenarios ask of hosts. Each returns shell text; the stack knows its tools, the scenario doesn't.
 

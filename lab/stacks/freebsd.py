@@ -194,7 +194,17 @@ class FreeBSDStack(Stack):
 
     name = "freebsd"
 
+    def check_arbitrator(self, topo: Topology) -> None:
+        """Only the paper's arbitrator: the takeover mode relies on OpenZFS multihost, which FreeBSD 10.3's
+        ZFS lacks, so nothing would stop both controllers writing one pool."""
+        if topo.lab.arbitrator != "paper":
+            raise LabError(
+                f'the freebsd stack cannot run arbitrator = "{topo.lab.arbitrator}": FreeBSD 10.3\'s ZFS has no '
+                "multihost property to keep a pool from being imported on both controllers; "
+                f'set [lab] arbitrator = "paper" in {topo.source or "the topology"} or use the linux stack')
+
     def provision(self, topo: Topology) -> Plan:
+        self.check_arbitrator(topo)
         plan: Plan = {host.name: self.base_steps(topo, host) for host in topo.controllers}
         plan[topo.client.host] = self.base_steps(topo, topo.client_host)
         for host in topo.controllers:
@@ -212,11 +222,10 @@ class FreeBSDStack(Stack):
     def recovery(self, topo: Topology, failed: str) -> Plan:
         """The paper's prose after the failed controller was booted again: export, reboot, import, scrub,
         clear, then the arbitrator, the public target and the client's paths once more."""
+        self.check_arbitrator(topo)
+        survivor = self.survivor_of(topo, failed, "recover")
         names = [h.name for h in topo.controllers]
-        if failed not in names:
-            raise LabError(f"'{failed}' is not a controller; recover one of {', '.join(names)}")
         host = topo.hosts[failed]
-        survivor = topo.peer(failed)
         pools = [topo.pool_of(name).name for name in names]
         plan: Plan = {failed: [], survivor.name: [], topo.client.host: []}
         plan[failed] += [

@@ -31,6 +31,7 @@ MIN_MEMORY_MB = {Role.CONTROLLER: 2048, Role.CLIENT: 512}
 MIN_DISK_MB = {DiskRole.DATA: 100, DiskRole.CACHE: 64}
 PROVIDERS = ("auto", "qemu", "virtualbox")
 STACKS = ("auto", "linux", "freebsd")
+ARBITRATORS = ("paper", "takeover")
 FAILMODES = ("wait", "continue", "panic")
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 POOL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,60}$")
@@ -109,7 +110,8 @@ class _Reader:
         self.source = source
 
     def fail(self, field: str, problem: str, fix: str) -> None:
-        raise TopologyError(f"topology {self.source}: {field} {problem}; {fix}")
+        message = f"topology {self.source}: {field} {problem}; {fix}"
+        raise TopologyError(message.replace("\r", "\\r").replace("\n", "\\n"))  # a value may hold newlines
 
     def topology(self, data: dict[str, Any]) -> Topology:
         top = _Table(self, data, "")
@@ -138,8 +140,12 @@ class _Reader:
         boot_timeout = t.take("boot_timeout_s", int, 300)
         if boot_timeout < 10:
             self.fail("lab.boot_timeout_s", f"{boot_timeout} is too short", "use 10 seconds or more")
+        arbitrator = t.take("arbitrator", str, "paper")
+        if arbitrator not in ARBITRATORS:
+            self.fail("lab.arbitrator", f"'{arbitrator}' is not an arbitrator mode",
+                      f"use one of {', '.join(ARBITRATORS)}")
         t.done()
-        return LabSettings(name, provider, stack, boot_timeout)
+        return LabSettings(name, provider, stack, boot_timeout, arbitrator)
 
     def networks(self, t: _Table) -> dict[str, Network]:
         networks: dict[str, Network] = {}

@@ -118,6 +118,10 @@ class LabSettings:
     provider: str
     stack: str
     boot_timeout_s: int
+    arbitrator: str = "paper"
+    """How a controller serves its peer's volume: ``paper`` (both pools imported on both controllers, the
+    arbitrator map has both paths from the start) or ``takeover`` (each pool imported by its owner only,
+    multihost=on; the survivor imports the failed controller's pool with -f after fencing it)."""
 
 
 @dataclass(frozen=True)

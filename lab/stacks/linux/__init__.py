@@ -61,17 +61,18 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
-from lab.errors import LabError
 from lab.parsers.iscsi import parse_iscsiadm_session_p3
 from lab.parsers.multipath import parse_dmsetup_status
 from lab.plan import Plan, Step
-from lab.stacks.base import RecoveryStage, Stack, Stage
+from lab.stacks.base import RecoveryStage, Stack, Stage, TakebackStage
 from lab.topology import Host, Pool, Topology
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
 HELPER_DIR = "/usr/local/sbin"
 HELPERS = ("beast-wait-block", "beast-dm-multipath", "beast-dm-multipath-ok", "beast-lio-target-ok",
            "beast-iscsi-ok")
+TAKEOVER_HELPERS = ("beast-dm-arbitrator", "beast-dm-arbitrator-ok")
+"""Written only in arbitrator = "takeover" mode, so the paper mode's plans stay as they were."""
 STATE_DIR = "/var/lib/beast"
 EXPORTED_AT = f"{STATE_DIR}/recovery-exported"
 """When recovery exported the pools (epoch seconds): the reboot is done once the host booted later."""
@@ -110,6 +111,22 @@ goes; open-iscsi instead keeps the disk and queues I/O while it reconnects, for 
 (default 120 s) before failing it up to dm-multipath. 5 s makes that failover prompt; noop-outs every 2 s
 that time out after 2 s notice a dead peer that sends no RST (a powered-off VM) within ~4 s instead of
 ~10 s. node.startup=manual: after a reboot nothing logs in by itself, recovery logs in explicitly."""
+
+MULTIHOST_CONF_PATH = "/etc/modprobe.d/beast-multihost.conf"
+MULTIHOST_TUNABLES = {"zfs_multihost_interval": "500"}
+"""Takeover mode: how often a multihost pool's owner writes its MMP uberblocks (ms; default 1000).
+
+The owner records this interval and zfs_multihost_fail_intervals (default 10) in every uberblock; a host
+importing the pool watches the disks for activity for fail_intervals x interval x 2 (OpenZFS's
+MMP_IMPORT_SAFETY_FACTOR of 200 %), 20 s by default and 10 s at 500 ms. Everything the client writes to
+the failed controller's volume waits in the survivor's arbitrator map for that long plus the import, and
+the client's SCSI commands time out after 30 s. The price: an owner whose MMP writes do not land for
+fail_intervals x interval (5 s here) suspends its pool, so a disk stall that long on a busy host stops it.
+Set on both controllers, so the value in the uberblock is the same whichever host owns the pool."""
+MULTIHOST_CONF = (
+    "# BeaST Lab, arbitrator = \"takeover\": see lab/stacks/linux MULTIHOST_TUNABLES\n"
+    f"options zfs {' '.join(f'{k}={v}' for k, v in MULTIHOST_TUNABLES.items())}\n"
+)
 
 ARBITRATOR_QUEUE_MODE = "bio"
 CLIENT_QUEUE_MODE = "request"
@@ -172,8 +189,9 @@ def wait_until(condition: str, seconds: int = WAIT_S) -> str:
             f"{condition}")
 
 
-def helper_files() -> dict[str, str]:
-    return {f"{HELPER_DIR}/{name}": (SCRIPTS / name).read_text() for name in HELPERS}
+def helper_files(arbitrator: str = "paper") -> dict[str, str]:
+    names = HELPERS + (TAKEOVER_HELPERS if arbitrator == "takeover" else ())
+    return {f"{HELPER_DIR}/{name}": (SCRIPTS / name).read_text() for name in names}
 
 
 class LinuxStack(Stack):
@@ -181,15 +199,24 @@ class LinuxStack(Stack):
 
     name = "linux"
 
+    arbitrator_modes = ("paper", "takeover")
+
     def provision(self, topo: Topology) -> Plan:
+        """The paper's BeaST. In takeover mode (``[lab] arbitrator``) there is no cross import: each pool is
+        imported by its owner only, with multihost=on, and each arbitrator map starts with the peer's iSCSI
+        disk alone (see ``takeover_arbitrator_steps``)."""
+        self.check_arbitrator(topo)
+        takeover = topo.lab.arbitrator == "takeover"
         plan: Plan = {}
         for host in topo.controllers:
             plan[host.name] = [
                 *self.base_steps(topo, host),
                 *self.pool_steps(topo, host),
-                *self.cross_import_steps(topo, host),
+                *([self.peer_partitions_step(topo, host, Stage.CROSS_IMPORT)] if takeover
+                  else self.cross_import_steps(topo, host)),
                 self.private_target_step(topo, host, Stage.PRIVATE_TARGET),
-                *self.arbitrator_steps(topo, host, Stage.ARBITRATOR),
+                *(self.takeover_arbitrator_steps if takeover else self.arbitrator_steps)(
+                    topo, host, Stage.ARBITRATOR),
                 self.public_target_step(topo, host, Stage.PUBLIC_TARGET),
             ]
         plan[topo.client.host] = [
@@ -204,11 +231,12 @@ class LinuxStack(Stack):
         steps come again after the reboot (skipped unless the host came back with a fresh root disk).
         The steps that rebuild are provisioning's own: their checks skip what survived (the survivor's
         target, the client's stripe) and redo what did not (sessions, failed paths, the primary path)."""
+        self.check_arbitrator(topo)
+        survivor = self.survivor_of(topo, failed, "recover")
+        if topo.lab.arbitrator == "takeover":
+            return self.takeover_recovery(topo, failed)
         names = [h.name for h in topo.controllers]
-        if failed not in names:
-            raise LabError(f"'{failed}' is not a controller; recover one of {', '.join(names)}")
         host = topo.hosts[failed]
-        survivor = topo.peer(failed)
         pools = [topo.pool_of(name) for name in names]
         plan: Plan = {failed: [], survivor.name: [], topo.client.host: []}
         plan[failed] += [
@@ -228,6 +256,107 @@ class LinuxStack(Stack):
         ]
         plan[survivor.name] += self.arbitrator_steps(topo, survivor, RecoveryStage.ARBITRATOR)
         plan[topo.client.host] += self.client_steps(topo, RecoveryStage.CLIENT)
+        return plan
+
+    def takeover(self, topo: Topology, failed: str) -> Plan:
+        """Takeover mode, on the survivor, once ``failed`` is confirmed powered off (the caller fences it;
+        nothing here checks): import the failed controller's pool with -f, wait for its zvol, and reload
+        the arbitrator map with that zvol as a second priority group, in use from then on. The map stays
+        open under LIO; I/O it queued meanwhile goes to the zvol.
+
+        -f only overrides "last imported on another host": with multihost=on OpenZFS first watches the
+        disks for the owner's MMP writes (fail_intervals x interval x 2, see MULTIHOST_TUNABLES) and
+        refuses the import while the owner is alive, so a takeover from a live controller fails here
+        instead of corrupting the pool. Paper mode: an empty plan."""
+        self.check_arbitrator(topo)
+        survivor = self.survivor_of(topo, failed, "take over from")
+        if topo.lab.arbitrator == "paper":
+            return {}
+        pool = topo.pool_of(failed)
+        iscsi = lun_path(topo.hosts[failed].address("private"), topo.iscsi.private_target, 0)
+        zvol = zvol_device(pool)
+        stage = 0
+        return {survivor.name: [
+            Step(f"import {pool.name} -f",
+                 commands=(*self.reread_partitions_commands(topo, pool),
+                           f"zpool import -f -N {self.import_devices(topo, pool)} {pool.name}"),
+                 check=pool_imported(pool.name),
+                 verify=f"{pool_online(pool.name)} && {property_is(pool.name, 'multihost', 'on', 'zpool')}",
+                 stage=stage),
+            Step(f"volume {pool.zvol_path}", commands=(wait_until(f"[ -b {zvol} ]"),),
+                 check=f"[ -b {zvol} ]", verify=f"[ -b {zvol} ]", stage=stage),
+            self.arbitrator_map_step(pool.arbitrator, [iscsi, zvol], stage,
+                                     f"multipath {pool.arbitrator} + {zvol}"),
+        ]}
+
+    def partitions_known(self, topo: Topology, pool: Pool) -> str:
+        return " && ".join(f"[ -b {disk_path(topo, d)}-part1 ]" for d in pool.disks)
+
+    def reread_partitions_commands(self, topo: Topology, pool: Pool) -> tuple[str, ...]:
+        """The pool's disks' partition tables read again when their -part1 links are missing (the owner
+        partitioned them after this host read them), then wait for the links. Not ``udevadm settle``: while
+        an arbitrator map queues I/O, udev's probe of that map blocks and settle waits out its timeout."""
+        disks = " ".join(disk_path(topo, d) for d in pool.disks)
+        known = self.partitions_known(topo, pool)
+        return f"{known} || blockdev --rereadpt {disks}", wait_until(known, 30)
+
+    def import_devices(self, topo: Topology, pool: Pool) -> str:
+        """``-d`` for each of the pool's partitions: never ``-d /dev/disk/by-id``, whose scan would also
+        read the arbitrator map, and a read of a map queueing I/O never returns (measured: the import hung)."""
+        return " ".join(f"-d {disk_path(topo, d)}-part1" for d in pool.disks)
+
+    def peer_partitions_step(self, topo: Topology, host: Host, stage: int) -> Step:
+        """Takeover mode, at provisioning: read the peer pool's partition tables now, so a takeover does not
+        wait for udev (11 s measured under TCG)."""
+        peer_pool = topo.pool_of(topo.peer(host.name).name)
+        known = self.partitions_known(topo, peer_pool)
+        return Step(f"partitions of {peer_pool.name}", commands=self.reread_partitions_commands(topo, peer_pool),
+                    check=known, verify=known, stage=stage)
+
+    def takeover_recovery(self, topo: Topology, failed: str) -> Plan:
+        """Takeover mode: the restarted controller gets its pool back (stages: TakebackStage).
+
+        The survivor first drops its zvol path from the arbitrator map (back to the iSCSI path alone, which
+        queues I/O: the client's commands for this volume wait from here until the owner serves it again)
+        and exports the pool; only then does the owner import it, without -f (an import that needs -f here
+        means the survivor still has it, and fails the step). Then the owner's private target, both
+        arbitrators (the survivor's session reconnects, its map's path is reinstated), the owner's public
+        target, the client's paths; each controller scrubs and clears its own pool last."""
+        host = topo.hosts[failed]
+        survivor = topo.peer(failed)
+        pool, survivor_pool = topo.pool_of(failed), topo.pool_of(survivor.name)
+        iscsi = lun_path(host.address("private"), topo.iscsi.private_target, 0)
+        stage = TakebackStage
+        zvol_devno = f"$(lsblk -dno MAJ:MIN {zvol_device(pool)} | tr -d ' ')"
+        uses_zvol = (f"[ -b {zvol_device(pool)} ] && dmsetup table {pool.arbitrator} 2>/dev/null "
+                     f"| grep -qw {zvol_devno}")
+        exported = f"! {pool_imported(pool.name)}"
+        release = Step(
+            f"hand back {pool.name}",
+            commands=(f"if {uses_zvol}; then beast-dm-arbitrator {pool.arbitrator} {iscsi}; fi",
+                      f"i=0; until zpool export {pool.name}; do [ $i -ge 10 ] && exit 1; "
+                      f"i=$((i + 1)); sleep 1; done"),
+            check=exported, verify=exported, stage=stage.RELEASE)
+        own_import = Step(
+            f"import {pool.name}",
+            commands=(*self.reread_partitions_commands(topo, pool),
+                      f"zpool import -N {self.import_devices(topo, pool)} {pool.name}"),
+            check=pool_imported(pool.name),
+            verify=f"{pool_online(pool.name)} && {property_is(pool.name, 'multihost', 'on', 'zpool')}",
+            stage=stage.IMPORT)
+        plan: Plan = {failed: [], survivor.name: [release], topo.client.host: []}
+        plan[failed] += [
+            *[replace(step, stage=stage.IMPORT) for step in self.base_steps(topo, host)],
+            own_import,
+            self.private_target_step(topo, host, stage.PRIVATE_TARGET),
+            *self.takeover_arbitrator_steps(topo, host, stage.ARBITRATOR),
+            self.public_target_step(topo, host, stage.PUBLIC_TARGET),
+        ]
+        plan[survivor.name] += self.takeover_arbitrator_steps(topo, survivor, stage.ARBITRATOR)
+        plan[topo.client.host] += self.client_steps(topo, stage.CLIENT)
+        for name, own in ((failed, pool), (survivor.name, survivor_pool)):
+            plan[name] += [self.scrub_step(own.name, stage.SCRUB),
+                           replace(self.clear_step(own.name), stage=stage.CLEAR)]
         return plan
 
     # Queries a scenario runs on a host.
@@ -300,7 +429,7 @@ class LinuxStack(Stack):
     # Provisioning.
 
     def base_steps(self, topo: Topology, host: Host) -> list[Step]:
-        helpers = helper_files()
+        helpers = helper_files(topo.lab.arbitrator)
         steps = [
             Step("helper scripts", files=helpers, commands=(f"chmod 755 {' '.join(helpers)}",),
                  check=" && ".join(f"[ -x {path} ]" for path in helpers)),
@@ -325,17 +454,37 @@ class LinuxStack(Stack):
                 Step("no array assembly", files={MDADM_CONF_PATH: MDADM_CONF},
                      commands=("mdadm --stop --scan",), check="! grep -q '^md' /proc/mdstat"),
             ]
+            if topo.lab.arbitrator == "takeover":
+                steps.append(self.multihost_tunables_step())
         return steps
 
+    def multihost_tunables_step(self) -> Step:
+        """zfs module parameters for multihost pools, now and at every module load (see MULTIHOST_TUNABLES)."""
+        parameters = "/sys/module/zfs/parameters"
+        return Step(
+            "multihost tunables", files={MULTIHOST_CONF_PATH: MULTIHOST_CONF},
+            commands=("modprobe zfs",
+                      *(f"echo {value} > {parameters}/{key}" for key, value in MULTIHOST_TUNABLES.items())),
+            check=" && ".join(f'[ "$(cat {parameters}/{key} 2>/dev/null)" = {value} ]'
+                              for key, value in MULTIHOST_TUNABLES.items()))
+
     def pool_steps(self, topo: Topology, host: Host) -> list[Step]:
-        """The paper's pool, volume, write and read caches, on the pool's owner."""
+        """The paper's pool, volume, write and read caches, on the pool's owner. In takeover mode the pool
+        is created with multihost=on, so no other host can import it while this one writes to it."""
         pool = topo.pool_of(host.name)
         data = " ".join(disk_path(topo, d) for d in pool.data)
         log, cache = topo.disks[pool.log].serial, topo.disks[pool.cache].serial
         stage = Stage.POOLS
+        takeover = topo.lab.arbitrator == "takeover"
+        options = "-o multihost=on " if takeover else ""
         steps = [
-            Step(f"create {pool.name}", commands=(f"zpool create -f -m none {pool.name} {data}",),
+            Step(f"create {pool.name}", commands=(f"zpool create -f {options}-m none {pool.name} {data}",),
                  check=pool_imported(pool.name), verify=pool_online(pool.name), stage=stage),
+        ]
+        if takeover:
+            steps.append(Step(f"multihost=on {pool.name}", commands=(f"zpool set multihost=on {pool.name}",),
+                              check=property_is(pool.name, "multihost", "on", "zpool"), stage=stage))
+        steps += [
             Step(f"volume {pool.zvol_path}",
                  commands=(f"zfs create -V {pool.zvol.size} {pool.zvol_path}",
                            f"beast-wait-block {zvol_device(pool)}"),
@@ -463,6 +612,30 @@ class LinuxStack(Stack):
             self.multipath_step(peer_pool.arbitrator, ARBITRATOR_QUEUE_MODE, lun_path(address, iqn, 0),
                                 zvol_device(peer_pool), stage),
         ]
+
+    def takeover_arbitrator_steps(self, topo: Topology, host: Host, stage: int) -> list[Step]:
+        """Takeover mode: log in to the peer's private target; its LUN is the only path of the peer volume's
+        map until a takeover (this controller does not import the peer's pool).
+
+        The map queues I/O when it has no usable path (queue_if_no_path). When the peer dies, its iSCSI
+        path fails after replacement_timeout and the client's commands that reached this controller's
+        lun 1 wait in the map: failing them would fail the client's last path to the volume (its path
+        through the dead peer is gone too) and the client's stripe with it. The wait ends when
+        ``takeover`` adds the local zvol, within the client's 30 s SCSI command timeout if the takeover
+        follows the fencing promptly (the import's activity check: see MULTIHOST_TUNABLES)."""
+        peer = topo.peer(host.name)
+        peer_pool = topo.pool_of(peer.name)
+        iqn, address = topo.iscsi.private_target, peer.address("private")
+        return [
+            self.login_step(address, iqn, 1, stage),
+            self.arbitrator_map_step(peer_pool.arbitrator, [lun_path(address, iqn, 0)], stage),
+        ]
+
+    def arbitrator_map_step(self, name: str, paths: list[str], stage: int, step_name: str = "") -> Step:
+        """Takeover mode's arbitrator map: one priority group per path, the last one in use."""
+        done = f"beast-dm-arbitrator-ok {name} {' '.join(paths)}"
+        return Step(step_name or f"multipath {name}", commands=(f"beast-dm-arbitrator {name} {' '.join(paths)}",),
+                    check=done, verify=done, stage=stage)
 
     def stripe_device(self, topo: Topology) -> str:
         return f"/dev/md/{topo.client.stripe}"
