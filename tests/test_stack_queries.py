@@ -99,3 +99,11 @@ def test_freebsd_fails_the_passive_path_through_the_peer():
 def test_linux_fails_the_passive_path_through_the_peer():
     command = get_stack("linux").fail_client_path_command(load_topology(), "CTRL_A")
     assert _run_with_tool(command, "dmsetup", DMSETUP_TABLE) == "dmsetup message CTRL_A 0 fail_path 8:48"
+
+
+def test_a_naive_forced_import_names_the_pools_own_disks_on_linux():
+    topo = load_topology()
+    command = get_stack("linux").force_import_command(topo, "ctrl-a_m0")
+    assert command.startswith("zpool import -f -N -d /dev/disk/by-id/") and command.endswith(" ctrl-a_m0")
+    assert "by-id " not in command
+    assert get_stack("freebsd").force_import_command(topo, "ctrl-a_m0") == "zpool import -f -N ctrl-a_m0"

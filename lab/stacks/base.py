@@ -149,6 +149,10 @@ class Stack(ABC):
         ``<start epoch> <end epoch> ok|fail`` lines to ``log_path`` (lab.drill.probe reads them)."""
         raise NotImplementedError(f"the {self.name} stack has no I/O probe")
 
+    def force_import_command(self, topo: Topology, pool: str) -> str:
+        """A forced import of ``pool`` that mounts nothing: what a naive failover does (split-brain scenario)."""
+        raise NotImplementedError(f"the {self.name} stack does not say how to force an import")
+
     # Faults the drill injects to prove its checker can fail (``pytest scenarios/failover.py --inject ...``).
 
     def corrupt_disk_command(self, topo: Topology, disk: str) -> str:

@@ -271,6 +271,9 @@ class FreeBSDStack(Stack):
                 {c.name: states.get(c.state, "failed") for c in device.components}
                 for device in parse_gmultipath_status(text)}
 
+    def force_import_command(self, topo: Topology, pool: str) -> str:
+        return f"zpool import -f -N {pool}"
+
     def client_sessions_command(self) -> str:
         return "iscsictl -L"
 

@@ -300,6 +300,9 @@ class LinuxStack(Stack):
         known = self.partitions_known(topo, pool)
         return f"{known} || blockdev --rereadpt {disks}", wait_until(known, 30)
 
+    def force_import_command(self, topo: Topology, pool: str) -> str:
+        return f"zpool import -f -N {self.import_devices(topo, topo.pools[pool])} {pool}"
+
     def import_devices(self, topo: Topology, pool: Pool) -> str:
         """``-d`` for each of the pool's partitions: never ``-d /dev/disk/by-id``, whose scan would also
         read the arbitrator map, and a read of a map queueing I/O never returns (measured: the import hung)."""
