@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from lab import remote
+from lab.errors import LabError
 from lab.providers.qemu import QemuProvider
 from lab.topology import load_topology
 
@@ -173,6 +174,21 @@ def test_all_three_reach_each_other_over_public(lab: Lab):
 
 def test_client_is_not_on_the_private_network(lab: Lab):
     assert not lab.run("clnt-1", "timeout 3 bash -c '</dev/tcp/192.168.56.10/22'", timeout=15).ok
+
+
+def test_a_pulled_cable_cuts_one_network_until_it_is_plugged_back(lab: Lab):
+    lab.provider.set_link("ctrl-a", "private", up=False)
+    try:
+        assert not lab.run("ctrl-b", "timeout 3 bash -c '</dev/tcp/192.168.56.10/22'", timeout=15).ok
+        assert reaches(lab, "ctrl-b", "192.168.55.10"), "the public network must stay up"
+    finally:
+        lab.provider.set_link("ctrl-a", "private", up=True)
+    assert reaches(lab, "ctrl-b", "192.168.56.10")
+
+
+def test_a_cable_on_a_network_the_host_is_not_on_is_one_clear_error(lab: Lab):
+    with pytest.raises(LabError, match="clnt-1 has no NIC on network 'private'; it is on: public"):
+        lab.provider.set_link("clnt-1", "private", up=False)
 
 
 def test_up_again_is_a_no_op(lab: Lab):

@@ -79,6 +79,16 @@ class Provider(ABC):
     def resume(self, host: str) -> None:
         """Continue a paused host."""
 
+    def set_link(self, host: str, network: str, up: bool) -> None:
+        """Plug (``up``) or pull a host's cable on one lab network; the guest sees its carrier come and go."""
+        raise LabError(f"the {self.name} provider cannot cut network links yet; use the qemu provider")
+
+    def check_link(self, host: str, network: str) -> None:
+        self.check_host(host)
+        networks = list(self.topology.hosts[host].addresses)
+        if network not in networks:
+            raise LabError(f"{host} has no NIC on network {network!r}; it is on: {', '.join(networks)}")
+
     @abstractmethod
     def ssh_target(self, host: str) -> SshTarget:
         """Where to reach the host's sshd."""

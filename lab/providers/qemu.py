@@ -589,6 +589,13 @@ class QemuProvider(Provider):
     def resume(self, host: str) -> None:
         self._monitor(host, "cont")
 
+    def set_link(self, host: str, network: str, up: bool) -> None:
+        """QMP ``set_link`` on the host's NIC for that network (its netdev is named after the network)."""
+        self.check_link(host, network)
+        if self.running_pid(host) is None:
+            raise LabError(f"{host} is not running; start it with `bst start {host}`")
+        qmp_command(self.vm_paths(host).qmp, "set_link", {"name": network, "up": up})
+
     def reset(self, host: str) -> None:
         """Press the reset button: the guest reboots without shutting down."""
         self._monitor(host, "system_reset")
