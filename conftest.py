@@ -13,6 +13,9 @@ def pytest_addoption(parser):
                     help="Keep the lab after a drill: never, on-failure (default) or always (default in CI: never).")
     group.addoption("--inject", default="", help="Faults that must turn the drill red, comma-separated: "
                     "corrupt-copy, pool-error, dead-path (proves the checker can fail).")
+    group.addoption("--arbitrator", default=None,
+                    help="Arbitrator mode(s) the scenarios run in: paper, takeover, both, or a comma list "
+                    "(default: the topology's [lab] arbitrator).")
     group.addoption("--lab-dir", default=None, help="Lab directory (default: .lab/<name> in the project).")
     group.addoption("--snapshot", default="provisioned",
                     help="Start the drill from this lab snapshot when it exists and fits the lab, instead of "

@@ -1,7 +1,13 @@
-"""The drill fixture: a provisioned lab (fresh if it was drilled before), a run folder, the claims table."""
+"""The drill fixture: per scenario module and arbitrator mode, a provisioned lab (fresh if it was drilled
+before, or restored from a snapshot), a run folder, the claims table; at the end, the faults × modes matrix.
+
+Every module in scenarios/ is a scenario (``pytest scenarios/`` runs them all); a module names its
+``FAULT`` and its ``VICTIM`` controller.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -9,13 +15,14 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from lab.drill.claims import claims_table, load_expectations
+from lab.drill.claims import ARBITRATORS, claims_table, load_expectations
 from lab.drill.runner import INJECTIONS, Drill
 from lab.errors import LabError
 from lab.providers import create_provider, select_provider
 from lab.providers.snapshot import SnapshotError, SnapshotUnusable
 from lab.record import RunRecord
 from lab.report import render_report
+from lab.report.matrix import matrix_table, render_matrix
 from lab.session import LabSession
 from lab.stacks import get_stack
 from lab.topology import load_topology
@@ -34,6 +41,32 @@ def pytest_configure(config):
         raise pytest.UsageError(f"--inject {unknown[0]} is not a fault; use {', '.join(INJECTIONS)}")
 
 
+def pytest_collect_file(file_path, parent):
+    """Every module of scenarios/ is a scenario, whatever its name (pytest itself collects the ones named
+    on the command line)."""
+    if (file_path.suffix == ".py" and file_path.parent == HERE and file_path.name != "conftest.py"
+            and not parent.session.isinitpath(file_path)):
+        return pytest.Module.from_parent(parent, path=file_path)
+    return None
+
+
+def arbitrator_modes(config) -> list[str]:
+    """``--arbitrator paper|takeover|both`` (comma lists too); default: the topology's own mode."""
+    value = config.getoption("--arbitrator")
+    if not value:
+        return [load_topology(config.getoption("--topology")).lab.arbitrator]
+    modes = list(ARBITRATORS) if value == "both" else [m for m in value.split(",") if m]
+    unknown = [m for m in modes if m not in ARBITRATORS]
+    if unknown or not modes:
+        raise pytest.UsageError(f"--arbitrator {value} is not a mode; use {', '.join(ARBITRATORS)} or both")
+    return modes
+
+
+def pytest_generate_tests(metafunc):
+    if "drill" in metafunc.fixturenames:
+        metafunc.parametrize("drill", arbitrator_modes(metafunc.config), indirect=True, scope="module")
+
+
 def keep_lab_policy(config) -> str:
     """What to do with the lab after a drill: the option, else never in CI, else keep it on failure."""
     return config.getoption("--keep-lab") or ("never" if os.environ.get("CI") else "on-failure")
@@ -46,25 +79,37 @@ def _stack_name(topo, option: str | None, provider_name: str) -> str:
     return name
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def drill(request) -> Drill:
     option = request.config.getoption
-    topo = load_topology(option("--topology"))
+    arbitrator = getattr(request, "param", None) or arbitrator_modes(request.config)[0]
+    loaded = load_topology(option("--topology"))
+    topo = dataclasses.replace(loaded, lab=dataclasses.replace(loaded.lab, arbitrator=arbitrator))
+    fault = getattr(request.module, "FAULT", "kill-ctrl-a")
+    victim = getattr(request.module, "VICTIM", topo.controllers[0].name)
+    if victim not in [c.name for c in topo.controllers]:
+        raise LabError(f"{request.module.__name__}.VICTIM = {victim!r} is not a controller of the topology")
     provider_name, reason = select_provider(topo, option("--provider"))
     stack_name = _stack_name(topo, option("--stack"), provider_name)
     lab_dir = option("--lab-dir")
     provider = create_provider(topo, provider_name, **({"lab_dir": Path(lab_dir)} if lab_dir else {}))
     stack = get_stack(stack_name)
-    record = RunRecord.create(Path(option("--artifacts")), "failover")
-    record.event("lab", provider=provider_name, provider_reason=reason, stack=stack_name, topology=topo.source)
+    stack.check_arbitrator(topo)
+    scenario = f"{request.module.__name__.rpartition('.')[2]}-{arbitrator}"
+    record = RunRecord.create(Path(option("--artifacts")), scenario)
+    record.event("lab", provider=provider_name, provider_reason=reason, stack=stack_name, topology=topo.source,
+                 arbitrator=arbitrator, fault=fault, victim=victim)
     session = LabSession(topo, provider, stack, record)
     inject = _injections(request.config)
-    the_drill = Drill(session, record, load_expectations(HERE / "expectations.toml", stack_name), inject=inject)
+    expectations = load_expectations(HERE / "expectations.toml", stack_name, arbitrator, fault)
+    the_drill = Drill(session, record, expectations, inject=inject, fault=fault, arbitrator=arbitrator, victim=victim)
     record.event("injections", faults=sorted(inject))
     _drills.append(the_drill)
 
     marker = Path(provider.lab_dir) / "drilled"
     snapshot = option("--snapshot")
+    if snapshot not in ("", "none"):
+        snapshot = f"{snapshot}-{arbitrator}"
     restored = _restore_snapshot(provider, snapshot, record)
     if not restored:
         if marker.exists():
@@ -117,6 +162,9 @@ def _write_results(the_drill: Drill) -> None:
     record.write_json("results.json", {
         "scenario": record.scenario,
         "stack": the_drill.session.stack.name,
+        "fault": the_drill.fault,
+        "arbitrator": the_drill.arbitrator,
+        "victim": the_drill.victim,
         "claims": [r.to_json() for r in the_drill.results],
         "facts": the_drill.facts,
         "failed_steps": the_drill.failed_steps,
@@ -134,12 +182,13 @@ def _write_results(the_drill: Drill) -> None:
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
+    step = getattr(item, "originalname", item.name)
     if report.failed and _drills:
-        _drills[-1].failed_steps.append(item.name)
-        _drills[-1].record.event("step-failed", step=item.name, when=report.when, error=str(call.excinfo.value)
+        _drills[-1].failed_steps.append(step)
+        _drills[-1].record.event("step-failed", step=step, when=report.when, error=str(call.excinfo.value)
                                  if call.excinfo else "")
     elif report.when == "call" and _drills:
-        _drills[-1].record.event("step-passed", step=item.name, duration=round(report.duration, 2))
+        _drills[-1].record.event("step-passed", step=step, duration=round(report.duration, 2))
 
 
 def pytest_keyboard_interrupt(excinfo):
@@ -156,4 +205,9 @@ def pytest_terminal_summary(terminalreporter):
         facts = {k: v for k, v in the_drill.facts.items() if not isinstance(v, dict | list)}
         if facts:
             console.print("facts: " + json.dumps(facts, default=str))
-        console.print(f"run folder: {the_drill.record.folder}  report: {the_drill.record.folder / 'report.html'}")
+        console.print(f"{the_drill.fault} ({the_drill.arbitrator}) run folder: {the_drill.record.folder}  "
+                      f"report: {the_drill.record.folder / 'report.html'}")
+    if len(_drills) > 1:
+        path, cells = render_matrix([d.record.folder for d in _drills], _drills[-1].record.folder.parent)
+        console.print(matrix_table(cells))
+        console.print(f"faults × modes: {path}")

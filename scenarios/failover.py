@@ -39,12 +39,12 @@ def test_1_lab_is_provisioned_and_healthy(drill: Drill):
 
 
 def test_2_copy_starts(drill: Drill):
-    drill.requires("test_1_lab_is_provisioned_and_healthy")
+    drill.requires("test_1_")
     actions.start_copy(drill)
 
 
 def test_3_kill_a_controller_during_the_copy(drill: Drill):
-    drill.requires("test_2_copy_starts")
+    drill.requires("test_2_")
     time.sleep(drill.session.topo.drill.kill_after_s)
     still_copying = actions.copy_is_running(drill)
     drill.facts["copy_running_at_fault"] = still_copying
@@ -58,7 +58,7 @@ def test_3_kill_a_controller_during_the_copy(drill: Drill):
 
 
 def test_4_copy_finishes_through_the_survivor_and_md5_matches(drill: Drill):
-    drill.requires("test_3_kill_a_controller_during_the_copy")
+    drill.requires("test_3_")
     client = drill.session.topo.client.host
     rc = actions.wait_for_copy(drill)
     source = drill.facts["source_md5"]
@@ -80,7 +80,7 @@ def test_4_copy_finishes_through_the_survivor_and_md5_matches(drill: Drill):
 
 
 def test_5_scrub_on_the_survivor(drill: Drill):
-    drill.requires("test_3_kill_a_controller_during_the_copy")
+    drill.requires("test_3_")
     topo, stack = drill.session.topo, drill.session.stack
     survivor = _survivor(drill)
     own = topo.pool_of(survivor).name
@@ -95,7 +95,7 @@ def test_5_scrub_on_the_survivor(drill: Drill):
 
 
 def test_6_recovery_as_the_paper_describes(drill: Drill):
-    drill.requires("test_3_kill_a_controller_during_the_copy")
+    drill.requires("test_3_")
     topo, stack, session = drill.session.topo, drill.session.stack, drill.session
     failed = _victim(drill)
     session.start(failed)
@@ -116,7 +116,7 @@ def test_6_recovery_as_the_paper_describes(drill: Drill):
 
 
 def test_7_final_state(drill: Drill):
-    drill.requires("test_3_kill_a_controller_during_the_copy")
+    drill.requires("test_3_")
     topo = drill.session.topo
     problems = actions.layout_problems(drill, "final")
     for controller, pools in actions.expected_layout(drill).items():

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import shlex
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from lab.drill.probe import longest_stall, parse_probe_log
 from lab.drill.runner import Drill, StepError
@@ -214,3 +216,60 @@ def take_over(drill: Drill, victim: str) -> None:
     drill.session.apply(stack.takeover(topo, victim), "takeover")
     drill.facts["takeover_s"] = round(time.time() - started, 1)
     drill.record.event("taken-over", failed=victim, survivor=topo.peer(victim).name, seconds=drill.facts["takeover_s"])
+
+
+PATHS_BACK_TIMEOUT_S = 120
+
+
+def final_state_after_a_transient_fault(drill: Drill) -> None:
+    """Once the fault is undone: the client's paths come back by themselves, and a scrub of each pool on
+    its owner finds it clean."""
+    topo = drill.session.topo
+    try:
+        drill.wait_for("every client path to come back", lambda: not client_path_problems(drill, "paths-back"),
+                       PATHS_BACK_TIMEOUT_S, interval=5)
+    except StepError:
+        pass
+    paths = client_path_problems(drill, "final")
+    problems = []
+    for controller in topo.controllers:
+        status = scrub(drill, controller.name, topo.pool_of(controller.name).name, f"{controller.name}-own-final")
+        if not is_clean(status):
+            problems.append(f"on {controller.name}: {errors_summary(status)}")
+    claims(
+        drill,
+        ("final_pools_clean", not problems, "; ".join(problems) or "each pool ONLINE on its owner, scrub clean"),
+        ("final_paths_back", not paths, "; ".join(paths) or "every client multipath has 2 live paths"),
+    )
+
+
+def copy_finishes_and_reads_back(drill: Drill) -> None:
+    """The copy's exit code and md5 right after it, then read back from disk after a remount."""
+    rc = wait_for_copy(drill)
+    source = drill.facts["source_md5"]
+    after_copy = md5(drill, copy_path(drill), "md5-after-copy")
+    drill.facts["md5_after_copy"] = after_copy
+    collect_probe(drill)
+    from_disk, how = remounted_md5(drill, "from-disk")
+    drill.facts["md5_from_disk"] = from_disk
+    drill.facts["md5_final"] = from_disk
+    claims(
+        drill,
+        ("copy_completes", rc == "0", f"cp exited {rc} after {drill.facts['copy_seconds']} s"),
+        ("md5_after_copy", after_copy == source, f"source {source}, copy {after_copy}"),
+        ("md5_from_disk", from_disk == source, f"source {source}, from disk {from_disk} ({how})"),
+    )
+
+
+@contextmanager
+def link_cut(drill: Drill, host: str, network: str) -> Iterator[None]:
+    """``host``'s cable on ``network`` pulled for the body of the ``with``, then plugged back in."""
+    provider = drill.session.provider
+    provider.set_link(host, network, up=False)
+    drill.facts["fault_at"] = time.time()
+    drill.record.event("fault", kind="link-down", host=host, network=network)
+    try:
+        yield
+    finally:
+        provider.set_link(host, network, up=True)
+        drill.record.event("fault-undone", kind="link-up", host=host, network=network)

@@ -105,7 +105,8 @@ class Drill:
             time.sleep(interval)
 
     def requires(self, *steps: str) -> None:
-        missing = [s for s in steps if s in self.failed_steps]
+        """Stop when an earlier step failed; ``steps`` are step names or their "test_N_" prefixes."""
+        missing = [s for s in self.failed_steps if any(s.startswith(step) for step in steps)]
         if missing:
             raise StepError(f"cannot run: earlier step {missing[0]} failed (see its error above)")
 
