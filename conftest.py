@@ -16,6 +16,8 @@ def pytest_addoption(parser):
     group.addoption("--arbitrator", default=None,
                     help="Arbitrator mode(s) the scenarios run in: paper, takeover, both, or a comma list "
                     "(default: the topology's [lab] arbitrator).")
+    group.addoption("--step", type=int, default=None,
+                    help="Run only step N of the scenario on the lab a previous drill kept (bst drill --step N).")
     group.addoption("--lab-dir", default=None, help="Lab directory (default: .lab/<name> in the project).")
     group.addoption("--snapshot", default="provisioned",
                     help="Start the drill from this lab snapshot when it exists and fits the lab, instead of "

@@ -325,15 +325,32 @@ def report(
     render_summary(folder, out)
 
 
-@app.command()
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def drill(
     pytest_args: Annotated[list[str] | None, typer.Argument(help="Extra pytest arguments.")] = None,
+    scenario: Annotated[str, typer.Option(help="A scenario module of scenarios/ (failover, freeze, ...), "
+                                               "or 'all'.")] = "failover",
+    arbitrator: Annotated[str | None, typer.Option(help="paper, takeover or both (default: the topology's).")] = None,
+    step: Annotated[int | None, typer.Option(help="Rerun only step N on the lab a previous drill kept.",
+                                             min=1)] = None,
 ) -> None:
-    """Run the failover drill (pytest scenarios/failover.py) on the lab."""
+    """Run a drill (pytest on a scenario of scenarios/) on the lab."""
     import subprocess
 
-    scenario = Path(__file__).resolve().parents[1] / "scenarios" / "failover.py"
-    raise typer.Exit(subprocess.call([sys.executable, "-m", "pytest", str(scenario), *(pytest_args or [])]))
+    scenarios = Path(__file__).resolve().parents[1] / "scenarios"
+    if scenario == "all":
+        target = scenarios
+    else:
+        target = scenarios / f"{scenario.removesuffix('.py')}.py"
+        if not target.is_file() or target.name == "conftest.py":
+            known = sorted(p.stem for p in scenarios.glob("*.py") if p.name != "conftest.py")
+            fail(f"no scenario {scenario!r}; use one of: {', '.join(known)}, or all")
+    argv = [sys.executable, "-m", "pytest", str(target), *(pytest_args or [])]
+    if arbitrator:
+        argv.append(f"--arbitrator={arbitrator}")
+    if step is not None:
+        argv.append(f"--step={step}")
+    raise typer.Exit(subprocess.call(argv))
 
 
 @app.command()

@@ -17,6 +17,7 @@ from rich.console import Console
 
 from lab.drill.claims import ARBITRATORS, claims_table, load_expectations
 from lab.drill.runner import INJECTIONS, Drill
+from lab.drill.state import load_state, resume, save_state
 from lab.errors import LabError
 from lab.providers import create_provider, select_provider
 from lab.providers.snapshot import SnapshotError, SnapshotUnusable
@@ -60,6 +61,22 @@ def arbitrator_modes(config) -> list[str]:
     if unknown or not modes:
         raise pytest.UsageError(f"--arbitrator {value} is not a mode; use {', '.join(ARBITRATORS)} or both")
     return modes
+
+
+def step_may_find_hosts_down(step: int) -> bool:
+    """After the fault (step 3 on), a controller being off is the state the step expects."""
+    return step >= 3
+
+
+def pytest_collection_modifyitems(config, items):
+    """``--step N`` keeps only each scenario's step N (its test named test_N_...)."""
+    step = config.getoption("--step")
+    if step is None:
+        return
+    prefix = f"test_{step}_"
+    keep = [i for i in items if getattr(i, "originalname", i.name).startswith(prefix)]
+    config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+    items[:] = keep
 
 
 def pytest_generate_tests(metafunc):
@@ -106,6 +123,33 @@ def drill(request) -> Drill:
     record.event("injections", faults=sorted(inject))
     _drills.append(the_drill)
 
+    module = request.module.__name__.rpartition(".")[2]
+    step = option("--step")
+    if step is not None:
+        _resume_kept_lab(the_drill, module, step)
+    else:
+        _fresh_lab(the_drill, option, arbitrator)
+    yield the_drill
+    for host in topo.hosts:
+        session.save_console(host, "end")
+        kernel = session.run(host, "dmesg", 30, "dmesg-end")
+        record.save(f"dmesg/{host}-end.txt", kernel.stdout or kernel.stderr)
+    _write_results(the_drill)
+    policy = "always" if step is not None else keep_lab_policy(request.config)
+    failed = bool(the_drill.failed_steps) or the_drill.interrupted
+    if policy == "never" or (policy == "on-failure" and not failed):
+        provider.down()
+        record.event("lab-removed", policy=policy)
+    else:
+        save_state(the_drill, provider.lab_dir, module)
+        record.event("lab-kept", policy=policy, lab_dir=str(provider.lab_dir),
+                     rerun_a_step=f"bst drill --scenario {module} --arbitrator {arbitrator} --step N")
+
+
+def _fresh_lab(the_drill: Drill, option, arbitrator: str) -> None:
+    """A clean provisioned lab: restored from the mode's snapshot, else rebuilt when drilled, and provisioned."""
+    session, record = the_drill.session, the_drill.record
+    provider = session.provider
     marker = Path(provider.lab_dir) / "drilled"
     snapshot = option("--snapshot")
     if snapshot not in ("", "none"):
@@ -116,25 +160,26 @@ def drill(request) -> Drill:
             record.event("reset", reason=f"the lab was drilled by {marker.read_text().strip()}: rebuilding it")
             provider.down()
         provider.up()
-        session.apply(stack.provision(topo), "provision")
+        session.apply(session.stack.provision(session.topo), "provision")
         if option("--save-snapshot") and snapshot not in ("", "none"):
             manifest = provider.snapshot_save(snapshot, replace=True)
             record.event("snapshot-saved", snapshot=snapshot, size_bytes=manifest.size_bytes, **manifest.timings)
     marker.write_text(record.folder.name + "\n")
     record.event("provisioned", from_snapshot=snapshot if restored else None)
-    yield the_drill
-    for host in topo.hosts:
-        session.save_console(host, "end")
-        kernel = session.run(host, "dmesg", 30, "dmesg-end")
-        record.save(f"dmesg/{host}-end.txt", kernel.stdout or kernel.stderr)
-    _write_results(the_drill)
-    policy = keep_lab_policy(request.config)
-    failed = bool(the_drill.failed_steps) or request.session.testsfailed > 0 or the_drill.interrupted
-    if policy == "never" or (policy == "on-failure" and not failed):
-        provider.down()
-        record.event("lab-removed", policy=policy)
-    else:
-        record.event("lab-kept", policy=policy, lab_dir=str(provider.lab_dir))
+
+
+def _resume_kept_lab(the_drill: Drill, module: str, step: int) -> None:
+    """``--step N``: the kept lab as it is, and what the drill that kept it had learnt."""
+    provider = the_drill.session.provider
+    try:
+        state = load_state(provider.lab_dir, module, the_drill.arbitrator)
+    except LabError as error:
+        pytest.fail(str(error), pytrace=False)
+    not_running = [s.name for s in provider.status() if str(s.state) != "running"]
+    if not_running and not step_may_find_hosts_down(step):
+        pytest.fail(f"the kept lab has {', '.join(not_running)} not running; start them with `bst start HOST` "
+                    "or run the whole drill again", pytrace=False)
+    resume(the_drill, state, f"test_{step}_")
 
 
 def _restore_snapshot(provider, name: str, record: RunRecord) -> bool:

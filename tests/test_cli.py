@@ -33,6 +33,7 @@ def test_bad_topology_is_one_line_and_exit_2(tmp_path):
     (["plan", "--stack", "freebsd", "--recovery", "clnt-1"], "--recovery clnt-1 is not a controller"),
     (["plan", "--topology", "/nonexistent.toml"], "topology file /nonexistent.toml does not exist"),
     (["status", "--provider", "vmware"], "unknown provider 'vmware'"),
+    (["drill", "--scenario", "nope"], "no scenario 'nope'; use one of: failover, freeze, kill_ctrl_b"),
 ])
 def test_bad_arguments_are_one_line_and_exit_2(args, message):
     result = bst(*args)
@@ -102,3 +103,12 @@ def test_snapshot_list_of_a_lab_without_snapshots(tmp_path, lone_topology):
     result = bst_in(tmp_path, "snapshot", "list", "--topology", str(lone_topology))
     assert result.returncode == 0, result.stderr
     assert "no snapshots in lab snapcli; save one with: bst snapshot save NAME" in result.stdout
+
+
+def test_rerunning_a_step_without_a_kept_lab_says_what_to_run_first(tmp_path):
+    result = bst("drill", "--step", "4", "--", f"--lab-dir={tmp_path / 'lab'}", f"--artifacts={tmp_path / 'a'}",
+                 "-p", "no:cacheprovider")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "no kept drill in" in result.stdout and "--keep-lab always" in result.stdout
+    assert "6 deselected" in result.stdout
+    assert "Traceback" not in result.stdout

@@ -1,0 +1,36 @@
+"""A kept drill's state round-trips, and rerunning a step starts from what the drill had learnt."""
+
+import pytest
+
+from lab.drill.claims import Expectation
+from lab.drill.runner import Drill
+from lab.drill.state import load_state, resume, save_state
+from lab.errors import LabError
+from lab.record import RunRecord
+
+EXPECTATIONS = {"provisioned": Expectation.HOLD, "md5_after_copy": Expectation.HOLD}
+
+
+def _drill(tmp_path, name="run") -> Drill:
+    return Drill(None, RunRecord.create(tmp_path / name, "failover-paper"), dict(EXPECTATIONS))
+
+
+def test_rerunning_a_step_starts_from_the_kept_facts_and_verdicts(tmp_path):
+    kept = _drill(tmp_path, "first")
+    kept.facts["source_md5"] = "ab" * 16
+    kept.claim("provisioned", True, "fine")
+    kept.failed_steps += ["test_4_copy_finishes", "test_5_scrub"]
+    save_state(kept, tmp_path, "failover")
+    again = _drill(tmp_path, "second")
+    resume(again, load_state(tmp_path, "failover", "paper"), "test_4_")
+    assert again.facts["source_md5"] == "ab" * 16
+    assert again.failed_steps == ["test_5_scrub"]
+    assert again.held("provisioned") is True
+
+
+def test_no_kept_drill_or_another_scenario_is_one_clear_line(tmp_path):
+    with pytest.raises(LabError, match="no kept drill in .*: run the drill with --keep-lab always"):
+        load_state(tmp_path, "failover", "paper")
+    save_state(_drill(tmp_path), tmp_path, "freeze")
+    with pytest.raises(LabError, match=r"was kept by freeze \(paper\), not failover \(takeover\)"):
+        load_state(tmp_path, "failover", "takeover")
