@@ -52,6 +52,31 @@ create ~20 s, cross import 14-18 s), a second apply skips every step in ~14 s; r
 - After a power-off, zfs-import-cache did not import the pools at boot (last written by the peer's
   hostid), so the export step had nothing to do and the reboot step's check skipped it; LIO's saved
   configuration restored nothing at boot (no zvols yet), so recovery rebuilds the targets.
+
+Takeover mode (``[lab] arbitrator = "takeover"``), the issue-7 alternative to the paper's cross import:
+
+- pools created with ``-o multihost=on`` (works with the hostid each VM gets at boot) and imported by their
+  owner only; each arbitrator map starts as the peer's iSCSI disk alone, bio mode, ``queue_if_no_path``;
+- ``takeover(topo, failed)``, after the caller fenced ``failed``: ``zpool import -f -N`` on the survivor,
+  the zvol, then the map reloaded with the zvol as a second priority group and switched to it;
+- ``recovery(topo, failed)``: the survivor's map back to the iSCSI path, the pool exported, the owner
+  imports it without -f, targets, arbitrators and client paths rebuilt, each controller scrubs its own.
+
+Measured on the qemu lab (TCG, 2 host cores shared with another lab): ctrl-a powered off 3 s into a
+64 MiB copy, status STOPPED at once; takeover 27.7 s (forced import 20.0 s, the activity check ~10 s of it
+at zfs_multihost_interval=500; map reload 7.4 s). The client's probe saw one write/read take 26.7 s and no
+failure; the copy finished, and after dropping caches and remounting both the file written before the kill
+and the copy had their md5. What the first tries found:
+
+- ``zpool import -d /dev/disk/by-id`` scans the arbitrator map too, and a read of a map queueing I/O never
+  returns: the import hung 600 s. The pool's partitions are named with one ``-d`` each.
+- A flushing ``dmsetup suspend`` of a bio-based multipath map fails the I/O it queued (a read got EIO);
+  ``suspend --noflush`` pushes it back and it completes on the new table (a read waited 37 s, then succeeded).
+- While a map queues I/O, udev's probe of the map blocks, so ``udevadm settle`` (and ``beast-wait-block``)
+  waits out its timeout: no settle on the takeover path.
+- The dead peer's iSCSI disk cannot be opened (ENXIO) once its session timed out; device-mapper still takes
+  it in the new table, so the map's size comes from the other path.
+- With the takeover failing, the client's write through the survivor waited ~90 s, then its stripe failed.
 """
 
 from __future__ import annotations
