@@ -74,6 +74,13 @@ def drill(session: nox.Session) -> None:
     session.run("pytest", "scenarios/failover.py", *session.posargs)
 
 
+@nox.session(name="drill-all")
+def drill_all(session: nox.Session) -> None:
+    """Every fault of scenarios/ in both arbitrator modes, and the faults × modes matrix (artifacts/matrix.html)."""
+    install_project(session, "test", "report")
+    session.run("pytest", "scenarios", "--arbitrator=both", *session.posargs)
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
     install_project(session, "test", "report")
