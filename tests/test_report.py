@@ -219,3 +219,14 @@ def test_a_run_stopped_by_ctrl_c_and_tidied_up_is_still_interrupted(tmp_path):
     page.feed(render_report(folder).read_text())
     assert page.by_id["verdict"]["data-verdict"] == "interrupted"
     assert "interrupted (Ctrl-C)" in page.all_text
+
+
+def test_the_header_names_fault_mode_and_victim_or_says_they_were_not_recorded(tmp_path):
+    folder = tmp_path / COMPLETE
+    shutil.copytree(RUNS / COMPLETE, folder)
+    results = json.loads((folder / "results.json").read_text())
+    (folder / "results.json").write_text(json.dumps({**results, "fault": "split-brain", "arbitrator": "takeover"}))
+    page = ReportPage()
+    page.feed(render_report(folder).read_text())
+    assert "split-brain" in page.all_text and "takeover" in page.all_text
+    assert 'data-field="victim"' in render_report(folder).read_text()

@@ -57,6 +57,8 @@ def _header(run: RunView) -> str:
     rows = [
         ("scenario", escape(run.scenario)),
         ("stack", escape(run.stack) if run.stack != NOT_RECORDED else _missing()),
+        *((field, escape(value) if (value := run.lab_field(field)) != NOT_RECORDED else _missing())
+          for field in ("fault", "arbitrator", "victim")),
         ("provider", escape(run.provider) if run.provider != NOT_RECORDED else _missing()),
         ("started", escape(utc_text(run.started)) if run.started else _missing()),
         ("ended", escape(utc_text(run.ended)) if run.ended else _missing("not recorded: the run was interrupted")),

@@ -76,6 +76,13 @@ class RunView:
         start = self._first("run-start")
         return str(start.get("scenario")) if start and start.get("scenario") else self.folder.name
 
+    def lab_field(self, name: str) -> str:
+        """A field results.json or the "lab" event recorded (fault, arbitrator, victim, stack)."""
+        if self.results and self.results.get(name):
+            return str(self.results[name])
+        lab = self._first("lab")
+        return str(lab.get(name)) if lab and lab.get(name) else NOT_RECORDED
+
     @property
     def stack(self) -> str:
         if self.results and self.results.get("stack"):
