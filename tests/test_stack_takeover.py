@@ -116,12 +116,13 @@ def test_arbitrator_map_starts_with_the_iscsi_path_alone(plan, topo):
         assert "/backstores/block create" in public
 
 
-def test_the_map_script_queues_in_bio_mode_and_reloads_under_noflush():
+def test_the_map_script_queues_in_bio_mode_and_reloads_under_noflush_without_waiting_for_udev():
     script = (SCRIPTS / "beast-dm-arbitrator").read_text()
     code = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("#"))
     assert 'features="3 queue_if_no_path queue_mode bio"' in code
-    assert "dmsetup suspend --noflush" in code
-    assert code.index("dmsetup suspend --noflush") < code.index("dmsetup load") < code.rindex("dmsetup resume")
+    assert "dmsetup --noudevsync suspend --noflush" in code
+    assert (code.index("dmsetup --noudevsync suspend --noflush") < code.index("dmsetup --noudevsync load")
+            < code.rindex("dmsetup --noudevsync resume"))
     assert 'switch_group "$groups"' in code
     assert "queue_if_no_path" in (SCRIPTS / "beast-dm-arbitrator-ok").read_text()
 
