@@ -101,6 +101,7 @@ def test_6_recovery_as_the_paper_describes(drill: Drill):
     session.start(failed)
     session.provider.wait_for_ssh(failed, topo.lab.boot_timeout_s)
     session.save_console(failed, "restarted")
+    drill.facts.pop("recovery_error", None)
     plan_error = ""
     try:
         session.apply(stack.recovery(topo, failed), "recovery")
