@@ -314,10 +314,22 @@ def snapshot_delete(name: SnapshotName, provider: ProviderOption = None, topolog
 @app.command()
 def report(
     run: Annotated[Path | None, typer.Argument(help="A run folder (default: artifacts/latest).")] = None,
+    matrix: Annotated[bool, typer.Option(help="The faults × modes matrix of every run under artifacts/.")] = False,
 ) -> None:
     """Render a stored run's report.html again and print its summary."""
     from lab.report import render_report, render_summary
 
+    if matrix:
+        from lab.report.matrix import matrix_table, render_matrix
+
+        root = run or Path("artifacts")
+        folders = [f for f in sorted(root.glob("*")) if f.is_dir() and not f.is_symlink()] if root.is_dir() else []
+        path, cells = render_matrix(folders, root) if folders else (None, {})
+        if not cells:
+            fail(f"no run with a results.json under {root}; run a drill first (bst drill)")
+        out.print(matrix_table(cells))
+        out.print(f"written to {path}")
+        return
     folder = run or Path("artifacts") / "latest"
     if not folder.is_dir():
         fail(f"no run folder at {folder}; pass one of the folders under artifacts/")

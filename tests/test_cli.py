@@ -112,3 +112,9 @@ def test_rerunning_a_step_without_a_kept_lab_says_what_to_run_first(tmp_path):
     assert "no kept drill in" in result.stdout and "--keep-lab always" in result.stdout
     assert "6 deselected" in result.stdout
     assert "Traceback" not in result.stdout
+
+
+def test_the_matrix_of_no_runs_is_one_line(tmp_path):
+    result = bst("report", "--matrix", str(tmp_path))
+    assert result.returncode == 2
+    assert f"no run with a results.json under {tmp_path}; run a drill first" in result.stderr

@@ -42,3 +42,10 @@ def test_held_answers_the_last_verdict_of_a_claim(tmp_path):
     assert drill.held("recovery_imports") is None
     drill.claim("recovery_imports", False, "I/O error")
     assert drill.held("recovery_imports") is False
+
+
+def test_a_claim_checked_again_replaces_its_earlier_verdict(tmp_path):
+    drill = Drill(NoPoolsSession(), RunRecord.create(tmp_path, "t"), {"recovery_imports": Expectation.MAYBE})
+    drill.claim("recovery_imports", False, "timed out")
+    drill.claim("recovery_imports", True, "imported again")
+    assert [(r.claim, r.held) for r in drill.results] == [("recovery_imports", True)]

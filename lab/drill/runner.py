@@ -52,7 +52,7 @@ class Drill:
         """Record a claim's verdict; raise when the expectations file did not expect it (a claim expected to
         hold may go either way when ``excuse`` says why this run could not reproduce it)."""
         result = ClaimResult(claim, held, evidence, self.expectations[claim], excuse)
-        self.results.append(result)
+        self.results = [r for r in self.results if r.claim != claim] + [result]
         self.record.event("claim", **result.to_json())
         if not result.expected:
             verdict = "held" if held else "did not hold"

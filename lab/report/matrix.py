@@ -20,6 +20,7 @@ from lab.report.html import STYLE
 MATRIX_NAME = "matrix.html"
 DEFAULT_FAULT = "kill-ctrl-a"
 DEFAULT_ARBITRATOR = "paper"
+WHY_CHARS = 60
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ def _data(results: dict[str, Any]) -> str:
     if final is None:
         claim = _claim(results, "final_md5") or _claim(results, "md5_from_disk")
         why = claim["evidence"].split("(", 1)[-1].rstrip(")") if claim and "(" in claim.get("evidence", "") else ""
+        why = why if len(why) <= WHY_CHARS else why[:WHY_CHARS - 1] + "…"
         return f"unreadable{': ' + why if why else ''}"
     return "intact" if final == source else "differs"
 
