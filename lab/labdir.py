@@ -159,3 +159,18 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
+
+
+def processes_of(lab_dir: Path) -> list[int]:
+    """Every live process (but this one) whose command line mentions the lab directory: what a removed
+    lab must not leave behind."""
+    marker = (str(Path(lab_dir).resolve()) + os.sep).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if marker in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found

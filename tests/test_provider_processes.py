@@ -21,7 +21,7 @@ import pytest
 
 from lab.errors import LabError
 from lab.images import GuestImage
-from lab.labdir import LabBusyError, is_owned, lab_lock, stop_owned_process
+from lab.labdir import LabBusyError, is_owned, lab_lock, processes_of, stop_owned_process
 from lab.providers.qemu import QemuProvider
 from lab.topology import load_topology
 
@@ -42,20 +42,6 @@ needs_vde = pytest.mark.skipif(
     shutil.which("vde_switch") is None or shutil.which("qemu-img") is None,
     reason="vde_switch and qemu-img are needed (apt-get install -y vde2 qemu-utils)",
 )
-
-
-def lab_processes(lab_dir: Path) -> list[int]:
-    """Every live process whose command line mentions the lab directory."""
-    marker = (str(lab_dir.resolve()) + os.sep).encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if marker in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
 
 
 @pytest.fixture
@@ -217,10 +203,10 @@ def test_host_that_never_answers_ssh_fails_up_naming_it_and_its_console(tmp_path
         assert str(provider.console_log(host)) in message
     assert elapsed < 20
     assert all(s.state == "stopped" for s in provider.status()), "hosts that failed are stopped"
-    switches = lab_processes(provider.lab_dir)
+    switches = processes_of(provider.lab_dir)
     assert len(switches) == 2, "the switches stay recorded for `down`"
     provider.down()
-    assert lab_processes(provider.lab_dir) == []
+    assert processes_of(provider.lab_dir) == []
 
 
 @needs_vde
@@ -242,7 +228,7 @@ def test_up_on_a_lab_that_is_up_is_a_no_op(tmp_path: Path, make_provider, monkey
     assert time.monotonic() - started < 5
     assert {s.name: s.pid for s in provider.status()} == pids
     provider.down()
-    assert lab_processes(provider.lab_dir) == []
+    assert processes_of(provider.lab_dir) == []
 
 
 UP_IN_CHILD = textwrap.dedent("""\
@@ -271,10 +257,10 @@ def test_down_after_the_harness_is_killed_mid_up(tmp_path: Path, fake_image: Gue
         time.sleep(0.05)
     harness.send_signal(signal.SIGKILL)
     harness.wait()
-    survivors = len(lab_processes(lab))
+    survivors = len(processes_of(lab))
     QemuProvider(load_topology(), lab_dir=lab).down()
     assert survivors >= 5, "three fake VMs (maybe a launcher too) and two switches outlive the harness"
-    assert lab_processes(lab) == []
+    assert processes_of(lab) == []
     assert not any((lab / name).exists() for name in ("net", "vm", "disks", "state.json"))
     with lab_lock(lab, "check"):
         pass

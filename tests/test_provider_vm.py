@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from pathlib import Path
 
 import pytest
 
 from lab import remote
 from lab.errors import LabError
+from lab.labdir import processes_of
 from lab.providers.qemu import QemuProvider
 from lab.topology import load_topology
 
@@ -41,19 +41,6 @@ def guest_image():
         needs = ", ".join(["root", *missing])
         pytest.skip(f"no cached guest image, and building one here needs {needs}")
     return ensure_debian_image()
-
-
-def lab_processes(lab_dir: Path) -> list[int]:
-    marker = (str(lab_dir.resolve()) + os.sep).encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
 
 
 class Lab:
@@ -100,7 +87,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
     yield running
     running.close()
     provider.down()
-    assert lab_processes(provider.lab_dir) == []
+    assert processes_of(provider.lab_dir) == []
 
 
 def test_every_host_runs_and_answers_ssh(lab: Lab):

@@ -6,14 +6,13 @@ The lab lives in a temporary directory of its own and is removed at the end.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
 from lab.executor import Status
+from lab.labdir import processes_of
 from lab.providers.base import HostState
 from lab.providers.qemu import QemuProvider
 from lab.providers.snapshot import SnapshotError
@@ -37,19 +36,6 @@ def guest_image():
     return image
 
 
-def lab_processes(lab_dir: Path) -> list[int]:
-    marker = (str(lab_dir.resolve()) + os.sep).encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                pass
-    return found
-
-
 @pytest.fixture(scope="module")
 def session(tmp_path_factory: pytest.TempPathFactory):
     topo = load_topology()
@@ -66,7 +52,7 @@ def session(tmp_path_factory: pytest.TempPathFactory):
         for host in topo.hosts:
             lab.forget(host)
         provider.down()
-        assert lab_processes(provider.lab_dir) == []
+        assert processes_of(provider.lab_dir) == []
 
 
 def out(lab: LabSession, host: str, cmd: str, timeout: float = 60) -> str:
@@ -189,7 +175,7 @@ def test_restore_brings_back_a_lab_that_was_removed(session: LabSession):
     provider, topo = session.provider, session.topo
     forget_all(session)
     provider.down()
-    assert lab_processes(provider.lab_dir) == []
+    assert processes_of(provider.lab_dir) == []
     assert [m.name for m in provider.snapshots()] == ["provisioned"]
     timings = provider.snapshot_restore("provisioned")
     print(f"\nrestore of a removed lab: {timings}")
