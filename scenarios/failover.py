@@ -45,9 +45,7 @@ def test_2_copy_starts(drill: Drill):
 
 def test_3_kill_a_controller_during_the_copy(drill: Drill):
     drill.requires("test_2_")
-    time.sleep(drill.session.topo.drill.kill_after_s)
-    still_copying = actions.copy_is_running(drill)
-    drill.facts["copy_running_at_fault"] = still_copying
+    still_copying = actions.into_the_copy(drill)
     victim = _victim(drill)
     drill.session.power_off(victim)
     drill.facts["fault_at"] = time.time()

@@ -28,8 +28,7 @@ __all__ = ["test_1_lab_is_provisioned_and_healthy", "test_2_copy_starts"]
 def test_3_freeze_ctrl_a_during_the_copy(drill: Drill):
     drill.requires("test_2_")
     topo, provider = drill.session.topo, drill.session.provider
-    time.sleep(topo.drill.kill_after_s)
-    drill.facts["copy_running_at_fault"] = actions.copy_is_running(drill)
+    actions.into_the_copy(drill)
     provider.pause(drill.victim)
     drill.facts["fault_at"] = time.time()
     drill.record.event("fault", kind="pause", host=drill.victim, seconds=FREEZE_S)

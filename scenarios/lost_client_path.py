@@ -26,8 +26,7 @@ __all__ = ["test_1_lab_is_provisioned_and_healthy", "test_2_copy_starts"]
 
 def test_3_cut_the_clients_path_to_ctrl_a_during_the_copy(drill: Drill):
     drill.requires("test_2_")
-    time.sleep(drill.session.topo.drill.kill_after_s)
-    drill.facts["copy_running_at_fault"] = actions.copy_is_running(drill)
+    actions.into_the_copy(drill)
     with actions.link_cut(drill, drill.victim, LINK):
         time.sleep(LOSS_S / 2)
         drill.client_paths("during-loss")

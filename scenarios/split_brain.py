@@ -28,8 +28,7 @@ __all__ = ["test_1_lab_is_provisioned_and_healthy", "test_2_copy_starts"]
 def test_3_cut_the_private_link_and_try_a_naive_takeover(drill: Drill):
     drill.requires("test_2_")
     topo, stack = drill.session.topo, drill.session.stack
-    time.sleep(topo.drill.kill_after_s)
-    drill.facts["copy_running_at_fault"] = actions.copy_is_running(drill)
+    actions.into_the_copy(drill)
     double = []
     with actions.link_cut(drill, drill.victim, LINK):
         time.sleep(SPLIT_S / 2)

@@ -149,6 +149,13 @@ def start_copy(drill: Drill) -> None:
     drill.facts["copy_started"] = time.time()
 
 
+def into_the_copy(drill: Drill) -> bool:
+    """Wait the topology's ``drill.kill_after_s`` into the copy; whether it still runs (recorded as a fact)."""
+    time.sleep(drill.session.topo.drill.kill_after_s)
+    drill.facts["copy_running_at_fault"] = running = copy_is_running(drill)
+    return running
+
+
 def copy_is_running(drill: Drill) -> bool:
     client = drill.session.topo.client.host
     return drill.session.run(client, f"test ! -e {COPY_RC}", 30, "copy-running").exit_code == 0
