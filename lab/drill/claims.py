@@ -26,6 +26,8 @@ CLAIMS: dict[str, str] = {
     # Beyond the paper: what a storage engineer expects of the other faults.
     "frozen_pool_back": "after the frozen controller resumes, its own pool is ONLINE on it again (not suspended)",
     "no_double_import": "while the controllers cannot see each other, neither holds the other's pool",
+    "io_after_second_kill": "when the restarted controller dies again mid-recovery, the client still writes and "
+                            "reads its filesystem",
 }
 
 PAPER_CLAIMS = ("provisioned", "copy_completes", "md5_after_copy", "md5_from_disk", "survivor_pool_clean",
@@ -38,6 +40,8 @@ FAULT_CLAIMS: dict[str, tuple[str, ...]] = {
     "freeze-ctrl-a": (*_LINK_CLAIMS[:4], "frozen_pool_back", *_LINK_CLAIMS[4:]),
     "lost-client-path": _LINK_CLAIMS,
     "split-brain": ("provisioned", "no_double_import", *_LINK_CLAIMS[1:]),
+    "kill-during-recovery": ("provisioned", "copy_completes", "md5_after_copy", "md5_from_disk", "io_after_second_kill",
+                             "recovery_imports", "final_pools_clean", "final_paths_back", "final_md5"),
 }
 """The claims each fault's scenario checks, in the order it checks them."""
 ARBITRATORS = ("paper", "takeover")
