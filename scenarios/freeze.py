@@ -30,16 +30,16 @@ def test_3_freeze_ctrl_a_during_the_copy(drill: Drill):
     topo, provider = drill.session.topo, drill.session.provider
     actions.into_the_copy(drill)
     provider.pause(drill.victim)
-    drill.facts["fault_at"] = time.time()
-    drill.record.event("fault", kind="pause", host=drill.victim, seconds=FREEZE_S)
     try:
+        drill.facts["fault_at"] = time.time()
+        drill.record.event("fault", action="pause", host=drill.victim, seconds=FREEZE_S)
         time.sleep(FREEZE_S / 2)
         drill.pool_status(topo.peer(drill.victim).name, "during-freeze")
         drill.client_paths("during-freeze")
         time.sleep(FREEZE_S / 2)
     finally:
         provider.resume(drill.victim)
-        drill.record.event("fault-undone", kind="resume", host=drill.victim)
+        drill.record.event("fault-undone", action="resume", host=drill.victim)
     drill.facts["resumed_at"] = time.time()
 
 

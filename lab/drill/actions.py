@@ -273,10 +273,10 @@ def link_cut(drill: Drill, host: str, network: str) -> Iterator[None]:
     """``host``'s cable on ``network`` pulled for the body of the ``with``, then plugged back in."""
     provider = drill.session.provider
     provider.set_link(host, network, up=False)
-    drill.facts["fault_at"] = time.time()
-    drill.record.event("fault", kind="link-down", host=host, network=network)
     try:
+        drill.facts["fault_at"] = time.time()
+        drill.record.event("fault", action="link-down", host=host, network=network)
         yield
     finally:
         provider.set_link(host, network, up=True)
-        drill.record.event("fault-undone", kind="link-up", host=host, network=network)
+        drill.record.event("fault-undone", action="link-up", host=host, network=network)
