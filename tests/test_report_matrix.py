@@ -78,3 +78,13 @@ def test_an_unreadable_copy_says_why(tmp_path):
     run = _run(tmp_path, "20260101T000000Z-failover", facts={"md5_final": None})
     cell = load_cell(run)
     assert cell.data.startswith("unreadable")
+
+
+def test_a_run_stopped_before_reading_back_says_not_checked(tmp_path):
+    results = json.loads((COMPLETE / "results.json").read_text())
+    facts = {k: v for k, v in results["facts"].items() if k not in ("md5_final", "md5_from_disk")}
+    folder = tmp_path / "20260101T000000Z-freeze"
+    folder.mkdir()
+    (folder / "results.json").write_text(json.dumps({**results, "facts": facts, "claims": []}))
+    cell = load_cell(folder)
+    assert cell.data == "not checked" and cell.pools == "not checked"

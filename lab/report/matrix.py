@@ -21,6 +21,7 @@ MATRIX_NAME = "matrix.html"
 DEFAULT_FAULT = "kill-ctrl-a"
 DEFAULT_ARBITRATOR = "paper"
 WHY_CHARS = 60
+POOLS_CHARS = 90
 
 
 @dataclass(frozen=True)
@@ -65,9 +66,10 @@ def _claim(results: dict[str, Any], name: str) -> dict[str, Any] | None:
 def _data(results: dict[str, Any]) -> str:
     facts = results.get("facts", {})
     source = facts.get("source_md5")
-    final = facts.get("md5_final", facts.get("md5_from_disk"))
-    if source is None:
+    key = next((k for k in ("md5_final", "md5_from_disk") if k in facts), None)
+    if source is None or key is None:
         return "not checked"
+    final = facts[key]
     if final is None:
         claim = _claim(results, "final_md5") or _claim(results, "md5_from_disk")
         why = claim["evidence"].split("(", 1)[-1].rstrip(")") if claim and "(" in claim.get("evidence", "") else ""
@@ -80,7 +82,10 @@ def _pools(results: dict[str, Any]) -> str:
     claim = _claim(results, "final_pools_clean")
     if claim is None:
         return "not checked"
-    return "clean" if claim.get("held") else str(claim.get("evidence", "not clean"))
+    if claim.get("held"):
+        return "clean"
+    evidence = str(claim.get("evidence", "not clean"))
+    return evidence if len(evidence) <= POOLS_CHARS else evidence[:POOLS_CHARS - 1] + "…"
 
 
 def load_cell(folder: Path) -> Cell | None:
