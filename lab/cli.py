@@ -56,9 +56,9 @@ def _topology(path: Path | None) -> Topology:
 
 def resolve_stack_name(topo: Topology, stack: str | None, provider_name: str | None = None) -> str:
     """The stack to use: the option, else the topology's, else the provider's natural one."""
-    name = stack or topo.lab.stack
-    if name == "auto":
-        name = "freebsd" if provider_name == "virtualbox" else "linux"
+    from lab.stacks import stack_name_for
+
+    name = stack_name_for(topo.lab.stack, stack, provider_name)
     if name not in STACKS:
         fail(f"unknown stack '{name}'; use one of {', '.join(STACKS)}")
     return name

@@ -25,7 +25,7 @@ from lab.record import RunRecord
 from lab.report import render_report
 from lab.report.matrix import matrix_table, render_matrix
 from lab.session import LabSession
-from lab.stacks import get_stack
+from lab.stacks import get_stack, stack_name_for
 from lab.topology import load_topology
 
 HERE = Path(__file__).resolve().parent
@@ -89,13 +89,6 @@ def keep_lab_policy(config) -> str:
     return config.getoption("--keep-lab") or ("never" if os.environ.get("CI") else "on-failure")
 
 
-def _stack_name(topo, option: str | None, provider_name: str) -> str:
-    name = option or topo.lab.stack
-    if name == "auto":
-        name = "freebsd" if provider_name == "virtualbox" else "linux"
-    return name
-
-
 @pytest.fixture(scope="module")
 def drill(request) -> Drill:
     option = request.config.getoption
@@ -107,7 +100,7 @@ def drill(request) -> Drill:
     if victim not in [c.name for c in topo.controllers]:
         raise LabError(f"{request.module.__name__}.VICTIM = {victim!r} is not a controller of the topology")
     provider_name, reason = select_provider(topo, option("--provider"))
-    stack_name = _stack_name(topo, option("--stack"), provider_name)
+    stack_name = stack_name_for(topo.lab.stack, option("--stack"), provider_name)
     lab_dir = option("--lab-dir")
     provider = create_provider(topo, provider_name, **({"lab_dir": Path(lab_dir)} if lab_dir else {}))
     stack = get_stack(stack_name)
