@@ -150,6 +150,8 @@ class Transcript:
 
 Progress = Callable[[str, Step, str], None]
 """Called with (host, step, event): event is "start" or a ``Status`` value."""
+PoweredOff = Callable[[str], bool]
+"""Whether the provider knows a host is powered off (a reboot can then never finish)."""
 
 
 def files_match_command(files: dict[str, str]) -> str | None:
@@ -205,11 +207,13 @@ class _HostApplier:
         transcript: Transcript | None,
         progress: Progress | None,
         reboot_timeout: float = DEFAULT_REBOOT_TIMEOUT_S,
+        powered_off: PoweredOff | None = None,
     ) -> None:
         self.host = host
         self.runner = runner
         self.timeout = timeout
         self.reboot_timeout = reboot_timeout
+        self.powered_off = powered_off
         self.transcript = transcript
         self.progress = progress
 
@@ -283,6 +287,11 @@ class _HostApplier:
                     if not result.ok:
                         return self._failure(step, "verify", result)
                 return ""
+            if self.powered_off is not None and self.powered_off(self.host):
+                return (
+                    f"{self.host}: step '{step.name}' failed: the host was powered off during its reboot; "
+                    f"start it again (`bst start {self.host}`) and rerun the plan"
+                )
         return (
             f"{self.host}: step '{step.name}' failed: the host did not pass `{step.check}` "
             f"within {self.reboot_timeout:g} s of the reboot"
@@ -304,8 +313,12 @@ def apply_plan(
     progress: Progress | None = None,
     timeout: float = DEFAULT_COMMAND_TIMEOUT_S,
     reboot_timeout: float = DEFAULT_REBOOT_TIMEOUT_S,
+    powered_off: PoweredOff | None = None,
 ) -> list[StepOutcome]:
     """Applies ``plan``; every host finishes stage N before any starts N+1. Raises ``StepFailed``.
+
+    ``powered_off(host)`` lets a reboot step give up as soon as the provider knows the host is off, instead
+    of polling it until ``reboot_timeout``.
 
     When a step fails, the other hosts of that stage still finish their steps (a half-run step on a
     storage controller is worse than a finished one); the error names the first failing host in plan order.
@@ -324,7 +337,9 @@ def apply_plan(
             with ThreadPoolExecutor(max_workers=len(work), thread_name_prefix=f"stage{stage}") as pool:
                 futures = {
                     host: pool.submit(
-                        _HostApplier(host, runners[host], timeout, recorder, progress, reboot_timeout).apply,
+                        _HostApplier(
+                            host, runners[host], timeout, recorder, progress, reboot_timeout, powered_off
+                        ).apply,
                         steps,
                     )
                     for host, steps in work.items()

@@ -9,6 +9,7 @@ from typing import Any
 
 from lab.executor import CommandResult, FabricRunner, Runner, StepOutcome, Transcript, apply_plan
 from lab.plan import Plan
+from lab.providers.base import HostState
 from lab.record import CommandRecord, RunRecord
 from lab.stacks import Stack
 from lab.topology import Topology
@@ -60,10 +61,18 @@ class LabSession:
         runners = {host: _Recording(self, host, label) for host in plan}
         transcript = Transcript(self.record.folder / f"plan-{label}.jsonl") if self.record else None
         try:
-            return apply_plan(plan, runners, transcript=transcript)
+            return apply_plan(plan, runners, transcript=transcript, powered_off=self.is_powered_off)
         finally:
             if transcript is not None:
                 transcript.close()
+
+    def is_powered_off(self, host: str) -> bool:
+        """Whether the provider reports ``host`` stopped (a plan's reboot wait then gives up)."""
+        try:
+            statuses = self.provider.status()
+        except Exception:  # noqa: BLE001 - a provider that cannot tell leaves the wait to its timeout
+            return False
+        return any(s.name == host and s.state in (HostState.STOPPED, HostState.ABSENT) for s in statuses)
 
     def power_off(self, host: str) -> None:
         self.provider.power_off(host)

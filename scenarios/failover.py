@@ -57,24 +57,7 @@ def test_3_kill_a_controller_during_the_copy(drill: Drill):
 
 def test_4_copy_finishes_through_the_survivor_and_md5_matches(drill: Drill):
     drill.requires("test_3_")
-    client = drill.session.topo.client.host
-    rc = actions.wait_for_copy(drill)
-    source = drill.facts["source_md5"]
-    copy = actions.copy_path(drill)
-    drill.injects("corrupt-copy", client, f"printf BEAST | dd of={copy} bs=1 seek=4096 conv=notrunc")
-    after_copy = actions.md5(drill, copy, "md5-after-copy")
-    drill.facts["md5_after_copy"] = after_copy
-    actions.collect_probe(drill)
-    drill.pool_status(_survivor(drill), "after-fault")
-    drill.client_paths("after-fault")
-    from_disk, how = actions.remounted_md5(drill, "from-disk")
-    drill.facts["md5_from_disk"] = from_disk
-    actions.claims(
-        drill,
-        ("copy_completes", rc == "0", f"cp exited {rc} after {drill.facts['copy_seconds']} s"),
-        ("md5_after_copy", after_copy == source, f"source {source}, copy {after_copy}"),
-        ("md5_from_disk", from_disk == source, f"source {source}, from disk {from_disk} ({how})"),
-    )
+    actions.copy_finishes_and_reads_back(drill, survivor=_survivor(drill))
 
 
 def test_5_scrub_on_the_survivor(drill: Drill):

@@ -261,3 +261,21 @@ def test_reboot_step_that_never_comes_back_fails(monkeypatch):
     reboot = Step(name="reboot", commands=("do reboot",), check="test never", reboot=True)
     with pytest.raises(StepFailed, match="step 'reboot' failed: the host did not pass `test never` within"):
         apply_plan({"a": [reboot]}, {"a": FakeHost("a", [])}, reboot_timeout=0.1)
+
+
+def test_reboot_step_of_a_powered_off_host_fails_at_once(monkeypatch):
+    """A host killed during its reboot can never pass the check: the step says so without waiting it out."""
+    import lab.executor as executor
+
+    monkeypatch.setattr(executor, "REBOOT_POLL_INTERVAL_S", 0.01)
+    asked: list[str] = []
+
+    def powered_off(host: str) -> bool:
+        asked.append(host)
+        return len(asked) >= 2
+
+    reboot = Step(name="reboot", commands=("do reboot",), check="test never", reboot=True)
+    started = time.monotonic()
+    with pytest.raises(StepFailed, match="a: step 'reboot' failed: the host was powered off during its reboot"):
+        apply_plan({"a": [reboot]}, {"a": FakeHost("a", [])}, reboot_timeout=60, powered_off=powered_off)
+    assert time.monotonic() - started < 5 and asked == ["a", "a"]

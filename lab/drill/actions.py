@@ -9,6 +9,7 @@ import shlex
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from lab.drill.probe import longest_stall, parse_probe_log
 from lab.drill.runner import Drill, StepError
@@ -19,6 +20,8 @@ SOURCE = "/root/beast-source.bin"
 PROBE_LOG = "/root/beast-probe.log"
 COPY_RC = "/root/beast-copy.rc"
 COPY_TIMEOUT_S = 900
+COPY_STALL_S = 240
+"""No growth of the copy for this long means stuck, not slow: a takeover stalls I/O for about 35 s here."""
 SCRUB_TIMEOUT_S = 600
 FENCE_TIMEOUT_S = 30
 
@@ -161,16 +164,51 @@ def copy_is_running(drill: Drill) -> bool:
     return drill.session.run(client, f"test ! -e {COPY_RC}", 30, "copy-running").exit_code == 0
 
 
+class CopyStalled(StepError):
+    """The copy's file stopped growing: the client lost its volume, waiting longer shows nothing new."""
+
+
+@dataclass
+class StallWatch:
+    """Tells a copy that is slow from one that is stuck: how long its size has not grown."""
+
+    limit_s: float
+    size: int | None = None
+    since: float | None = None
+
+    def stalled_for(self, size: int | None, now: float) -> float | None:
+        """Seconds without growth once they pass ``limit_s``, else None."""
+        if self.since is None or (size is not None and (self.size is None or size > self.size)):
+            self.size, self.since = size, now
+            return None
+        waited = now - self.since
+        return waited if waited >= self.limit_s else None
+
+
 def wait_for_copy(drill: Drill) -> str:
-    """The copy's exit code, once it has finished."""
+    """The copy's exit code, once it has finished; CopyStalled when its file stops growing for
+    COPY_STALL_S (its full COPY_TIMEOUT_S would only wait on a client that lost its volume)."""
     client = drill.session.topo.client.host
+    query = f"cat {COPY_RC} 2>/dev/null || ls -ln {copy_path(drill)} | awk '{{print \"size\", $5}}'"
+    watch = StallWatch(COPY_STALL_S)
 
     def copy_rc() -> str | None:
-        result = drill.session.run(client, f"cat {COPY_RC}", 30, "copy-wait")
-        return result.stdout.strip() if result.exit_code == 0 and result.stdout.strip() else None
+        result = drill.session.run(client, query, 30, "copy-wait")
+        words = result.stdout.split()
+        if result.exit_code == 0 and words and words[0] != "size":
+            return words[0]
+        size = int(words[1]) if len(words) == 2 and words[1].isdigit() else None
+        stalled = watch.stalled_for(size, time.monotonic())
+        if stalled is not None:
+            drill.facts["copy_stalled_at_bytes"] = watch.size
+            raise CopyStalled(f"the copy made no progress for {stalled:.0f} s "
+                              f"(its file stayed at {watch.size} bytes): the client lost its volume")
+        return None
 
-    rc = drill.wait_for("the copy to finish", copy_rc, COPY_TIMEOUT_S, interval=3)
-    drill.facts["copy_seconds"] = round(time.time() - drill.facts["copy_started"], 1)
+    try:
+        rc = drill.wait_for("the copy to finish", copy_rc, COPY_TIMEOUT_S, interval=3)
+    finally:
+        drill.facts["copy_seconds"] = round(time.time() - drill.facts["copy_started"], 1)
     drill.facts["copy_exit_code"] = int(rc)
     return rc
 
@@ -250,20 +288,37 @@ def final_state_after_a_transient_fault(drill: Drill) -> None:
     )
 
 
-def copy_finishes_and_reads_back(drill: Drill) -> None:
-    """The copy's exit code and md5 right after it, then read back from disk after a remount."""
-    rc = wait_for_copy(drill)
+def copy_finishes_and_reads_back(drill: Drill, survivor: str | None = None) -> None:
+    """The copy's exit code and md5 right after it, then read back from disk after a remount (with the
+    ``survivor``'s pools and the client's paths saved before). A copy that stalled is read back all the
+    same: what the client then holds is the observation."""
+    client = drill.session.topo.client.host
+    try:
+        rc = wait_for_copy(drill)
+        finished = f"cp exited {rc} after {drill.facts['copy_seconds']} s"
+    except CopyStalled as stalled:
+        rc, finished = None, str(stalled)
+        drill.client_paths("copy-stalled")
+        kernel = drill.session.run(client, "dmesg | tail -n 60", 30, "dmesg-copy-stalled").stdout
+        drill.record.save(f"dmesg/{client}-copy-stalled.txt", kernel)
     source = drill.facts["source_md5"]
-    after_copy = md5(drill, copy_path(drill), "md5-after-copy")
+    drill.injects("corrupt-copy", client, f"printf BEAST | dd of={copy_path(drill)} bs=1 seek=4096 conv=notrunc")
+    try:
+        after_copy: str | None = md5(drill, copy_path(drill), "md5-after-copy")
+        read = f"copy {after_copy}"
+    except StepError as error:
+        after_copy, read = None, f"the copy could not be read: {error}"
     drill.facts["md5_after_copy"] = after_copy
     collect_probe(drill)
+    if survivor is not None:
+        drill.pool_status(survivor, "after-fault")
+        drill.client_paths("after-fault")
     from_disk, how = remounted_md5(drill, "from-disk")
     drill.facts["md5_from_disk"] = from_disk
-    drill.facts["md5_final"] = from_disk
     claims(
         drill,
-        ("copy_completes", rc == "0", f"cp exited {rc} after {drill.facts['copy_seconds']} s"),
-        ("md5_after_copy", after_copy == source, f"source {source}, copy {after_copy}"),
+        ("copy_completes", rc == "0", finished),
+        ("md5_after_copy", after_copy == source, f"source {source}, {read}"),
         ("md5_from_disk", from_disk == source, f"source {source}, from disk {from_disk} ({how})"),
     )
 
