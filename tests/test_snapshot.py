@@ -240,30 +240,35 @@ def test_restore_lists_the_snapshots_there_are(provider: QemuProvider, image: Gu
         provider.snapshot_restore("other")
 
 
-def test_restore_refuses_a_snapshot_of_another_topology_before_touching_the_lab(
-    tmp_path: Path, provider: QemuProvider, image: GuestImage
-):
+def _of_another_topology(tmp_path: Path, provider: QemuProvider, image: GuestImage) -> None:
     other = QemuProvider(load_topology(variant(tmp_path, "size_mb = 256", "size_mb = 300")),
                          lab_dir=provider.lab_dir, image=image)
     store(provider, manifest_for(other, image))
-    with pytest.raises(SnapshotUnusable, match="taken from another topology"):
-        provider.snapshot_restore("provisioned")
-    assert sorted(p.name for p in provider.lab_dir.iterdir()) == ["snapshots"]
 
 
-def test_restore_refuses_an_incomplete_snapshot(provider: QemuProvider, image: GuestImage):
+def _with_a_short_state_file(tmp_path: Path, provider: QemuProvider, image: GuestImage) -> None:
     directory = store(provider, manifest_for(provider, image), {"ctrl-a.state": 10})
     (directory / "ctrl-a.state").write_bytes(b"short")
-    with pytest.raises(SnapshotUnusable, match=r"incomplete \(ctrl-a.state is missing or has another size\)"):
-        provider.snapshot_restore("provisioned")
 
 
-def test_restore_refuses_a_state_saved_with_another_command_line(provider: QemuProvider, image: GuestImage):
+def _saved_with_another_command_line(tmp_path: Path, provider: QemuProvider, image: GuestImage) -> None:
     manifest = manifest_for(provider, image)
     manifest.argv["ctrl-b"] = [arg.replace("2048", "1024") for arg in manifest.argv["ctrl-b"]]
     store(provider, manifest)
-    with pytest.raises(SnapshotUnusable, match="ctrl-b's qemu command line is not the one it was saved with"):
+
+
+@pytest.mark.parametrize(("spoil", "refusal"), [
+    (_of_another_topology, "taken from another topology"),
+    (_with_a_short_state_file, r"incomplete \(ctrl-a.state is missing or has another size\)"),
+    (_saved_with_another_command_line, "ctrl-b's qemu command line is not the one it was saved with"),
+])
+def test_restore_refuses_a_snapshot_that_does_not_fit_before_touching_the_lab(
+    spoil, refusal: str, tmp_path: Path, provider: QemuProvider, image: GuestImage
+):
+    spoil(tmp_path, provider, image)
+    with pytest.raises(SnapshotUnusable, match=refusal):
         provider.snapshot_restore("provisioned")
+    assert sorted(p.name for p in provider.lab_dir.iterdir()) == ["snapshots"]
 
 
 def test_save_of_a_lab_that_is_not_up_creates_nothing(provider: QemuProvider):

@@ -30,6 +30,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -868,67 +869,55 @@ class QemuProvider(Provider):
         return timings
 
     def _wait_migrations(self, clients: dict[str, QmpClient], progress: Progress | None) -> None:
-        deadline = time.monotonic() + SNAPSHOT_SAVE_TIMEOUT_SECONDS
         tasks = {h: progress.add_task(f"{h}: saving RAM and devices", total=None) for h in clients} if progress else {}
-        pending = set(clients)
+
+        def saved(host: str) -> bool:
+            info = clients[host].execute("query-migrate")
+            status = info.get("status")
+            if status in ("failed", "cancelled", None):
+                reason = info.get("error-desc") or status or "no migration"
+                raise SnapshotError(f"saving {host}'s state failed: {reason}")
+            if progress:
+                ram = info.get("ram", {})
+                done = status == "completed"
+                progress.update(tasks[host], description=f"{host}: state saved" if done else None,
+                                total=1 if done else ram.get("total") or None,
+                                completed=1 if done else ram.get("transferred", 0))
+            return status == "completed"
+
         try:
-            while pending:
-                for host in sorted(pending):
-                    info = clients[host].execute("query-migrate")
-                    status = info.get("status")
-                    if status == "completed":
-                        pending.discard(host)
-                        if progress:
-                            progress.update(tasks[host], description=f"{host}: state saved", total=1, completed=1)
-                    elif status in ("failed", "cancelled", None):
-                        raise SnapshotError(
-                            f"saving {host}'s state failed: {info.get('error-desc') or status or 'no migration'}"
-                        )
-                    elif progress:
-                        ram = info.get("ram", {})
-                        progress.update(
-                            tasks[host], total=ram.get("total") or None, completed=ram.get("transferred", 0)
-                        )
-                if pending and time.monotonic() > deadline:
-                    raise SnapshotError(
-                        f"saving the state of {', '.join(sorted(pending))} did not finish within "
-                        f"{SNAPSHOT_SAVE_TIMEOUT_SECONDS:.0f} s"
-                    )
-                time.sleep(0.2)
+            _poll_each(clients, saved, SNAPSHOT_SAVE_TIMEOUT_SECONDS,
+                       lambda pending: f"saving the state of {', '.join(pending)} did not finish within "
+                                       f"{SNAPSHOT_SAVE_TIMEOUT_SECONDS:.0f} s")
         finally:
             for task in tasks.values():
                 progress.remove_task(task)  # type: ignore[union-attr]
 
     def _wait_incoming(self, hosts: list[str], progress: Progress | None) -> None:
         """Until every restored qemu has loaded its state and waits paused (QMP status ``paused``)."""
-        deadline = time.monotonic() + SNAPSHOT_LOAD_TIMEOUT_SECONDS
         task = progress.add_task("loading RAM and devices", total=len(hosts)) if progress else None
-        pending = list(hosts)
+
+        def loaded(host: str) -> bool:
+            paths = self.vm_paths(host)
+            if self.running_pid(host) is None:
+                raise SnapshotError(
+                    f"{host}'s qemu exited while loading the snapshot state (it does not fit this qemu "
+                    f"or command line); see {paths.qemu_log}"
+                )
+            try:
+                status = qmp_command(paths.qmp, "query-status").get("status")
+            except QmpError:
+                status = None
+            if status not in (None, "inmigrate", "prelaunch", "paused"):
+                raise SnapshotError(f"{host} is {status} after loading its state, not paused")
+            if status == "paused" and progress and task is not None:
+                progress.advance(task)
+            return status == "paused"
+
         try:
-            while pending:
-                for host in list(pending):
-                    paths = self.vm_paths(host)
-                    if self.running_pid(host) is None:
-                        raise SnapshotError(
-                            f"{host}'s qemu exited while loading the snapshot state (it does not fit this qemu "
-                            f"or command line); see {paths.qemu_log}"
-                        )
-                    try:
-                        status = qmp_command(paths.qmp, "query-status").get("status")
-                    except QmpError:
-                        status = None
-                    if status == "paused":
-                        pending.remove(host)
-                        if progress and task is not None:
-                            progress.advance(task)
-                    elif status not in (None, "inmigrate", "prelaunch"):
-                        raise SnapshotError(f"{host} is {status} after loading its state, not paused")
-                if pending and time.monotonic() > deadline:
-                    raise SnapshotError(
-                        f"{', '.join(pending)} did not load the snapshot state within "
-                        f"{SNAPSHOT_LOAD_TIMEOUT_SECONDS:.0f} s"
-                    )
-                time.sleep(0.2)
+            _poll_each(hosts, loaded, SNAPSHOT_LOAD_TIMEOUT_SECONDS,
+                       lambda pending: f"{', '.join(pending)} did not load the snapshot state within "
+                                       f"{SNAPSHOT_LOAD_TIMEOUT_SECONDS:.0f} s")
         finally:
             if progress and task is not None:
                 progress.remove_task(task)
@@ -1292,6 +1281,20 @@ class QemuProvider(Provider):
         finally:
             if progress and task is not None:
                 progress.remove_task(task)
+
+
+def _poll_each(hosts: Iterable[str], done: Callable[[str], bool], timeout_s: float,
+               timeout_message: Callable[[list[str]], str]) -> None:
+    """Asks ``done(host)`` of every host not yet done, every 0.2 s, until all are; SnapshotError with
+    ``timeout_message(pending)`` once ``timeout_s`` has passed."""
+    deadline = time.monotonic() + timeout_s
+    pending = sorted(hosts)
+    while pending:
+        pending = [host for host in pending if not done(host)]
+        if pending and time.monotonic() > deadline:
+            raise SnapshotError(timeout_message(pending))
+        if pending:
+            time.sleep(0.2)
 
 
 def lab_nic_model(image: Any) -> str:
