@@ -13,6 +13,7 @@ from lab.parsers import parse_gmultipath_status
 from lab.parsers.iscsi import parse_iscsictl_list
 from lab.plan import Plan, Step
 from lab.stacks.base import RecoveryStage, Stack, Stage
+from lab.stacks.checks import pool_imported, property_is, vdev_in, wait_until
 from lab.topology import Bus, Host, Pool, Role, Topology
 
 FIRST_DATA_NIC = 0
@@ -49,9 +50,6 @@ IMPORTED_AT = "/var/db/beast-recovery-imported"
 """When recovery imported the pools again: a later export in the same boot would undo the recovery."""
 
 BOOT_TIME = "sysctl -n kern.boottime | sed 's/^{ sec = \\([0-9]*\\),.*/\\1/'"
-WAIT_S = 60
-"""How long a verify waits for an asynchronous result (iSCSI login, scrub) before it fails."""
-
 
 def nic(index: int) -> str:
     return f"em{FIRST_DATA_NIC + index}"
@@ -73,26 +71,6 @@ def client_disk(topo: Topology, controller: str, lun: int) -> str:
     """The client logs in to the controllers in order, each giving lun 0 then lun 1: da0..da3."""
     position = [h.name for h in topo.controllers].index(controller)
     return f"da{2 * position + lun}"
-
-
-def wait_until(condition: str, seconds: int = WAIT_S) -> str:
-    """Shell that polls ``condition`` once a second and exits with its last result."""
-    return (f"i=0; until {condition}; do [ $i -ge {seconds} ] && break; i=$((i + 1)); sleep 1; done; "
-            f"{condition}")
-
-
-def pool_imported(pool: str) -> str:
-    return f"zpool list -H -o name {pool} >/dev/null 2>&1"
-
-
-def property_is(pool: str, prop: str, value: str, command: str = "zfs") -> str:
-    return f"{command} get -H -o value {prop} {pool} | grep -qx {value}"
-
-
-def vdev_in(pool: str, section: str, device: str) -> str:
-    """``device`` is listed under ``section`` (logs, cache) in the pool's status."""
-    return (f"zpool status {pool} | awk '$1 == \"{section}\" {{s = 1; next}} "
-            f"$1 ~ /^(logs|cache|spares)$/ {{s = 0}} s && $1 == \"{device}\" {{ok = 1}} END {{exit !ok}}'")
 
 
 def session_exists(target: str, portal: str) -> str:

@@ -90,6 +90,7 @@ from lab.parsers.iscsi import parse_iscsiadm_session_p3
 from lab.parsers.multipath import parse_dmsetup_status
 from lab.plan import Plan, Step
 from lab.stacks.base import RecoveryStage, Stack, Stage, TakebackStage
+from lab.stacks.checks import pool_imported, pool_online, property_is, vdev_in, wait_until
 from lab.topology import Host, Pool, Topology
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
@@ -156,7 +157,6 @@ MULTIHOST_CONF = (
 ARBITRATOR_QUEUE_MODE = "bio"
 CLIENT_QUEUE_MODE = "request"
 FILESYSTEM = "ext4"
-WAIT_S = 60
 VOLUME_WWN_NAMESPACE = uuid.UUID("6d0b5a3e-2f4c-4b8e-9a35-6265615354ab")
 
 
@@ -188,30 +188,6 @@ def backstore_name(pool: Pool) -> str:
 def volume_wwn(pool: Pool) -> str:
     """One LIO unit serial per pool volume, the same on the owner's lun 0 and the peer's lun 1."""
     return str(uuid.uuid5(VOLUME_WWN_NAMESPACE, pool.zvol_path))
-
-
-def pool_imported(pool: str) -> str:
-    return f"zpool list -H -o name {pool} >/dev/null 2>&1"
-
-
-def pool_online(pool: str) -> str:
-    return f'[ "$(zpool list -H -o health {pool})" = ONLINE ]'
-
-
-def property_is(target: str, prop: str, value: str, command: str = "zfs") -> str:
-    return f"{command} get -H -o value {prop} {target} | grep -qx {shlex.quote(value)}"
-
-
-def vdev_in(pool: str, section: str, device: str) -> str:
-    """``device`` is listed under ``section`` (logs, cache) in the pool's status."""
-    return (f"zpool status {pool} | awk '$1 == \"{section}\" {{s = 1; next}} "
-            f"$1 ~ /^(logs|cache|spares)$/ {{s = 0}} s && $1 == \"{device}\" {{ok = 1}} END {{exit !ok}}'")
-
-
-def wait_until(condition: str, seconds: int = WAIT_S) -> str:
-    """Shell that polls ``condition`` once a second and exits with its last result."""
-    return (f"i=0; until {condition}; do [ $i -ge {seconds} ] && break; i=$((i + 1)); sleep 1; done; "
-            f"{condition}")
 
 
 def helper_files(arbitrator: str = "paper") -> dict[str, str]:
