@@ -88,3 +88,13 @@ def test_a_run_stopped_before_reading_back_says_not_checked(tmp_path):
     (folder / "results.json").write_text(json.dumps({**results, "facts": facts, "claims": []}))
     cell = load_cell(folder)
     assert cell.data == "not checked" and cell.pools == "not checked"
+
+
+def test_a_stalled_copy_and_io_that_never_came_back_are_said_in_the_cell(tmp_path):
+    folder = _run(tmp_path, "20260101T000000Z-freeze", fault="freeze-ctrl-a", arbitrator="takeover",
+                  facts={"copy_stalled_at_bytes": 98304000, "failover_stall_s": 372.4,
+                         "failover_stall_ongoing": True})
+    lines = load_cell(folder).lines()
+    assert lines[0].startswith("data from disk: copy stalled at 98304000 bytes; ")
+    assert lines[2] == "client stall: ≥ 372.4 s, I/O never came back"
+    assert load_cell(COMPLETE).lines()[2].endswith(" s") and "never" not in load_cell(COMPLETE).lines()[2]

@@ -225,6 +225,7 @@ def collect_probe(drill: Drill) -> None:
     drill.facts["probe_samples"] = len(samples)
     drill.facts["probe_failures"] = sum(not s.ok for s in samples)
     drill.facts["failover_stall_s"] = stall.seconds if stall else None
+    drill.facts["failover_stall_ongoing"] = bool(stall and stall.ongoing)
 
 
 def fence(drill: Drill, victim: str) -> bool:

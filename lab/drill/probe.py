@@ -16,11 +16,13 @@ class ProbeSample:
 
 @dataclass(frozen=True)
 class Stall:
-    """The longest time between two successful probes: how long the client saw no I/O complete."""
+    """The longest time between two successful probes: how long the client saw no I/O complete.
+    ``ongoing``: no probe succeeded after it, so it lasted at least ``seconds`` (until the probe stopped)."""
 
     seconds: float
     after: float
     before: float
+    ongoing: bool = False
 
 
 def parse_probe_log(text: str) -> list[ProbeSample]:
@@ -41,9 +43,16 @@ def parse_probe_log(text: str) -> list[ProbeSample]:
 
 
 def longest_stall(samples: list[ProbeSample]) -> Stall | None:
-    """The widest gap between consecutive successful completions (None with fewer than two)."""
+    """The widest gap between consecutive successful completions, or from the last success to the last
+    probe when every probe after it failed (I/O never came back); None without such a gap."""
     done = sorted(s.finished for s in samples if s.ok)
-    if len(done) < 2:
+    if not done:
         return None
-    gap, after, before = max((b - a, a, b) for a, b in zip(done, done[1:], strict=False))
-    return Stall(round(gap, 3), after, before)
+    gaps = [(b - a, a, b, False) for a, b in zip(done, done[1:], strict=False)]
+    last = max(s.finished for s in samples)
+    if last > done[-1]:
+        gaps.append((last - done[-1], done[-1], last, True))
+    if not gaps:
+        return None
+    gap, after, before, ongoing = max(gaps)
+    return Stall(round(gap, 3), after, before, ongoing)

@@ -179,12 +179,13 @@ def _stall(run: RunView) -> str:
     samples = run.probe or []
     failed = sum(not s.ok for s in samples)
     origin = min(s.started for s in samples)
+    never = " No probe succeeded after it: the client's I/O never came back." if stall.ongoing else ""
     damaged = (f" {run.damaged_probe_lines} damaged line(s) of probe.log were skipped."
                if run.damaged_probe_lines else "")
     return (f'<p>Failover stall (longest gap between two successful probes, from probe.log): '
             f'<strong id="stall" data-seconds="{stall.seconds}">{stall.seconds:.1f} s</strong>, '
             f"from {stall.after - origin:.1f} s to {stall.before - origin:.1f} s after the first probe (client clock). "
-            f"{len(samples)} probes, {failed} failed.{damaged}</p>")
+            f"{len(samples)} probes, {failed} failed.{never}{damaged}</p>")
 
 
 def _plot(run: RunView, png: bytes | None) -> str:

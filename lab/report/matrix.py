@@ -35,6 +35,8 @@ class Cell:
     """"intact", "differs", "unreadable: <why>" or "not checked"."""
     pools: str
     stall_s: float | None
+    stall_ongoing: bool
+    """No probe succeeded after the stall: the client's I/O never came back."""
     unexpected: tuple[str, ...]
     failed_steps: tuple[str, ...]
     interrupted: bool
@@ -55,6 +57,8 @@ class Cell:
 
     def lines(self) -> list[str]:
         stall = "not measured" if self.stall_s is None else f"{self.stall_s:.1f} s"
+        if self.stall_ongoing and self.stall_s is not None:
+            stall = f"≥ {self.stall_s:.1f} s, I/O never came back"
         return [f"data from disk: {self.data}", f"pools after recovery: {self.pools}", f"client stall: {stall}",
                 self.verdict]
 
@@ -64,6 +68,13 @@ def _claim(results: dict[str, Any], name: str) -> dict[str, Any] | None:
 
 
 def _data(results: dict[str, Any]) -> str:
+    facts = results.get("facts", {})
+    stalled = facts.get("copy_stalled_at_bytes")
+    seen = _data_read_back(results)
+    return seen if stalled is None else f"copy stalled at {stalled} bytes; {seen}"
+
+
+def _data_read_back(results: dict[str, Any]) -> str:
     facts = results.get("facts", {})
     source = facts.get("source_md5")
     key = next((k for k in ("md5_final", "md5_from_disk") if k in facts), None)
@@ -101,6 +112,7 @@ def load_cell(folder: Path) -> Cell | None:
         folder=Path(folder), fault=str(results.get("fault", DEFAULT_FAULT)),
         arbitrator=str(results.get("arbitrator", DEFAULT_ARBITRATOR)), data=_data(results), pools=_pools(results),
         stall_s=float(stall) if isinstance(stall, int | float) else None,
+        stall_ongoing=bool(results.get("facts", {}).get("failover_stall_ongoing", False)),
         unexpected=tuple(results.get("unexpected", [])), failed_steps=tuple(results.get("failed_steps", [])),
         interrupted=bool(results.get("interrupted", False)),
     )
