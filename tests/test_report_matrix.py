@@ -98,3 +98,12 @@ def test_a_stalled_copy_and_io_that_never_came_back_are_said_in_the_cell(tmp_pat
     assert lines[0].startswith("data from disk: copy stalled at 98304000 bytes; ")
     assert lines[2] == "client stall: ≥ 372.4 s, I/O never came back"
     assert load_cell(COMPLETE).lines()[2].endswith(" s") and "never" not in load_cell(COMPLETE).lines()[2]
+
+
+def test_the_stall_is_measured_from_the_probe_log_when_the_run_has_one(tmp_path):
+    folder = _run(tmp_path, "20260101T000000Z-freeze", facts={"failover_stall_s": 1.9})
+    (folder / "probe.log").write_text("1 1.5 ok\n2 2.5 ok\n3 3.5 fail\n300 300.5 fail\n")
+    cell = load_cell(folder)
+    assert (cell.stall_s, cell.stall_ongoing) == (298.0, True)
+    (folder / "probe.log").write_text("garbage\n")
+    assert (load_cell(folder).stall_s, load_cell(folder).stall_ongoing) == (1.9, False)

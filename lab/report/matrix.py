@@ -15,6 +15,8 @@ from typing import Any
 
 from rich.table import Table
 
+from lab.drill.probe import longest_stall, parse_probe_log
+from lab.errors import ParseError
 from lab.report.html import STYLE
 
 MATRIX_NAME = "matrix.html"
@@ -99,6 +101,18 @@ def _pools(results: dict[str, Any]) -> str:
     return evidence if len(evidence) <= POOLS_CHARS else evidence[:POOLS_CHARS - 1] + "…"
 
 
+def _stall(folder: Path, facts: dict[str, Any]) -> tuple[float | None, bool]:
+    """The client's longest stall from the run's probe.log (what the drill measured it from), or from its
+    facts when the log is missing or damaged."""
+    try:
+        stall = longest_stall(parse_probe_log((folder / "probe.log").read_text()))
+    except (OSError, ParseError):
+        seconds = facts.get("failover_stall_s")
+        return (float(seconds) if isinstance(seconds, int | float) else None,
+                bool(facts.get("failover_stall_ongoing", False)))
+    return (stall.seconds, stall.ongoing) if stall else (None, False)
+
+
 def load_cell(folder: Path) -> Cell | None:
     """A run folder's cell; None when it has no readable results.json."""
     try:
@@ -107,12 +121,11 @@ def load_cell(folder: Path) -> Cell | None:
         return None
     if not isinstance(results, dict):
         return None
-    stall = results.get("facts", {}).get("failover_stall_s")
+    stall, ongoing = _stall(Path(folder), results.get("facts", {}))
     return Cell(
         folder=Path(folder), fault=str(results.get("fault", DEFAULT_FAULT)),
         arbitrator=str(results.get("arbitrator", DEFAULT_ARBITRATOR)), data=_data(results), pools=_pools(results),
-        stall_s=float(stall) if isinstance(stall, int | float) else None,
-        stall_ongoing=bool(results.get("facts", {}).get("failover_stall_ongoing", False)),
+        stall_s=stall, stall_ongoing=ongoing,
         unexpected=tuple(results.get("unexpected", [])), failed_steps=tuple(results.get("failed_steps", [])),
         interrupted=bool(results.get("interrupted", False)),
     )
