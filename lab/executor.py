@@ -63,31 +63,19 @@ class FabricRunner:
         self.connection = connection
 
     def run(self, cmd: str, timeout: float) -> CommandResult:
-        from invoke.exceptions import CommandTimedOut
+        """``remote.run``'s record as a result; a lost connection raises (closed first: the next run opens a
+        fresh one, as the host may have rebooted)."""
+        from lab import remote
 
-        started = time.monotonic()
-        try:
-            result = self.connection.run(cmd, warn=True, hide=True, timeout=timeout, in_stream=False)
-        except CommandTimedOut as timed_out:
+        record = remote.run(self.connection, cmd, timeout=timeout, host="host")
+        if record.timed_out or record.exit_code is None:
             self.connection.close()
-            partial = timed_out.result
-            return CommandResult(
-                cmd=cmd,
-                exit_code=TIMED_OUT_EXIT_CODE,
-                stdout=partial.stdout,
-                stderr=f"{partial.stderr}\ntimed out after {timeout:g} s".lstrip(),
-                duration=time.monotonic() - started,
-            )
-        except Exception:
-            self.connection.close()  # the next run opens a fresh connection (the host may have rebooted)
-            raise
-        return CommandResult(
-            cmd=cmd,
-            exit_code=result.exited,
-            stdout=result.stdout,
-            stderr=result.stderr,
-            duration=time.monotonic() - started,
-        )
+        if record.timed_out:
+            stderr = f"{record.stderr}\ntimed out after {timeout:g} s".lstrip()
+            return CommandResult(cmd, TIMED_OUT_EXIT_CODE, record.stdout, stderr, record.duration_s)
+        if record.exit_code is None:
+            raise remote.RemoteError(record.stderr)
+        return CommandResult(cmd, record.exit_code, record.stdout, record.stderr, record.duration_s)
 
 
 class Status(StrEnum):

@@ -228,6 +228,24 @@ def test_fabric_runner_turns_a_timeout_into_exit_124():
     assert result.exit_code == 124 and result.stdout == "partial" and "timed out after 5 s" in result.stderr
 
 
+def test_fabric_runner_closes_a_lost_connection_and_raises():
+    from lab.remote import RemoteError
+
+    class LostConnection:
+        closed = False
+
+        def run(self, cmd, **kwargs):
+            raise EOFError("connection reset")
+
+        def close(self) -> None:
+            self.closed = True
+
+    connection = LostConnection()
+    with pytest.raises(RemoteError, match="EOFError: connection reset"):
+        FabricRunner(connection).run("true", timeout=5)
+    assert connection.closed
+
+
 def test_reboot_step_waits_until_its_check_passes(monkeypatch):
     import lab.executor as executor
 
