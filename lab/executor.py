@@ -67,7 +67,7 @@ class FabricRunner:
         fresh one, as the host may have rebooted)."""
         from lab import remote
 
-        record = remote.run(self.connection, cmd, timeout=timeout, host="host")
+        record = remote.run(self.connection, cmd, timeout=timeout)
         if record.timed_out or record.exit_code is None:
             self.connection.close()
         if record.timed_out:

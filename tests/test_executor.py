@@ -217,6 +217,8 @@ def test_fabric_runner_turns_a_timeout_into_exit_124():
     from invoke.runners import Result
 
     class HangingConnection:
+        host, port = "127.0.0.1", 2222
+
         def run(self, cmd, **kwargs):
             assert kwargs["warn"] and kwargs["hide"] and kwargs["timeout"] == 5
             raise CommandTimedOut(Result(stdout="partial", stderr="", exited=-1, command=cmd), timeout=5)
@@ -232,6 +234,7 @@ def test_fabric_runner_closes_a_lost_connection_and_raises():
     from lab.remote import RemoteError
 
     class LostConnection:
+        host, port = "127.0.0.1", 2222
         closed = False
 
         def run(self, cmd, **kwargs):

@@ -21,12 +21,13 @@ def get_stack(name: str) -> Stack:
     return getattr(importlib.import_module(module_name), class_name)()
 
 
-__all__ = ["STACKS", "Stack", "get_stack"]
-
-
 def stack_name_for(topo_stack: str, option: str | None, provider_name: str | None) -> str:
     """The stack to use: the option, else the topology's, else (``auto``) the provider's natural one."""
     name = option or topo_stack
     if name == "auto":
         name = "freebsd" if provider_name == "virtualbox" else "linux"
     return name
+
+
+__all__ = ["STACKS", "Stack", "get_stack", "stack_name_for"]
+
