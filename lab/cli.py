@@ -70,6 +70,7 @@ def plan(
     host: Annotated[str | None, typer.Option(help="Show one host only.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
     recovery: Annotated[str | None, typer.Option(help="Show the recovery plan for this failed controller.")] = None,
+    wire: Annotated[bool, typer.Option("--wire", help="Print the exact strings sent over SSH, in order.")] = False,
     topology: TopologyOption = None,
 ) -> None:
     """Print the command plan a stack makes from the topology (nothing is run)."""
@@ -90,6 +91,18 @@ def plan(
         if host not in the_plan:
             fail(f"--host {host} is not in the plan; use one of {', '.join(the_plan)}")
         the_plan = {host: the_plan[host]}
+    if wire:
+        from lab.wire import plan_strings
+
+        try:
+            sent = plan_strings(the_plan, recipe.wire)
+        except LabError as error:
+            fail(str(error))
+        if as_json:
+            sys.stdout.write(json.dumps(sent, indent=2) + "\n")
+        else:
+            sys.stdout.write("".join(f"{h}\t{line}\n" for h, lines in sent.items() for line in lines))
+        return
     if as_json:
         sys.stdout.write(json.dumps(plan_to_json(the_plan), indent=2) + "\n")
         return

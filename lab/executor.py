@@ -59,15 +59,18 @@ class Runner(Protocol):
 class FabricRunner:
     """A ``Runner`` over a fabric ``Connection``; a command past its timeout becomes exit code 124."""
 
-    def __init__(self, connection: Any) -> None:
+    def __init__(self, connection: Any, wire: Callable[[str], str] | None = None) -> None:
         self.connection = connection
+        self.wire = wire
 
     def run(self, cmd: str, timeout: float) -> CommandResult:
         """``remote.run``'s record as a result; a lost connection raises (closed first: the next run opens a
-        fresh one, as the host may have rebooted)."""
+        fresh one, as the host may have rebooted). ``wire`` (the stack's) turns ``cmd`` into the string
+        sent; the result keeps the readable ``cmd``."""
         from lab import remote
 
-        record = remote.run(self.connection, cmd, timeout=timeout)
+        sent = self.wire(cmd) if self.wire is not None else cmd
+        record = remote.run(self.connection, sent, timeout=timeout)
         if record.timed_out or record.exit_code is None:
             self.connection.close()
         if record.timed_out:

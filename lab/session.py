@@ -32,7 +32,7 @@ class LabSession:
                 from lab import remote
 
                 connection = remote.connect(self.provider.ssh_target(host), timeout=30)
-                self._runners[host] = FabricRunner(connection)
+                self._runners[host] = FabricRunner(connection, wire=self.stack.wire)
             return self._runners[host]
 
     def forget(self, host: str) -> None:

@@ -8,6 +8,7 @@ from enum import IntEnum
 from lab.errors import LabError
 from lab.plan import Plan
 from lab.topology import Host, Topology
+from lab.wire import as_is
 
 
 class Stage(IntEnum):
@@ -70,6 +71,10 @@ class Stack(ABC):
     @abstractmethod
     def recovery(self, topo: Topology, failed: str) -> Plan:
         """Bring the ``failed`` controller back after it was restarted (the paper's recovery procedure)."""
+
+    def wire(self, cmd: str) -> str:
+        """The string sent over SSH for ``cmd`` (a sh command), as root's login shell must receive it."""
+        return as_is(cmd)
 
     def check_arbitrator(self, topo: Topology) -> None:
         """Raise LabError when this stack cannot build the topology's arbitrator mode."""

@@ -15,6 +15,7 @@ from lab.plan import Plan, Step
 from lab.stacks.base import RecoveryStage, Stack, Stage
 from lab.stacks.checks import pool_imported, property_is, vdev_in, wait_until
 from lab.topology import Bus, Host, Pool, Role, Topology
+from lab.wire import through_csh
 
 FIRST_DATA_NIC = 0
 """Index of the first lab NIC: both providers give the management NIC (Vagrant's NAT, QEMU's user
@@ -171,6 +172,10 @@ class FreeBSDStack(Stack):
     """The paper's commands as plans; see the module docstring for what is added to them."""
 
     name = "freebsd"
+
+    def wire(self, cmd: str) -> str:
+        """Root's login shell is the paper's /bin/csh: every command goes to /bin/sh through it intact."""
+        return through_csh(cmd)
 
     def check_arbitrator(self, topo: Topology) -> None:
         """Only the paper's arbitrator: the takeover mode relies on OpenZFS multihost, which FreeBSD 10.3's
