@@ -22,8 +22,9 @@ def get_stack(name: str) -> Stack:
 
 
 def stack_name_for(topo_stack: str, option: str | None, provider_name: str | None) -> str:
-    """The stack to use: the option, else the topology's, else (``auto``) the provider's natural one."""
-    name = option or topo_stack
+    """The stack to use: the option, else the topology's, else (``auto``) the provider's natural one.
+    An empty option is an unknown stack, not "use the topology's"."""
+    name = topo_stack if option is None else option
     if name == "auto":
         name = "freebsd" if provider_name == "virtualbox" else "linux"
     return name

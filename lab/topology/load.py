@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import TopologyError
+from lab.topology import rules
 from lab.topology.model import (
     Bus,
     Client,
@@ -29,15 +30,9 @@ from lab.topology.model import (
 
 MIN_MEMORY_MB = {Role.CONTROLLER: 2048, Role.CLIENT: 512}
 MIN_DISK_MB = {DiskRole.DATA: 100, DiskRole.CACHE: 64}
-PROVIDERS = ("auto", "qemu", "virtualbox")
-STACKS = ("auto", "linux", "freebsd")
 ARBITRATORS = ("paper", "takeover")
 FAILMODES = ("wait", "continue", "panic")
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
-POOL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]{0,60}$")
-GEOM_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,30}$")
-IQN_RE = re.compile(r"^iqn\.\d{4}-\d{2}\.[a-z0-9.-]+(:[A-Za-z0-9.:_-]+)?$")
-ZFS_SIZE_RE = re.compile(r"^(\d+)([KMGT]?)$")
+ZFS_SIZE_RE = re.compile(r"([0-9]{1,15})([KMGT]?)")
 ZFS_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 ZFS_PROPERTIES = {
     "sync": ("standard", "always", "disabled"),
@@ -55,9 +50,14 @@ def load_topology(path: str | Path | None = None) -> Topology:
     """Load and validate a topology file (the paper's lab when ``path`` is None)."""
     path = Path(path) if path else default_topology_path()
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise TopologyError(f"topology file {path} is not UTF-8 text (byte {err.object[err.start]:#04x} at "
+                            f"offset {err.start}); save it as UTF-8") from None
     except FileNotFoundError:
         raise TopologyError(f"topology file {path} does not exist; pass an existing file with --topology") from None
+    except IsADirectoryError:
+        raise TopologyError(f"topology file {path} is a directory; pass a .toml file with --topology") from None
     except OSError as err:
         raise TopologyError(f"topology file {path} cannot be read ({err.strerror}); check its permissions") from None
     try:
@@ -113,6 +113,10 @@ class _Reader:
         message = f"topology {self.source}: {field} {problem}; {fix}"
         raise TopologyError(message.replace("\r", "\\r").replace("\n", "\\n"))  # a value may hold newlines
 
+    def check(self, field: str, problem: rules.Problem) -> None:
+        if problem:
+            self.fail(field, *problem)
+
     def topology(self, data: dict[str, Any]) -> Topology:
         top = _Table(self, data, "")
         lab = self.lab(top.table("lab", {}))
@@ -125,21 +129,30 @@ class _Reader:
         drill = self.drill(top.table("drill", {}))
         top.done()
         self.names_unique(pools, client)
+        stripe_bytes = sum(p.zvol.size_bytes for p in pools.values())
+        if drill.copy_size_mb << 20 >= stripe_bytes:
+            self.fail("drill.copy_size_mb", f"{drill.copy_size_mb} MiB does not fit the client's stripe "
+                      f"({stripe_bytes >> 20} MiB of volumes)", "copy less, or give the pools larger volumes")
         return Topology(lab, networks, hosts, disks, pools, iscsi, client, drill, source=self.source)
 
     def lab(self, t: _Table) -> LabSettings:
+        from lab.providers import PROVIDERS
+        from lab.stacks import STACKS
+
         name = t.take("name", str, "beast")
-        if not NAME_RE.match(name):
-            self.fail("lab.name", f"'{name}' is not a valid name", "use lowercase letters, digits and '-'")
+        self.check("lab.name", rules.name_problem(name, "lab"))
         provider = t.take("provider", str, "auto")
-        if provider not in PROVIDERS:
-            self.fail("lab.provider", f"'{provider}' is not a provider", f"use one of {', '.join(PROVIDERS)}")
+        if provider != "auto" and provider not in PROVIDERS:
+            self.fail("lab.provider", f"'{provider}' is not a provider", f"use one of auto, {', '.join(PROVIDERS)}")
         stack = t.take("stack", str, "auto")
-        if stack not in STACKS:
-            self.fail("lab.stack", f"'{stack}' is not a stack", f"use one of {', '.join(STACKS)}")
+        if stack != "auto" and stack not in STACKS:
+            self.fail("lab.stack", f"'{stack}' is not a stack", f"use one of auto, {', '.join(STACKS)}")
         boot_timeout = t.take("boot_timeout_s", int, 300)
         if boot_timeout < 10:
             self.fail("lab.boot_timeout_s", f"{boot_timeout} is too short", "use 10 seconds or more")
+        if boot_timeout > rules.MAX_BOOT_TIMEOUT_S:
+            self.fail("lab.boot_timeout_s", f"{boot_timeout} is longer than any boot",
+                      f"use at most {rules.MAX_BOOT_TIMEOUT_S} seconds")
         arbitrator = t.take("arbitrator", str, "paper")
         if arbitrator not in ARBITRATORS:
             self.fail("lab.arbitrator", f"'{arbitrator}' is not an arbitrator mode",
@@ -150,6 +163,7 @@ class _Reader:
     def networks(self, t: _Table) -> dict[str, Network]:
         networks: dict[str, Network] = {}
         for name in list(t.data):
+            self.check(f"networks.{name}", rules.network_problem(name))
             n = t.table(name)
             where = f"networks.{name}.cidr"
             cidr_text = n.take("cidr", str)
@@ -163,7 +177,9 @@ class _Reader:
                 if cidr.overlaps(other.cidr):
                     self.fail(where, f"{cidr} overlaps network '{other.name}' ({other.cidr})",
                               "give each network its own range")
-            networks[name] = Network(name, cidr, n.take("description", str, ""))
+            description = n.take("description", str, "")
+            self.check(f"networks.{name}.description", rules.text_problem(description))
+            networks[name] = Network(name, cidr, description)
             n.done()
         for required in ("private", "public"):
             if required not in networks:
@@ -176,8 +192,7 @@ class _Reader:
         seen_addresses: dict[ipaddress.IPv4Address, str] = {}
         for name in list(t.data):
             h = t.table(name)
-            if not NAME_RE.match(name):
-                self.fail(f"hosts.{name}", "is not a valid host name", "use lowercase letters, digits and '-'")
+            self.check(f"hosts.{name}", rules.name_problem(name, "host"))
             role_text = h.take("role", str)
             if role_text not in Role.__members__.values():
                 self.fail(f"hosts.{name}.role", f"'{role_text}' is not a role", "use controller or client")
@@ -186,6 +201,9 @@ class _Reader:
             if memory < MIN_MEMORY_MB[role]:
                 self.fail(f"hosts.{name}.memory_mb", f"{memory} is below the paper's minimum for a {role}",
                           f"use {MIN_MEMORY_MB[role]} or more")
+            if memory > rules.MAX_MEMORY_MB:
+                self.fail(f"hosts.{name}.memory_mb", f"{memory} is more than a lab VM can be given",
+                          f"use at most {rules.MAX_MEMORY_MB}")
             cpus = h.take("cpus", int, 1)
             if not 1 <= cpus <= 64:
                 self.fail(f"hosts.{name}.cpus", f"{cpus} is out of range", "use 1 to 64")
@@ -229,8 +247,7 @@ class _Reader:
         disks: dict[str, Disk] = {}
         for name in list(t.data):
             d = t.table(name)
-            if not NAME_RE.match(name):
-                self.fail(f"disks.{name}", "is not a valid disk name", "use lowercase letters, digits and '-'")
+            self.check(f"disks.{name}", rules.disk_problem(name))
             role_text = d.take("role", str)
             if role_text not in DiskRole.__members__.values():
                 self.fail(f"disks.{name}.role", f"'{role_text}' is not a disk role", "use data or cache")
@@ -257,9 +274,7 @@ class _Reader:
         used_by: dict[str, str] = {}
         for name in list(t.data):
             p = t.table(name)
-            if not POOL_RE.match(name):
-                self.fail(f"pools.{name}", "is not a valid ZFS pool name",
-                          "start with a letter; use letters, digits, '_', '-', '.', ':'")
+            self.check(f"pools.{name}", rules.pool_problem(name))
             owner = p.take("owner", str)
             if owner not in hosts or hosts[owner].role is not Role.CONTROLLER:
                 self.fail(f"pools.{name}.owner", f"'{owner}' is not a controller",
@@ -287,10 +302,12 @@ class _Reader:
                           f"use one of {', '.join(FAILMODES)}")
             default_arbitrator = owner.upper().replace("-", "_") + "_BACK"
             arbitrator = p.take("arbitrator", str, default_arbitrator)
-            if not GEOM_NAME_RE.match(arbitrator):
-                self.fail(f"pools.{name}.arbitrator", f"'{arbitrator}' is not a valid device name",
-                          "use letters, digits and '_'")
+            self.check(f"pools.{name}.arbitrator", rules.device_problem(arbitrator))
             zvol = self.zvol(p.table("zvol"), name)
+            capacity = sum(disks[d].size_mb for d in data) << 20
+            if zvol.size_bytes > capacity:
+                self.fail(f"pools.{name}.zvol.size", f"{zvol.size} is larger than the pool's data disks "
+                          f"({capacity >> 20} MiB in all)", "use a smaller size or larger data disks")
             properties = self.properties(p.table("properties", {}), name)
             p.done()
             pools[name] = Pool(name, owner, tuple(data), log, cache, failmode, arbitrator, zvol, properties)
@@ -304,16 +321,18 @@ class _Reader:
 
     def zvol(self, t: _Table, pool: str) -> Zvol:
         name = t.take("name", str, "v0")
-        if not re.match(r"^[A-Za-z0-9_.-]+$", name):
-            self.fail(f"pools.{pool}.zvol.name", f"'{name}' is not a valid dataset name", "use letters and digits")
+        self.check(f"pools.{pool}.zvol.name", rules.dataset_problem(name))
         size = t.take("size", str)
-        match = ZFS_SIZE_RE.match(size)
+        match = ZFS_SIZE_RE.fullmatch(size)
         if not match:
             self.fail(f"pools.{pool}.zvol.size", f"'{size}' is not a size", "write it the way zfs does, like 120M")
         t.done()
         size_bytes = int(match.group(1)) * ZFS_SIZE_UNITS[match.group(2)]
         if size_bytes < 16 << 20:
             self.fail(f"pools.{pool}.zvol.size", f"{size} is too small for a filesystem", "use 16M or more")
+        if size_bytes % rules.ZVOL_ALIGN:
+            self.fail(f"pools.{pool}.zvol.size", f"{size} is not a whole number of MiB",
+                      "write it in M, G or T, like 120M")
         return Zvol(name, size, size_bytes)
 
     def properties(self, t: _Table, pool: str) -> dict[str, str]:
@@ -333,9 +352,7 @@ class _Reader:
         names = {}
         for key in ("private_target", "public_target"):
             value = t.take(key, str)
-            if not IQN_RE.match(value):
-                self.fail(f"iscsi.{key}", f"'{value}' is not an iSCSI qualified name",
-                          "write it like iqn.2016-01.local.sss.private:target0")
+            self.check(f"iscsi.{key}", rules.iqn_problem(value))
             names[key] = value
         t.done()
         if names["private_target"] == names["public_target"]:
@@ -348,19 +365,15 @@ class _Reader:
             self.fail("client.host", f"'{host}' is not a client host",
                       f"use one of {', '.join(h for h in hosts if hosts[h].role is Role.CLIENT)}")
         stripe = t.take("stripe", str, "ZDATA")
-        if not GEOM_NAME_RE.match(stripe):
-            self.fail("client.stripe", f"'{stripe}' is not a valid device name", "use letters, digits and '_'")
+        self.check("client.stripe", rules.device_problem(stripe))
         mountpoint = t.take("mountpoint", str, "/storage")
-        if not re.match(r"^/[A-Za-z0-9_./-]*[A-Za-z0-9_]$", mountpoint) or ".." in mountpoint:
-            self.fail("client.mountpoint", f"'{mountpoint}' is not an absolute path", "write it like /storage")
+        self.check("client.mountpoint", rules.mountpoint_problem(mountpoint))
         entries = t.take("multipaths", list)
         multipaths = []
         for i, entry in enumerate(entries):
             m = _Table(self, entry, f"client.multipaths[{i}]")
             name = m.take("name", str)
-            if not GEOM_NAME_RE.match(name):
-                self.fail(f"client.multipaths[{i}].name", f"'{name}' is not a valid device name",
-                          "use letters, digits and '_'")
+            self.check(f"client.multipaths[{i}].name", rules.device_problem(name))
             pool = m.take("pool", str)
             if pool not in pools:
                 self.fail(f"client.multipaths[{i}].pool", f"names unknown pool '{pool}'",
@@ -378,11 +391,9 @@ class _Reader:
         if not 1 <= copy_size <= 1 << 16:
             self.fail("drill.copy_size_mb", f"{copy_size} is out of range", "use 1 to 65536")
         kill_after = t.take("kill_after_s", float, 3.0)
-        if kill_after < 0:
-            self.fail("drill.kill_after_s", f"{kill_after} is negative", "use 0 or more seconds")
+        self.check("drill.kill_after_s", rules.finite_problem(kill_after, 0, rules.MAX_KILL_AFTER_S, "seconds"))
         interval = t.take("probe_interval_s", float, 0.5)
-        if not 0.05 <= interval <= 60:
-            self.fail("drill.probe_interval_s", f"{interval} is out of range", "use 0.05 to 60 seconds")
+        self.check("drill.probe_interval_s", rules.finite_problem(interval, 0.05, 60, "seconds"))
         t.done()
         return Drill(copy_size, kill_after, interval)
 
