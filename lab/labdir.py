@@ -1,8 +1,10 @@
 """The lab directory: where a lab's files live, the lock that serialises changes, owned processes.
 
-Everything a lab creates lives under its directory and nothing outside it is ever deleted. Processes
-the lab starts are found again through pid files in that directory, and a pid is signalled only when
-its /proc/<pid>/cmdline still mentions the lab directory, so a recycled pid is never hit.
+Everything a lab creates lives under its directory and nothing outside it is ever deleted or written:
+every such path goes through ``inside``, which resolves it and refuses one that leaves the directory or
+passes through a symlink. Processes the lab starts are found again through pid files in that directory,
+and a pid is signalled only when its /proc/<pid>/cmdline still holds ``-pidfile <that pid file>``, the
+argument we started it with, so a recycled pid (even one running ``tail`` on a lab file) is never hit.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -23,6 +26,8 @@ LOCK_FILE = "lock"
 STOP_GRACE_SECONDS = 5.0
 UNIX_SOCKET_PATH_MAX = 107
 """sun_path holds 108 bytes including the terminating NUL."""
+PIDFILE_FLAG = "-pidfile"
+"""qemu and vde_switch both take ``-pidfile PATH``: the argument that makes a process the lab's."""
 
 
 def project_root(start: Path | None = None) -> Path:
@@ -37,6 +42,46 @@ def project_root(start: Path | None = None) -> Path:
 def default_lab_dir(lab_name: str, start: Path | None = None) -> Path:
     """``<project or cwd>/.lab/<lab name>``."""
     return project_root(start) / LAB_ROOT / lab_name
+
+
+def checked_lab_dir(lab_dir: Path | str) -> Path:
+    """The lab directory, absolute and resolved; LabError when it (or the ``.lab`` holding it) is a symlink
+    or a file: ``down`` through a link would delete files in the link's target."""
+    path = Path(os.path.abspath(lab_dir))
+    for candidate in (path, path.parent) if path.parent.name == LAB_ROOT else (path,):
+        if candidate.is_symlink():
+            raise LabError(f"{candidate} is a symlink; the lab works only in a real directory: "
+                           "remove the link (the files it points to are left alone) and retry")
+        if candidate.exists() and not candidate.is_dir():
+            raise LabError(f"{candidate} is a file, not a lab directory; move it away and retry")
+    return path.resolve()
+
+
+def inside(root: Path, path: Path | str) -> Path:
+    """``path`` (normalised) once it is known to lie inside ``root`` with no symlink on the way below
+    ``root``: the only way the lab names a path it deletes or writes. LabError otherwise."""
+    root = Path(root).resolve()
+    given = Path(path) if Path(path).is_absolute() else root / path
+    normal = Path(os.path.normpath(given))
+    if not str(normal).startswith(str(root) + os.sep):
+        raise LabError(f"refusing to touch {given}: it is not inside {root}; check the names in the topology")
+    probe = normal
+    while probe != root:
+        if probe.is_symlink():
+            raise LabError(f"refusing to touch {normal}: {probe} is a symlink; remove the link and retry")
+        probe = probe.parent
+    if given.resolve() != normal:
+        raise LabError(f"refusing to touch {given}: it leads outside {root} through a symlink")
+    return normal
+
+
+def remove_inside(root: Path, path: Path | str) -> None:
+    """Delete ``path`` (a tree or a file; nothing when absent) after ``inside`` has checked it."""
+    path = inside(root, path)
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink(missing_ok=True)
 
 
 def check_socket_path(path: Path) -> None:
@@ -62,9 +107,13 @@ def lab_lock(lab_dir: Path, operation: str) -> Iterator[None]:
     The kernel drops a flock when its holder dies, so a lock left by a killed process is never stale.
     The lock file itself is never removed: removing it would let two processes lock different inodes.
     """
-    lab_dir.mkdir(parents=True, exist_ok=True)
     path = lab_dir / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        lab_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as error:
+        raise LabError(f"cannot write the lab directory {lab_dir}: {error.strerror}; "
+                       "use a writable place (--lab-dir, or run from another directory)") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -108,49 +157,66 @@ def process_cmdline(pid: int) -> list[str] | None:
     return [part.decode(errors="replace") for part in raw.rstrip(b"\0").split(b"\0")]
 
 
-def is_owned(pid: int | None, lab_dir: Path) -> bool:
-    """Whether ``pid`` is alive and its command line names a path in ``lab_dir``: this lab started it."""
+def is_owned(pid: int | None, pidfile: Path) -> bool:
+    """Whether ``pid`` is alive and was started with ``-pidfile <pidfile>``: a process this lab started.
+
+    A recycled pid running anything else, even ``tail -f`` on a file of the lab, lacks that argument pair."""
     if not pid or pid <= 1:
         return False
     argv = process_cmdline(pid)
-    if argv is None:
-        return False
-    marker = str(lab_dir.resolve()) + os.sep
-    return any(marker in arg for arg in argv)
+    return argv is not None and _names_pidfile(argv, {_canonical(pidfile)})
 
 
-def owned_pid(pidfile: Path, lab_dir: Path) -> int | None:
-    """The pid in ``pidfile`` if that process is alive and belongs to the lab."""
+def _canonical(path: Path | str) -> str:
+    return os.path.normpath(os.path.abspath(path))
+
+
+def _names_pidfile(argv: list[str], pidfiles: set[str] | None = None, under: str | None = None) -> bool:
+    """``argv`` holds ``-pidfile P`` with P one of ``pidfiles``, or P inside the directory ``under``."""
+    for flag, value in zip(argv, argv[1:], strict=False):
+        if flag != PIDFILE_FLAG or not value.startswith(os.sep):
+            continue
+        value = _canonical(value)
+        if (pidfiles is not None and value in pidfiles) or (under is not None and value.startswith(under + os.sep)):
+            return True
+    return False
+
+
+def owned_pid(pidfile: Path) -> int | None:
+    """The pid in ``pidfile`` if that process is alive and was started with that pid file."""
     pid = read_pidfile(pidfile)
-    return pid if pid is not None and is_owned(pid, lab_dir) else None
+    return pid if pid is not None and is_owned(pid, pidfile) else None
 
 
-def wait_for_exit(pid: int, lab_dir: Path, timeout: float) -> bool:
-    """Wait until ``pid`` is gone (or no longer the lab's); True if it went within ``timeout``."""
+def wait_for_exit(pid: int, pidfile: Path, timeout: float) -> bool:
+    """Wait until ``pid`` is gone (or no longer the one started with ``pidfile``); True if it went within
+    ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
         _reap(pid)
-        if not is_owned(pid, lab_dir):
+        if not is_owned(pid, pidfile):
             return True
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)
 
 
-def stop_owned_process(pid: int, lab_dir: Path, grace: float = STOP_GRACE_SECONDS) -> bool:
-    """SIGTERM, then SIGKILL after ``grace``; only if the cmdline check passes. True if it was ours."""
-    if not is_owned(pid, lab_dir):
+def stop_owned_process(pid: int, pidfile: Path, grace: float = STOP_GRACE_SECONDS) -> bool:
+    """SIGTERM, then SIGKILL after ``grace``; only while ``pid`` is the process started with ``pidfile``.
+    True if it was ours."""
+    if not is_owned(pid, pidfile):
         return False
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        if not is_owned(pid, lab_dir):
+        if not is_owned(pid, pidfile):
             return True
         try:
             os.kill(pid, sig)
         except ProcessLookupError:
             return True
-        if wait_for_exit(pid, lab_dir, wait):
+        if wait_for_exit(pid, pidfile, wait):
             return True
-    raise LabError(f"process {pid} of lab {lab_dir.name} survived SIGKILL; check `ps -p {pid}` and retry")
+    raise LabError(f"process {pid} (started with {PIDFILE_FLAG} {pidfile}) survived SIGKILL; "
+                   f"check `ps -p {pid}` and retry")
 
 
 def _reap(pid: int) -> None:
@@ -162,15 +228,13 @@ def _reap(pid: int) -> None:
 
 
 def processes_of(lab_dir: Path) -> list[int]:
-    """Every live process (but this one) whose command line mentions the lab directory: what a removed
-    lab must not leave behind."""
-    marker = (str(Path(lab_dir).resolve()) + os.sep).encode()
+    """Every live process (but this one) started with a ``-pidfile`` inside the lab directory: the qemus and
+    switches a removed lab must not leave behind."""
+    under = _canonical(Path(lab_dir).resolve())
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if marker in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                pass
+            argv = process_cmdline(int(entry.name))
+            if argv is not None and _names_pidfile(argv, under=under):
+                found.append(int(entry.name))
     return found

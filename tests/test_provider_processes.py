@@ -1,8 +1,8 @@
 """Processes and locks: down stops only what the lab started, survives a killed harness, locks hold.
 
-A fake qemu (a python script that "daemonizes" into a sleeping child whose command line holds the lab
-directory and writes -pidfile) stands in for VMs, so these run offline in seconds; the vde switches
-and qemu-img are the real ones.
+A fake qemu (a python script that "daemonizes" into a sleeping child whose command line keeps
+``-pidfile PATH``, as a real daemonized qemu's does, and writes that pid file) stands in for VMs, so
+these run offline in seconds; the vde switches and qemu-img are the real ones.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ FAKE_QEMU = textwrap.dedent("""\
     args = sys.argv[1:]
     pidfile = args[args.index("-pidfile") + 1]
     child = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(600)", "fake-qemu", pidfile],
+        [sys.executable, "-c", "import time; time.sleep(600)", "fake-qemu", "-pidfile", pidfile],
         start_new_session=True, stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
@@ -86,12 +86,16 @@ def make_provider(tmp_path: Path, fake_image: GuestImage, fake_qemu: Path):
 # --- pid files and the cmdline check -------------------------------------------------------------
 
 
-def test_down_stops_a_recorded_process_whose_cmdline_names_the_lab(tmp_path: Path):
+def sleeper(*argv: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", *argv])
+
+
+def test_down_stops_a_recorded_process_started_with_its_pidfile(tmp_path: Path):
     lab = tmp_path / "lab"
     ours_pidfile, foreign_pidfile = lab / "vm" / "ctrl-a" / "qemu.pid", lab / "vm" / "ctrl-b" / "qemu.pid"
     ours_pidfile.parent.mkdir(parents=True)
     foreign_pidfile.parent.mkdir(parents=True)
-    ours = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", str(ours_pidfile)])
+    ours = sleeper("-pidfile", str(ours_pidfile))
     foreign = subprocess.Popen(["sleep", "600"])
     try:
         ours_pidfile.write_text(f"{ours.pid}\n")
@@ -107,20 +111,61 @@ def test_down_stops_a_recorded_process_whose_cmdline_names_the_lab(tmp_path: Pat
         ours.wait()
 
 
+def test_a_recycled_pid_reading_a_lab_file_is_not_the_labs(tmp_path: Path):
+    """Harm 6: the pid in qemu.pid now belongs to `tail -f <lab>/vm/ctrl-a/console.log` (and a process whose
+    argv names the pid file without ``-pidfile``); down must not kill either, nor count them as the lab's."""
+    lab = tmp_path / "lab"
+    vm = lab / "vm" / "ctrl-a"
+    vm.mkdir(parents=True)
+    (vm / "console.log").write_text("boot\n")
+    tail = subprocess.Popen(["tail", "-f", str(vm / "console.log")], stdout=subprocess.DEVNULL)
+    reader = sleeper(str(vm / "qemu.pid"), f"-pidfile={vm / 'qemu.pid'}")
+    switch_pidfile = lab / "net" / "private.pid"
+    switch_pidfile.parent.mkdir(parents=True)
+    try:
+        time.sleep(0.2)
+        (vm / "qemu.pid").write_text(f"{tail.pid}\n")
+        switch_pidfile.write_text(f"{reader.pid}\n")
+        assert not is_owned(tail.pid, vm / "qemu.pid")
+        assert not is_owned(reader.pid, vm / "qemu.pid")
+        assert processes_of(lab) == []
+        QemuProvider(load_topology(), lab_dir=lab).down()
+        time.sleep(0.2)
+        assert tail.poll() is None and reader.poll() is None, "down killed a process the lab did not start"
+    finally:
+        for process in (tail, reader):
+            process.kill()
+            process.wait()
+
+
+def test_a_process_started_with_another_pidfile_is_not_owned(tmp_path: Path):
+    other = sleeper("-pidfile", str(tmp_path / "lab" / "vm" / "ctrl-b" / "qemu.pid"))
+    try:
+        time.sleep(0.2)
+        assert not is_owned(other.pid, tmp_path / "lab" / "vm" / "ctrl-a" / "qemu.pid")
+        assert is_owned(other.pid, tmp_path / "lab" / "vm" / "ctrl-b" / "qemu.pid")
+        assert processes_of(tmp_path / "lab") == [other.pid]
+        assert processes_of(tmp_path / "la") == [], "a sibling directory sharing a prefix is not the lab"
+    finally:
+        other.kill()
+        other.wait()
+
+
 def test_stop_owned_process_escalates_to_sigkill(tmp_path: Path):
     stubborn = subprocess.Popen(
         [
             sys.executable,
             "-c",
             "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)",
+            "-pidfile",
             str(tmp_path / "qemu.pid"),
         ]
     )
     try:
         time.sleep(0.3)
         started = time.monotonic()
-        assert stop_owned_process(stubborn.pid, tmp_path, grace=0.5)
-        assert not is_owned(stubborn.pid, tmp_path)
+        assert stop_owned_process(stubborn.pid, tmp_path / "qemu.pid", grace=0.5)
+        assert not is_owned(stubborn.pid, tmp_path / "qemu.pid")
         assert 0.5 <= time.monotonic() - started < 5, "SIGTERM is ignored, so SIGKILL follows the grace"
     finally:
         stubborn.kill()
@@ -130,7 +175,7 @@ def test_stop_owned_process_escalates_to_sigkill(tmp_path: Path):
 def test_is_owned_refuses_recycled_or_foreign_pids(tmp_path: Path):
     assert not is_owned(None, tmp_path)
     assert not is_owned(1, tmp_path)
-    assert not is_owned(os.getpid(), tmp_path / "elsewhere")
+    assert not is_owned(os.getpid(), tmp_path / "elsewhere" / "qemu.pid")
 
 
 # --- the lock ------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ import errno
 import hashlib
 import json
 import os
-import shutil
+import re
 import socket
 import subprocess
 import tempfile
@@ -41,11 +41,14 @@ from rich.progress import Progress
 from lab.errors import LabError
 from lab.labdir import (
     check_socket_path,
+    checked_lab_dir,
     default_lab_dir,
+    inside,
     lab_lock,
     owned_pid,
     process_cmdline,
     read_pidfile,
+    remove_inside,
     stop_owned_process,
     wait_for_exit,
 )
@@ -65,7 +68,6 @@ from lab.providers.snapshot import (
     missing_files,
     normalise_argv,
     read_manifest,
-    remove_tree,
     snapshot_names,
     topology_hash,
     utc_now,
@@ -96,6 +98,8 @@ SNAPSHOT_SAVE_TIMEOUT_SECONDS = 600.0
 SNAPSHOT_LOAD_TIMEOUT_SECONDS = 600.0
 CLOCK_STEP_SECONDS = 1.0
 """A guest whose wall clock is off by more than this after a snapshot is set to the host's time."""
+QEMU_ID = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,127}")
+"""What qemu accepts as an object id (util/id.c: id_wellformed); a network name is its NIC's netdev id."""
 
 
 # --- identities ----------------------------------------------------------------------------------
@@ -284,7 +288,7 @@ class QemuProvider(Provider):
         ``accel``: ``kvm`` or ``tcg`` to skip the probe. ``boot_timeout_s`` overrides lab.boot_timeout_s.
         """
         super().__init__(topology)
-        self.lab_dir = Path(lab_dir or default_lab_dir(topology.lab.name)).absolute().resolve()
+        self.lab_dir = checked_lab_dir(lab_dir or default_lab_dir(topology.lab.name))
         self.image = image
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.boot_timeout_s = float(
@@ -295,28 +299,35 @@ class QemuProvider(Provider):
 
     # paths
 
+    def path(self, *parts: str) -> Path:
+        """A path in the lab directory, checked to stay inside it (lab.labdir.inside)."""
+        return inside(self.lab_dir, self.lab_dir.joinpath(*parts))
+
     @property
     def state_path(self) -> Path:
-        return self.lab_dir / "state.json"
+        return self.path("state.json")
 
     @property
     def key_path(self) -> Path:
-        return self.lab_dir / "ssh" / "id_ed25519"
+        return self.path("ssh", "id_ed25519")
 
     def disk_path(self, disk: str) -> Path:
-        return self.lab_dir / "disks" / f"{disk}.raw"
+        return self.path("disks", f"{disk}.raw")
 
     def switch_dir(self, network: str) -> Path:
-        return self.lab_dir / "net" / network
+        if not QEMU_ID.fullmatch(network):
+            raise LabError(f"network name {network!r} cannot name a qemu netdev; use letters, digits, '.', '_' "
+                           "or '-', starting with a letter")
+        return self.path("net", network)
 
     def switch_mgmt(self, network: str) -> Path:
-        return self.lab_dir / "net" / f"{network}.mgmt"
+        return self.switch_dir(network).with_name(f"{network}.mgmt")
 
     def switch_pidfile(self, network: str) -> Path:
-        return self.lab_dir / "net" / f"{network}.pid"
+        return self.switch_dir(network).with_name(f"{network}.pid")
 
     def vm_paths(self, host: str) -> VmPaths:
-        d = self.lab_dir / "vm" / host
+        d = self.path("vm", host)
         return VmPaths(
             dir=d,
             overlay=d / "overlay.qcow2",
@@ -506,29 +517,26 @@ class QemuProvider(Provider):
         with lab_lock(self.lab_dir, "down"):
             self.stop_all_processes()
             for name in OWNED_NAMES:
-                path = self.lab_dir / name
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path, ignore_errors=True)
-                elif path.exists() or path.is_symlink():
-                    path.unlink()
+                remove_inside(self.lab_dir, self.lab_dir / name)
 
     def stop_all_processes(self) -> None:
-        """Every qemu and vde_switch this lab started, found by pid file, checked by cmdline."""
-        vm_root = self.lab_dir / "vm"
+        """Every qemu and vde_switch this lab started, found by pid file, checked by cmdline (the launcher,
+        qemu before it daemonizes, has the same ``-pidfile`` argument as the qemu it becomes)."""
+        vm_root = inside(self.lab_dir, self.lab_dir / "vm")
         vm_dirs = sorted(p for p in vm_root.iterdir() if p.is_dir()) if vm_root.is_dir() else []
         for vm_dir in vm_dirs:
             launcher = read_pidfile(vm_dir / "launcher.pid")
-            if launcher is not None and not wait_for_exit(launcher, self.lab_dir, 10.0):
-                stop_owned_process(launcher, self.lab_dir)
+            if launcher is not None and not wait_for_exit(launcher, vm_dir / "qemu.pid", 10.0):
+                stop_owned_process(launcher, vm_dir / "qemu.pid")
         for vm_dir in vm_dirs:
-            pid = owned_pid(vm_dir / "qemu.pid", self.lab_dir)
+            pid = owned_pid(vm_dir / "qemu.pid")
             if pid is not None:
-                stop_owned_process(pid, self.lab_dir)
-        net_root = self.lab_dir / "net"
+                stop_owned_process(pid, vm_dir / "qemu.pid")
+        net_root = inside(self.lab_dir, self.lab_dir / "net")
         for pidfile in sorted(net_root.glob("*.pid")) if net_root.is_dir() else []:
-            pid = owned_pid(pidfile, self.lab_dir)
+            pid = owned_pid(pidfile)
             if pid is not None:
-                stop_owned_process(pid, self.lab_dir)
+                stop_owned_process(pid, pidfile)
 
     def status(self) -> list[HostStatus]:
         state = self.load_state()
@@ -581,8 +589,9 @@ class QemuProvider(Provider):
                 qmp.quit()
         except QmpError:
             pass
-        if not wait_for_exit(pid, self.lab_dir, 5.0):
-            stop_owned_process(pid, self.lab_dir, grace=0.5)
+        pidfile = self.vm_paths(host).pidfile
+        if not wait_for_exit(pid, pidfile, 5.0):
+            stop_owned_process(pid, pidfile, grace=0.5)
 
     def pause(self, host: str) -> None:
         self._monitor(host, "stop")
@@ -624,7 +633,7 @@ class QemuProvider(Provider):
     # snapshots
 
     def snapshot_dir(self, name: str) -> Path:
-        return self.lab_dir / SNAPSHOTS_DIR / check_name(name)
+        return self.path(SNAPSHOTS_DIR, check_name(name))
 
     def snapshots(self) -> list[Manifest]:
         """Complete, readable snapshots of this lab, by name."""
@@ -644,7 +653,7 @@ class QemuProvider(Provider):
         with lab_lock(self.lab_dir, f"snapshot delete {name}"):
             trash = directory.with_name(f".{name}.deleted-{os.getpid()}")
             directory.rename(trash)
-            remove_tree(trash)
+            remove_inside(self.lab_dir, trash)
 
     def snapshot_save(self, name: str, progress: Progress | None = None, replace: bool = False) -> Manifest:
         """Pause every VM, save each one's devices and RAM (QMP ``migrate`` to a file descriptor), copy
@@ -680,7 +689,7 @@ class QemuProvider(Provider):
                     f"bst snapshot save {name} --replace"
                 )
             partial = final.with_name(f".{name}{PARTIAL_MARK}{os.getpid()}")
-            remove_tree(partial)
+            remove_inside(self.lab_dir, partial)
             (partial / "disks").mkdir(parents=True)
             (partial / "ssh").mkdir(mode=0o700)
             argv = {h: normalise_argv(process_cmdline(self.running_pid(h)) or [], self.lab_dir) for h in hosts}
@@ -747,7 +756,7 @@ class QemuProvider(Provider):
                 if final.exists():
                     final.rename(old)
                 partial.rename(final)
-                remove_tree(old)
+                remove_inside(self.lab_dir, old)
                 failed = False
             finally:
                 if failed:
@@ -757,7 +766,7 @@ class QemuProvider(Provider):
                                 clients[host].execute("migrate_cancel")
                         except QmpError:
                             pass
-                    remove_tree(partial)
+                    remove_inside(self.lab_dir, partial)
                 problems = []
                 for host in stopped:
                     if was_running.get(host, True):
@@ -927,7 +936,7 @@ class QemuProvider(Provider):
         task = progress.add_task(what, total=total) if progress else None
         try:
             for source, target, allocated in copies:
-                copy_file(source, target, allocated)
+                copy_file(source, inside(self.lab_dir, target), allocated)
                 if progress and task is not None:
                     progress.advance(task, source.stat().st_size)
         finally:
@@ -965,7 +974,7 @@ class QemuProvider(Provider):
     # internals
 
     def running_pid(self, host: str) -> int | None:
-        return owned_pid(self.vm_paths(host).pidfile, self.lab_dir)
+        return owned_pid(self.vm_paths(host).pidfile)
 
     def check_socket_paths(self) -> None:
         for host in self.topology.hosts:
@@ -987,7 +996,7 @@ class QemuProvider(Provider):
         return (
             bool(self.load_state())
             and all(self.running_pid(h) is not None for h in self.topology.hosts)
-            and all(owned_pid(self.switch_pidfile(n), self.lab_dir) is not None for n in self.used_networks())
+            and all(owned_pid(self.switch_pidfile(n)) is not None for n in self.used_networks())
         )
 
     def used_networks(self) -> list[str]:
@@ -1056,7 +1065,7 @@ class QemuProvider(Provider):
             return
         self.key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         for stale in (self.key_path, self.key_path.with_suffix(".pub")):
-            stale.unlink(missing_ok=True)
+            remove_inside(self.lab_dir, stale)
         _run(
             [
                 "ssh-keygen",
@@ -1095,21 +1104,20 @@ class QemuProvider(Provider):
 
     def _ensure_switch(self, network: str) -> int:
         pidfile = self.switch_pidfile(network)
-        pid = owned_pid(pidfile, self.lab_dir)
+        pid = owned_pid(pidfile)
         if pid is not None:
             return pid
         sock, mgmt = self.switch_dir(network), self.switch_mgmt(network)
         sock.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(sock, ignore_errors=True)
-        for stale in (mgmt, pidfile):
-            stale.unlink(missing_ok=True)
+        for stale in (sock, mgmt, pidfile):
+            remove_inside(self.lab_dir, stale)
         _run(
             [VDE_SWITCH, "-sock", str(sock), "-mgmt", str(mgmt), "-daemon", "-pidfile", str(pidfile)],
             f"start the {network} switch",
-            output=sock.parent / f"{network}.log",
+            output=sock.with_name(f"{network}.log"),
         )
         deadline = time.monotonic() + 10
-        while (pid := owned_pid(pidfile, self.lab_dir)) is None:
+        while (pid := owned_pid(pidfile)) is None:
             if time.monotonic() > deadline:
                 raise LabError(
                     f"vde_switch for {network} did not write {pidfile}; check `vde_switch -sock {sock}`"
@@ -1171,7 +1179,7 @@ class QemuProvider(Provider):
             try:
                 code = launcher.wait(timeout=LAUNCH_TIMEOUT_SECONDS)
             except subprocess.TimeoutExpired:
-                stop_owned_process(launcher.pid, self.lab_dir)
+                stop_owned_process(launcher.pid, paths.pidfile)
                 raise LabError(
                     f"qemu for {host} did not finish starting within {LAUNCH_TIMEOUT_SECONDS:.0f} s; "
                     f"see {paths.qemu_log}"
@@ -1204,7 +1212,7 @@ class QemuProvider(Provider):
     def _wait_pidfile(self, host: str) -> int:
         paths = self.vm_paths(host)
         deadline = time.monotonic() + 10
-        while (pid := owned_pid(paths.pidfile, self.lab_dir)) is None:
+        while (pid := owned_pid(paths.pidfile)) is None:
             if time.monotonic() > deadline:
                 raise LabError(
                     f"qemu for {host} started but is not running; see {paths.qemu_log} "

@@ -17,7 +17,6 @@ import hashlib
 import json
 import re
 import shlex
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -90,17 +89,45 @@ class Manifest:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Manifest:
+    def from_json(cls, data: Any) -> Manifest:
+        """The manifest in ``data``; ValueError naming the first field that is missing or of another type."""
+        if not isinstance(data, dict):
+            raise ValueError(f"it holds a JSON {type(data).__name__}, not an object")
         names = {f.name for f in dataclasses.fields(cls)}
         missing = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
                    and f.default_factory is dataclasses.MISSING} - set(data)
         if missing:
             raise ValueError(f"missing {', '.join(sorted(missing))}")
+        for name in sorted(names & set(data)):
+            if not _FIELD_CHECKS.get(name, _is_str)(data[name]):
+                raise ValueError(f"field {name!r} has the wrong type ({type(data[name]).__name__})")
         return cls(**{k: v for k, v in data.items() if k in names})
 
     @property
     def size_bytes(self) -> int:
         return sum(self.files.values())
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_size(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+_FIELD_CHECKS = {
+    "hosts": lambda v: isinstance(v, list) and all(map(_is_str, v)),
+    "files": lambda v: isinstance(v, dict) and all(map(_is_size, v.values())),
+    "argv": lambda v: isinstance(v, dict) and all(isinstance(a, list) and all(map(_is_str, a)) for a in v.values()),
+    "timings": lambda v: isinstance(v, dict) and all(map(_is_number, v.values())),
+    "version": _is_number,
+}
+"""Manifest fields that are not strings, and what each must hold: a hand-edited manifest is refused whole."""
 
 
 def write_manifest(directory: Path, manifest: Manifest) -> None:
@@ -111,13 +138,15 @@ def read_manifest(directory: Path) -> Manifest:
     path = directory / MANIFEST
     try:
         data = json.loads(path.read_text())
-        if data.get("version") != MANIFEST_VERSION:
+        if isinstance(data, dict) and data.get("version") != MANIFEST_VERSION:
             raise ValueError(f"version {data.get('version')!r}, expected {MANIFEST_VERSION}")
         return Manifest.from_json(data)
     except FileNotFoundError:
         raise SnapshotUnusable(
             f"snapshot {directory.name} has no {MANIFEST}; delete it (bst snapshot delete {directory.name})"
         ) from None
+    except OSError as err:
+        raise SnapshotUnusable(f"snapshot {directory.name}: cannot read {path} ({err.strerror})") from None
     except (ValueError, TypeError) as err:
         raise SnapshotUnusable(
             f"snapshot {directory.name}: {path} is not a manifest this version reads ({err}); "
@@ -197,10 +226,6 @@ def copy_file(source: Path, target: Path, allocated: bool) -> None:
         last = (done.stderr.strip() or "no output").splitlines()[-1]
         raise SnapshotError(f"could not copy {source} to {target}: {last}")
     partial.replace(target)
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def human_size(size: int) -> str:
