@@ -38,6 +38,7 @@ from lab.errors import LabError, MissingToolError
 from lab.labdir import default_lab_dir, lab_lock
 from lab.providers.base import HostState, HostStatus, Provider, SshTarget
 from lab.providers.virtualbox import layout
+from lab.providers.virtualbox.sessions import SessionWaiter, is_not_found
 from lab.providers.virtualbox.vboxmanage import (
     NETWORKS_CONF,
     Runner,
@@ -135,6 +136,7 @@ class VirtualBoxProvider(Provider):
         self.vbox_api_loader = vbox_api_loader
         self.networks_conf = networks_conf
         self.vagrant_root = vagrant_root
+        self.sessions = SessionWaiter(self.vboxmanage)
         self._vagrant: Any = None
 
     # --- files ---------------------------------------------------------------------------------------
@@ -243,6 +245,9 @@ class VirtualBoxProvider(Provider):
 
     def start(self, host: str, progress: Progress | None = None) -> None:
         self.check_host(host)
+        info = self.vm_info(host)
+        if info is not None and info.get("VMState") not in RUNNING_VM_STATES:
+            self.sessions.wait_unlocked(self.vm_name(host))
         self._vagrant_call(f"up {host}", lambda: self.vagrant().up(vm_name=host, provider="virtualbox"))
         self.ensure_root_access(host)
         self.wait_for_ssh(host)
@@ -257,7 +262,7 @@ class VirtualBoxProvider(Provider):
             for disk in self.topology.disks.values():
                 path = layout.medium_path(self.lab_dir, disk)
                 if path.exists():
-                    self.vboxmanage(layout.delete_medium_command(path))
+                    self.sessions.run_unlocked(f"shared disk {disk.name}", layout.delete_medium_command(path))
 
     def check_no_foreign_users(self) -> None:
         ours = {self.vm_name(host) for host in self.topology.hosts}
@@ -280,12 +285,16 @@ class VirtualBoxProvider(Provider):
         try:
             return parse_machine_readable(self.vboxmanage(["showvminfo", self.vm_name(host), "--machinereadable"]))
         except VBoxManageError as err:
-            if "Could not find a registered machine" in str(err) or "VBOX_E_OBJECT_NOT_FOUND" in str(err):
+            if is_not_found(err):
                 return None
             raise
 
     def release_disks(self, host: str) -> None:
-        """Power the VM off and empty its shared-disk ports (Vagrant's destroy deletes attached media)."""
+        """Power the VM off and empty its shared-disk ports (Vagrant's destroy deletes attached media).
+
+        The detach waits until the powered-off VM's session is released (see sessions.py): right after
+        ``controlvm poweroff`` VirtualBox refuses ``storageattach`` while the VM process still exits.
+        """
         self.check_host(host)
         info = self.vm_info(host)
         if info is None:
@@ -293,10 +302,13 @@ class VirtualBoxProvider(Provider):
         vm = self.vm_name(host)
         if info.get("VMState") in RUNNING_VM_STATES:
             self.vboxmanage(["controlvm", vm, "poweroff"])
+        info = self.sessions.wait_unlocked(vm)
+        if info is None:
+            return
         for command in layout.detach_commands(self.topology, self.topology.hosts[host], vm):
             controller, port = command[3], command[5]
             if info.get(f"{controller}-{port}-0", "none") != "none":
-                self.vboxmanage(command)
+                self.sessions.run_unlocked(f"VM {vm}", command)
 
     def verify_storage(self, host: str) -> None:
         """Each shared disk on its controller port, as the paper's device names need."""
