@@ -374,6 +374,7 @@ def test_down_detaches_shared_disks_before_destroy_then_deletes_the_media(tmp_pa
     assert later == [
         ["showvminfo", "beast-ctrl-a", "--machinereadable"],
         ["controlvm", "beast-ctrl-a", "poweroff"],
+        ["showvminfo", "beast-ctrl-a", "--machinereadable"],
         *layout.detach_commands(PAPER, PAPER.hosts["ctrl-a"], "beast-ctrl-a"),
         ["showvminfo", "beast-ctrl-b", "--machinereadable"],
         *[["closemedium", "disk", str(path), "--delete"] for path in paths],
