@@ -34,3 +34,19 @@ def test_no_kept_drill_or_another_scenario_is_one_clear_line(tmp_path):
     save_state(_drill(tmp_path), tmp_path, "freeze")
     with pytest.raises(LabError, match=r"was kept by freeze \(paper\), not failover \(takeover\)"):
         load_state(tmp_path, "failover", "takeover")
+
+
+@pytest.mark.parametrize(("content", "why"), [
+    ("[1, 2]", "it holds a JSON list, not an object"),
+    ('{"scenario": "failover", "arbitrator": "paper", "facts": [1]}', "'facts' is a list, not a dict"),
+    ('{"scenario": "failover", "arbitrator": "paper", "failed_steps": 3}', "'failed_steps' is a int, not a list"),
+    ('{"scenario": "failover", "arbitrator": "paper", "claims": [7]}', "claim 7 is not an object"),
+    ('{"scenario": "failover", "arbitrator": "paper", "claims": [{"claim": "x", "expectation": "?"}]}',
+     "claim 'x' has no known expectation"),
+    ("not json", "Expecting value"),
+])
+def test_a_hand_edited_state_is_one_clear_line(tmp_path, content, why):
+    (tmp_path / "drill-state.json").write_text(content)
+    with pytest.raises(LabError, match="is damaged") as error:
+        load_state(tmp_path, "failover", "paper")
+    assert why in str(error.value) and "run the whole drill again" in str(error.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -10,9 +11,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from rich.console import Console
 
 from lab.drill.probe import longest_stall, parse_probe_log
+from lab.errors import LabError
 from lab.report import NOT_RECORDED, load_run, render_report, render_summary
 from lab.report.__main__ import main as report_main
 
@@ -153,12 +157,80 @@ def test_interrupted_run_renders_what_it_has(tmp_path):
     assert "1 damaged line(s) of events.jsonl" in page.all_text
 
 
-def test_empty_folder_renders_not_recorded(tmp_path):
+def test_a_run_that_only_started_renders_not_recorded(tmp_path):
+    (tmp_path / "events.jsonl").write_text(json.dumps({"ts": 1.0, "t": 0.0, "kind": "run-start"}) + "\n")
     report = render_report(tmp_path)
     page = ReportPage()
     page.feed(report.read_text())
     assert NOT_RECORDED in page.all_text
     assert "claims" not in page.by_id
+
+
+@pytest.mark.parametrize("content", [None, "{}\n", '{"kind": "lab"}\n', "not json\n"])
+def test_a_folder_that_is_not_a_run_gets_no_report(tmp_path, content):
+    """Harm 2: `bst report ~` wrote ~/report.html; only a folder a drill made is written into."""
+    if content is not None:
+        (tmp_path / "events.jsonl").write_text(content)
+    (tmp_path / "report.html").write_text("the user's own page\n")
+    with pytest.raises(LabError, match=r"is not a run folder \(it has no results.json"):
+        render_report(tmp_path)
+    assert (tmp_path / "report.html").read_text() == "the user's own page\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["report.html"] + (["events.jsonl"] if content else []))
+
+
+@pytest.mark.parametrize("name", ["report.html", "throughput.png"])
+def test_a_report_file_that_is_a_symlink_is_refused(tmp_path, name):
+    folder = tmp_path / COMPLETE
+    shutil.copytree(RUNS / COMPLETE, folder)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep\n")
+    (folder / name).symlink_to(victim)
+    with pytest.raises(LabError, match=f"{name} is a symlink"):
+        render_report(folder)
+    assert victim.read_text() == "keep\n"
+
+
+def test_guest_text_in_brackets_is_shown_as_text(tmp_path):
+    """`[sdb]` vanished as a markup tag and `[/x]` raised MarkupError."""
+    folder = tmp_path / COMPLETE
+    shutil.copytree(RUNS / COMPLETE, folder)
+    results = json.loads((folder / "results.json").read_text())
+    results["claims"][0]["evidence"] = "sd 2:0:0:0: [sdb] Synchronize Cache failed [/x] [bold]"
+    results["claims"][0]["claim"] = "[red]claim[/]"
+    results["scenario"] = "fail[/over]"
+    (folder / "results.json").write_text(json.dumps(results))
+    console = Console(record=True, width=300)
+    render_summary(folder, console)
+    text = console.export_text()
+    assert "sd 2:0:0:0: [sdb] Synchronize Cache failed [/x] [bold]" in text
+    assert "[red]claim[/]" in text and "fail[/over]" in text
+
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                                        max_size=3), max_leaves=8)
+RESULT_KEYS = ("scenario", "stack", "fault", "arbitrator", "victim", "claims", "facts", "failed_steps",
+               "interrupted", "unexpected")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(results=st.one_of(JSON_VALUES, st.fixed_dictionaries({}, optional={k: JSON_VALUES for k in RESULT_KEYS})),
+       claim=st.dictionaries(st.sampled_from(["claim", "held", "expected", "evidence", "expectation", "excuse"]),
+                             JSON_VALUES))
+def test_any_results_json_renders_without_a_traceback(tmp_path_factory, results, claim):
+    """A hand-edited results.json (a list where an object belongs, a number where a list does) is shown,
+    noted, or left out of the matrix, never a traceback."""
+    from lab.report.matrix import collect, matrix_html, matrix_table
+
+    folder = tmp_path_factory.mktemp("run")
+    if isinstance(results, dict) and isinstance(results.get("claims"), list):
+        results["claims"].append(claim)
+    (folder / "results.json").write_text(json.dumps(results))
+    render_report(folder)
+    render_summary(folder, Console(file=io.StringIO(), width=200))
+    cells = collect([folder])
+    matrix_html(cells, folder)
+    Console(file=io.StringIO()).print(matrix_table(cells))
 
 
 def test_clocks_far_apart_are_said_on_the_plot_not_aligned(tmp_path):

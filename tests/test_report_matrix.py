@@ -107,3 +107,46 @@ def test_the_stall_is_measured_from_the_probe_log_when_the_run_has_one(tmp_path)
     assert (cell.stall_s, cell.stall_ongoing) == (298.0, True)
     (folder / "probe.log").write_text("garbage\n")
     assert (load_cell(folder).stall_s, load_cell(folder).stall_ongoing) == (1.9, False)
+
+
+def test_a_failed_matrix_writes_nothing(tmp_path):
+    """Harm 2: matrix.html was written even when no run could be read."""
+    import pytest
+
+    from lab.errors import LabError
+
+    broken = tmp_path / "20260103T000000Z-failover"
+    broken.mkdir()
+    (broken / "results.json").write_text(json.dumps({"facts": [1, 2], "unexpected": 3}))
+    with pytest.raises(LabError, match="no run with a usable results.json under"):
+        render_matrix([broken], tmp_path)
+    assert not (tmp_path / "matrix.html").exists()
+
+
+def test_a_matrix_html_that_is_a_symlink_is_refused(tmp_path):
+    import pytest
+
+    from lab.errors import LabError
+
+    run = _run(tmp_path, "20260101T000000Z-failover")
+    victim = tmp_path.parent / f"{tmp_path.name}-victim.html"
+    victim.write_text("keep\n")
+    (tmp_path / "matrix.html").symlink_to(victim)
+    with pytest.raises(LabError, match="matrix.html is a symlink"):
+        render_matrix([run], tmp_path)
+    assert victim.read_text() == "keep\n"
+
+
+def test_hand_edited_results_are_left_out_and_brackets_stay_text(tmp_path):
+    from rich.console import Console
+
+    good = _run(tmp_path, "20260101T000000Z-failover", fault="kill[/x]", arbitrator="[bold]paper")
+    lists = _run(tmp_path, "20260102T000000Z-failover", facts={})
+    (lists / "results.json").write_text(json.dumps({**json.loads((lists / "results.json").read_text()),
+                                                     "failed_steps": 7}))
+    cells = collect([good, lists])
+    assert list(cells) == [("kill[/x]", "[bold]paper")]
+    console = Console(record=True, width=200)
+    console.print(matrix_table(cells))
+    text = console.export_text()
+    assert "kill[/x]" in text and "[bold]paper" in text

@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
+from lab.errors import LabError
 from lab.report.html import render_report
 from lab.report.summary import render_summary
 
@@ -21,10 +23,14 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     folder = args.run
     if not folder.is_dir():
-        console.print(f"[red]no run folder at {folder}[/]: run a drill first (nox -s drill) or name a folder "
-                      "under artifacts/")
+        console.print(f"[red]no run folder at {escape(str(folder))}[/]: run a drill first (nox -s drill) or name a "
+                      "folder under artifacts/")
         return 2
-    render_report(folder)
+    try:
+        render_report(folder)
+    except LabError as error:
+        Console(stderr=True).print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+        return 2
     render_summary(folder, console)
     return 0
 

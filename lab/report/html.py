@@ -8,7 +8,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from lab.report.run import NOT_RECORDED, PoolFile, RunView, load_run, utc_text
+from lab.labdir import inside
+from lab.report.run import NOT_RECORDED, PoolFile, RunView, check_run_folder, load_run, utc_text
 
 REPORT_NAME = "report.html"
 PLOT_NAME = "throughput.png"
@@ -262,8 +263,11 @@ def report_html(run: RunView, png: bytes | None) -> str:
 
 
 def render_report(run_folder: Path) -> Path:
-    """Write report.html (and throughput.png when there are probe samples) into the run folder; its path."""
-    folder = Path(run_folder)
+    """Write report.html (and throughput.png when there are probe samples) into the run folder; its path.
+
+    LabError, having written nothing, when the folder is not a run folder or either file is a symlink."""
+    folder = check_run_folder(run_folder)
+    report_path, plot_path = inside(folder, folder / REPORT_NAME), inside(folder, folder / PLOT_NAME)
     run = load_run(folder)
     png = None
     if run.probe:
@@ -273,8 +277,8 @@ def render_report(run_folder: Path) -> Path:
             run.probe_problem = "plot not drawn: matplotlib is not installed (pip install 'beast-lab[report]')"
         else:
             png = probe_png(run)
+    page = report_html(run, png)
     if png is not None:
-        (folder / PLOT_NAME).write_bytes(png)
-    path = folder / REPORT_NAME
-    path.write_text(report_html(run, png))
-    return path
+        plot_path.write_bytes(png)
+    report_path.write_text(page)
+    return Path(run_folder) / REPORT_NAME

@@ -13,10 +13,12 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape as markup_escape
 from rich.table import Table
 
 from lab.drill.probe import longest_stall, parse_probe_log
-from lab.errors import ParseError
+from lab.errors import LabError, ParseError
+from lab.labdir import inside
 from lab.report.html import STYLE
 
 MATRIX_NAME = "matrix.html"
@@ -85,7 +87,8 @@ def _data_read_back(results: dict[str, Any]) -> str:
     final = facts[key]
     if final is None:
         claim = _claim(results, "final_md5") or _claim(results, "md5_from_disk")
-        why = claim["evidence"].split("(", 1)[-1].rstrip(")") if claim and "(" in claim.get("evidence", "") else ""
+        evidence = str(claim.get("evidence", "")) if claim else ""
+        why = evidence.split("(", 1)[-1].rstrip(")") if "(" in evidence else ""
         why = why if len(why) <= WHY_CHARS else why[:WHY_CHARS - 1] + "…"
         return f"unreadable{': ' + why if why else ''}"
     return "intact" if final == source else "differs"
@@ -113,20 +116,30 @@ def _stall(folder: Path, facts: dict[str, Any]) -> tuple[float | None, bool]:
     return (stall.seconds, stall.ongoing) if stall else (None, False)
 
 
+RESULT_TYPES: dict[str, type | tuple[type, ...]] = {
+    "facts": dict, "claims": list, "unexpected": list, "failed_steps": list, "fault": str, "arbitrator": str,
+    "interrupted": (bool, type(None)),
+}
+"""What each results.json field the matrix reads must hold; a run whose file says otherwise is left out."""
+
+
 def load_cell(folder: Path) -> Cell | None:
-    """A run folder's cell; None when it has no readable results.json."""
+    """A run folder's cell; None when it has no readable results.json, or one hand-edited into other types."""
     try:
         results = json.loads((Path(folder) / "results.json").read_text())
     except (OSError, ValueError):
         return None
     if not isinstance(results, dict):
         return None
+    if any(key in results and not isinstance(results[key], kind) for key, kind in RESULT_TYPES.items()):
+        return None
     stall, ongoing = _stall(Path(folder), results.get("facts", {}))
     return Cell(
         folder=Path(folder), fault=str(results.get("fault", DEFAULT_FAULT)),
         arbitrator=str(results.get("arbitrator", DEFAULT_ARBITRATOR)), data=_data(results), pools=_pools(results),
         stall_s=stall, stall_ongoing=ongoing,
-        unexpected=tuple(results.get("unexpected", [])), failed_steps=tuple(results.get("failed_steps", [])),
+        unexpected=tuple(map(str, results.get("unexpected", []))),
+        failed_steps=tuple(map(str, results.get("failed_steps", []))),
         interrupted=bool(results.get("interrupted", False)),
     )
 
@@ -149,7 +162,7 @@ def _axes(cells: dict[tuple[str, str], Cell]) -> tuple[list[str], list[str]]:
 
 def matrix_table(cells: dict[tuple[str, str], Cell]) -> Table:
     faults, modes = _axes(cells)
-    table = Table("fault", *modes, title="Faults × arbitrator modes", show_lines=True)
+    table = Table("fault", *map(markup_escape, modes), title="Faults × arbitrator modes", show_lines=True)
     for fault in faults:
         row = []
         for mode in modes:
@@ -158,9 +171,9 @@ def matrix_table(cells: dict[tuple[str, str], Cell]) -> Table:
                 row.append("[dim]not run[/]")
                 continue
             colour = "green" if cell.as_expected else "red"
-            *figures, verdict = cell.lines()
+            *figures, verdict = map(markup_escape, cell.lines())
             row.append("\n".join(figures) + f"\n[{colour}]{verdict}[/]")
-        table.add_row(fault, *row)
+        table.add_row(markup_escape(fault), *row)
     return table
 
 
@@ -196,8 +209,13 @@ def _relative(path: Path, base: Path) -> Path:
 
 
 def render_matrix(folders: list[Path], out_dir: Path) -> tuple[Path, dict[tuple[str, str], Cell]]:
-    """Write matrix.html into ``out_dir`` from the given run folders; its path and the cells."""
+    """Write matrix.html into ``out_dir`` from the given run folders; its path and the cells.
+
+    LabError, having written nothing, when no folder has a usable results.json or matrix.html is a symlink."""
     cells = collect(folders)
-    path = Path(out_dir) / MATRIX_NAME
-    path.write_text(matrix_html(cells, Path(out_dir)))
-    return path, cells
+    if not cells:
+        raise LabError(f"no run with a usable results.json under {out_dir}; run a drill first (bst drill)")
+    page = matrix_html(cells, Path(out_dir))
+    path = inside(Path(out_dir), Path(out_dir).resolve() / MATRIX_NAME)
+    path.write_text(page)
+    return Path(out_dir) / MATRIX_NAME, cells

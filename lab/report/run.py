@@ -265,6 +265,28 @@ def _read_pool_file(path: Path) -> PoolFile:
         return PoolFile(path.stem, text, None, str(error) or type(error).__name__)
 
 
+def check_run_folder(folder: Path) -> Path:
+    """``folder`` resolved, once it is a run folder a drill wrote; LabError otherwise, so a report is never
+    written into a directory that is not a run's (``bst report ~``)."""
+    resolved = Path(folder).resolve()
+    if not resolved.is_dir():
+        raise LabError(f"no run folder at {folder}; pass one of the folders under artifacts/")
+    events = resolved / "events.jsonl"
+    started = False
+    if events.is_file() and not events.is_symlink():
+        with open(events, "rb") as handle:
+            first = handle.readline(4096)
+        try:
+            started = json.loads(first).get("kind") == "run-start"
+        except (ValueError, AttributeError):
+            started = False
+    results = resolved / "results.json"
+    if not started and not (results.is_file() and not results.is_symlink()):
+        raise LabError(f"{folder} is not a run folder (it has no results.json, and no events.jsonl starting with "
+                       "run-start); pass one of the folders a drill made under artifacts/")
+    return resolved
+
+
 def load_run(folder: Path) -> RunView:
     """Whatever the run left; never raises for a missing or damaged piece, it notes it instead."""
     run = RunView(Path(folder))

@@ -1,10 +1,14 @@
-"""The run at a glance in the terminal: the same reading as report.html, shorter."""
+"""The run at a glance in the terminal: the same reading as report.html, shorter.
+
+Everything a run recorded (step names, errors, evidence from guests) is printed as text, never as Rich
+markup: ``sd 2:0:0:0: [sdb]`` keeps its ``[sdb]``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from lab.report.run import NOT_RECORDED, load_run, utc_text
@@ -16,13 +20,14 @@ def render_summary(run_folder: Path, console: Console) -> None:
     run = load_run(Path(run_folder))
     ended = utc_text(run.ended) if run.ended else "[yellow]interrupted: no run-end[/]"
     duration = f"{run.duration:.1f} s" if run.duration is not None else NOT_RECORDED
-    console.print(f"[bold]{run.scenario}[/] on [bold]{run.stack}[/] ({run.provider}): "
-                  f"{utc_text(run.started)} -> {ended}, {duration}")
+    console.print(f"[bold]{escape(run.scenario)}[/] on [bold]{escape(run.stack)}[/] ({escape(run.provider)}): "
+                  f"{utc_text(run.started)} -> {ended}, {duration}", highlight=False)
 
     if run.steps:
         steps = Table("step", "verdict", "error", title="Steps")
         for step in run.steps:
-            steps.add_row(step.name, "[green]passed[/]" if step.passed else "[bold red]FAILED[/]", step.error)
+            steps.add_row(escape(step.name), "[green]passed[/]" if step.passed else "[bold red]FAILED[/]",
+                          escape(step.error))
         console.print(steps)
     else:
         console.print("steps: [dim]not recorded[/]")
@@ -32,26 +37,26 @@ def render_summary(run_folder: Path, console: Console) -> None:
         claims = Table("claim", "here", "expected", "verdict", "evidence", title=title)
         for claim in run.claims:
             held, expected = claim.get("held"), claim.get("expected")
-            claims.add_row(str(claim.get("claim", "")),
+            claims.add_row(escape(str(claim.get("claim", ""))),
                            "[green]reproduced[/]" if held else "[yellow]not reproduced[/]",
-                           str(claim.get("expectation", "")),
+                           escape(str(claim.get("expectation", ""))),
                            "[green]as expected[/]" if expected else "[bold red]UNEXPECTED[/]",
-                           str(claim.get("evidence", "")))
+                           escape(str(claim.get("evidence", ""))))
         console.print(claims)
     else:
         console.print("claims: [dim]not recorded[/]")
 
     facts = run.facts
     if facts:
-        console.print("facts: " + ", ".join(f"{k}={facts[k]}" for k in SUMMARY_FACTS if k in facts))
+        console.print("facts: " + ", ".join(f"{k}={facts[k]}" for k in SUMMARY_FACTS if k in facts), markup=False)
     else:
-        console.print(f"facts: [dim]{run.results_problem or NOT_RECORDED}[/]")
+        console.print(f"facts: [dim]{escape(run.results_problem or NOT_RECORDED)}[/]")
     stall = run.stall
     console.print("failover stall (probe.log): " + (f"{stall.seconds:.1f} s" if stall else
-                                                     f"[dim]{run.probe_problem or NOT_RECORDED}[/]"))
+                                                     f"[dim]{escape(run.probe_problem or NOT_RECORDED)}[/]"))
     for pool_file in run.pool_files:
         if pool_file.pools is None:
-            console.print(f"zpool/{pool_file.name}: [yellow]did not parse[/] ({pool_file.problem})")
+            console.print(f"zpool/{escape(pool_file.name)}: [yellow]did not parse[/] ({escape(pool_file.problem)})")
             continue
         for pool in pool_file.pools:
             errors = pool.errors.kind.value + (f" {', '.join(pool.errors.entries)}" if pool.errors.entries else "")
@@ -59,4 +64,4 @@ def render_summary(run_folder: Path, console: Console) -> None:
                           f"CKSUM {pool.config.root.checksum_errors}, data errors: {errors}", markup=False)
     report = run.folder / "report.html"
     if report.exists():
-        console.print(f"report: {report}")
+        console.print(f"report: {report}", markup=False, highlight=False)
