@@ -98,6 +98,9 @@ class FakeVagrant:
         self.calls.append(("box_list",))
         return self.boxes
 
+    def version(self):
+        return "2.3.4"
+
     def up(self, vm_name=None, provider=None):
         self.calls.append(("up", vm_name, provider))
 
@@ -122,6 +125,7 @@ def make_provider(tmp_path: Path, vbox: FakeVBoxManage | None = None, fake_vagra
     provider = VirtualBoxProvider(
         PAPER, tmp_path / "lab", vboxmanage=vbox or FakeVBoxManage(),
         vagrant_factory=lambda root, env: fake_vagrant, vbox_api_loader=lambda: api, networks_conf=conf,
+        host_platform="linux",
     )
     provider.fake_vagrant = fake_vagrant  # type: ignore[attr-defined]
     return provider

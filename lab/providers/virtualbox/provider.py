@@ -38,6 +38,7 @@ from lab.errors import LabError, MissingToolError
 from lab.labdir import default_lab_dir, lab_lock
 from lab.providers.base import HostState, HostStatus, Provider, SshTarget
 from lab.providers.virtualbox import layout
+from lab.providers.virtualbox.compat import check_vagrant_drives, parse_vagrant_version, uses_host_only_networks
 from lab.providers.virtualbox.sessions import SessionWaiter, is_not_found
 from lab.providers.virtualbox.vboxmanage import (
     NETWORKS_CONF,
@@ -128,6 +129,7 @@ class VirtualBoxProvider(Provider):
         vbox_api_loader: Callable[[], Any | None] = load_vbox_api,
         networks_conf: Path = NETWORKS_CONF,
         vagrant_root: Path = VAGRANT_ROOT,
+        host_platform: str = sys.platform,
     ):
         super().__init__(topology)
         self.lab_dir = Path(lab_dir) if lab_dir else default_lab_dir(topology.lab.name)
@@ -136,6 +138,7 @@ class VirtualBoxProvider(Provider):
         self.vbox_api_loader = vbox_api_loader
         self.networks_conf = networks_conf
         self.vagrant_root = vagrant_root
+        self.host_platform = host_platform
         self.sessions = SessionWaiter(self.vboxmanage)
         self._vagrant: Any = None
 
@@ -192,14 +195,26 @@ class VirtualBoxProvider(Provider):
 
     # --- preparation (also run by the Vagrantfile's trigger) ------------------------------------------
 
-    def check_networks(self) -> None:
-        version = parse_version(self.vboxmanage(["--version"]))
-        check_host_only_ranges(self.topology, version, read_networks_conf(self.networks_conf), self.networks_conf)
+    def vagrant_version(self) -> tuple[int, int, int]:
+        return parse_vagrant_version(self._vagrant_call("--version", self.vagrant().version))
 
-    def prepare(self) -> dict[str, str]:
-        """Host-only interfaces and shared media, created when missing; network -> interface."""
-        self.check_networks()
-        interfaces = ensure_host_only_networks(self.vboxmanage, layout.host_only_networks(self.topology))
+    def check_host_machine(self, vagrant_version: tuple[int, int, int] | None = None) -> tuple[int, int, int]:
+        """VirtualBox's version, after the checks that would otherwise fail later with a vaguer message:
+        this Vagrant drives this VirtualBox here (when its version is known), networks.conf allows the lab."""
+        version = parse_version(self.vboxmanage(["--version"]))
+        if vagrant_version is not None:
+            check_vagrant_drives(version, vagrant_version, self.host_platform)
+        check_host_only_ranges(self.topology, version, read_networks_conf(self.networks_conf), self.networks_conf,
+                               platform=self.host_platform)
+        return version
+
+    def prepare(self, vagrant_version: tuple[int, int, int] | None = None) -> dict[str, str]:
+        """Host-only interfaces and shared media, created when missing; network -> interface. On macOS
+        with VirtualBox >= 7 there are no host-only interfaces: Vagrant makes host-only networks itself."""
+        version = self.check_host_machine(vagrant_version)
+        interfaces = {}
+        if not uses_host_only_networks(version, self.host_platform):
+            interfaces = ensure_host_only_networks(self.vboxmanage, layout.host_only_networks(self.topology))
         self.ensure_media()
         return interfaces
 
@@ -232,7 +247,7 @@ class VirtualBoxProvider(Provider):
 
         with lab_lock(self.lab_dir, "up"):
             self.check_box()
-            self.prepare()
+            self.prepare(self.vagrant_version())
             self.ensure_key()
             advance("shared disks and host-only networks ready")
             self._vagrant_call("up", lambda: self.vagrant().up(provider="virtualbox"))

@@ -1,8 +1,8 @@
 """Running VBoxManage and reading what it prints: version, host-only interfaces, media, VM storage.
 
-Also the host-only range rule of VirtualBox >= 6.1.28: on Linux and macOS only 192.168.56.0/21 is
-allowed unless /etc/vbox/networks.conf lists more ranges, and the paper's public 192.168.55.0/24 is not
-in it, so the lab checks that file before Vagrant fails with a less helpful message.
+Also the host-only range rule of VirtualBox >= 6.1.28: on Linux, Solaris and macOS (before VirtualBox 7)
+only 192.168.56.0/21 is allowed unless /etc/vbox/networks.conf lists more ranges, and the paper's public
+192.168.55.0/24 is not in it, so the lab checks that file before Vagrant fails with a less helpful message.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.errors import LabError, MissingToolError
+from lab.providers.virtualbox.compat import host_only_ranges_apply
 from lab.providers.virtualbox.layout import HostOnlyNetwork, host_only_create_commands, networks_conf_line
 from lab.topology import Topology
 
@@ -23,7 +24,6 @@ VBOXMANAGE = "VBoxManage"
 VBOXMANAGE_INSTALL_HINT = "apt-get install -y virtualbox (or Oracle's virtualbox-7.0 package from virtualbox.org)"
 NETWORKS_CONF = Path("/etc/vbox/networks.conf")
 DEFAULT_HOST_ONLY_RANGES = (ipaddress.ip_network("192.168.56.0/21"),)
-RANGE_CHECK_SINCE = (6, 1, 28)
 COMMAND_TIMEOUT_SECONDS = 120.0
 
 
@@ -100,9 +100,10 @@ def allowed_host_only_ranges(conf_text: str | None) -> list[ipaddress.IPv4Networ
 
 
 def check_host_only_ranges(topology: Topology, version: tuple[int, int, int], conf_text: str | None,
-                           conf_path: Path = NETWORKS_CONF) -> None:
-    """Raise one LabError with the exact networks.conf line when VirtualBox would refuse a lab network."""
-    if version < RANGE_CHECK_SINCE:
+                           conf_path: Path = NETWORKS_CONF, platform: str = "linux") -> None:
+    """Raise one LabError with the exact networks.conf line when VirtualBox would refuse a lab network
+    (only where the rule applies: see compat.host_only_ranges_apply)."""
+    if not host_only_ranges_apply(version, platform):
         return
     allowed = allowed_host_only_ranges(conf_text)
     refused = [
