@@ -110,7 +110,7 @@ def load_vbox_api() -> Any | None:
         import virtualbox
 
         return virtualbox.VirtualBox()
-    except Exception:  # ImportError, or pyvbox present without a working SDK
+    except Exception:  # ImportError, or pyvbox present without a working SDK (EnvironmentError, VBoxError)
         return None
 
 
@@ -139,6 +139,7 @@ class VirtualBoxProvider(Provider):
         self.networks_conf = networks_conf
         self.vagrant_root = vagrant_root
         self.host_platform = host_platform
+        self.pyvbox_failure: str | None = None
         self.sessions = SessionWaiter(self.vboxmanage)
         self._vagrant: Any = None
 
@@ -345,22 +346,39 @@ class VirtualBoxProvider(Provider):
     # --- power ---------------------------------------------------------------------------------------
 
     def _with_console(self, host: str, action: Callable[[Any], Any]) -> bool:
-        """Run ``action(console)`` through pyvbox; False when the SDK is not available here."""
+        """Run ``action(console)`` through pyvbox; False when the SDK is not available here or any pyvbox
+        call fails. pyvbox is generated for one VirtualBox (6.1.16 in 1.3.x): against another, any call can
+        raise its VBoxError subclasses, AttributeError ("Failed to find attribute ..."), ValueError (an enum
+        value it does not know) or OSError (its version assertion), so every call falls back to VBoxManage."""
+        self.pyvbox_failure = None
         vbox = self.vbox_api_loader()
         if vbox is None:
             return False
-        machine = vbox.find_machine(self.vm_name(host))
-        session = machine.create_session()
+        session = None
         try:
+            session = vbox.find_machine(self.vm_name(host)).create_session()
             action(session.console)
+        except Exception as err:  # pyvbox's failures have no common base class
+            self.pyvbox_failure = f"{type(err).__name__}: {err}"
+            return False
         finally:
-            session.unlock_machine()
+            if session is not None:
+                try:
+                    session.unlock_machine()
+                except Exception as err:  # the action's outcome stands; the session closes with the VM
+                    self.pyvbox_failure = f"{type(err).__name__}: {err}"
         return True
 
     def power_off(self, host: str) -> None:
         self.check_host(host)
-        if not self._with_console(host, lambda console: console.power_down().wait_for_completion(-1)):
-            self.vboxmanage(["controlvm", self.vm_name(host), "poweroff"])
+        if self._with_console(host, lambda console: console.power_down().wait_for_completion(-1)):
+            return
+        vm = self.vm_name(host)
+        if self.pyvbox_failure is not None:
+            info = self.vm_info(host)
+            if info is None or info.get("VMState") not in RUNNING_VM_STATES:
+                return  # pyvbox's power-down got through before the call that failed
+        self.vboxmanage(["controlvm", vm, "poweroff"])
 
     def pause(self, host: str) -> None:
         self.check_host(host)
