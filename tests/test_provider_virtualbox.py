@@ -20,7 +20,8 @@ from lab.errors import LabError, MissingToolError
 from lab.providers.base import HostState, SshTarget
 from lab.providers.virtualbox import VirtualBoxProvider, layout
 from lab.providers.virtualbox import __main__ as cli
-from lab.providers.virtualbox.provider import REMOTE_KEY, REMOTE_SCRIPT, ROOT_ACCESS_SCRIPT, SU_COMMAND
+from lab.providers.virtualbox.firstboot import root_access_script
+from lab.providers.virtualbox.provider import REMOTE_KEY, REMOTE_SCRIPT, SU_COMMAND
 from lab.providers.virtualbox.vboxmanage import (
     VBoxManage,
     VBoxManageError,
@@ -468,8 +469,13 @@ def test_vagrant_failure_is_one_line(tmp_path: Path):
     assert one_line(err).startswith("`vagrant destroy` failed (exit 1); run `vagrant destroy` in ")
 
 
+FIRST_BOOT_DONE = ("Password:\r\nbeast-firstboot: sentinel=absent reboot=none boottime=1459468800 "
+                   "rootdir=1459468700 now=1459468900\r\n")
+"""The root setup's status line on a VM whose first boot ended in an earlier boot (/ older than the boot)."""
+
+
 class FakeConnection:
-    def __init__(self, exited: int = 0, stdout: str = "Password:\r\n"):
+    def __init__(self, exited: int = 0, stdout: str = FIRST_BOOT_DONE):
         self.puts: list[tuple[str, str]] = []
         self.runs: list[tuple[str, dict]] = []
         self.closed = False
@@ -495,14 +501,15 @@ def test_root_access_goes_through_su_with_the_password_on_a_pty(tmp_path: Path, 
     assert targets == [SshTarget(port=2200, key_path=Path("/lab/.vagrant/machines/ctrl-a/virtualbox/private_key"),
                                  user="vagrant", name="ctrl-a")]
     public_key = Path(f"{provider.key_path}.pub").read_text()
-    assert conn.puts == [(public_key, REMOTE_KEY), (ROOT_ACCESS_SCRIPT, REMOTE_SCRIPT)]
+    assert conn.puts == [(public_key, REMOTE_KEY), (root_access_script(["em0", "em1"]), REMOTE_SCRIPT)]
     command, options = conn.runs[0]
     assert command == SU_COMMAND == "su -m root -c 'sh /tmp/beast-root-access.sh'"
     assert options["pty"] is True and options["warn"] is True
     (responder,) = options["watchers"]
     assert responder.pattern == "Password:" and responder.response == "vagrant\n"
     assert conn.closed
-    assert "PermitRootLogin without-password" in ROOT_ACCESS_SCRIPT
+    assert "PermitRootLogin without-password" in root_access_script([])
+    assert provider.first_boot["ctrl-a"].reboot_grace_left() == 0
 
 
 def test_root_access_failure_names_the_password_setting(tmp_path: Path, monkeypatch):

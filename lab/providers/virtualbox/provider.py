@@ -9,7 +9,10 @@ Root access: the official FreeBSD box has no sudo and its ``vagrant`` user (csh,
 with root's password ``vagrant``. After boot the provider logs in as ``vagrant`` with Vagrant's key,
 uploads the lab's public key and a small script, and runs ``su -m root -c 'sh SCRIPT'`` on a pty,
 answering the ``Password:`` prompt; the script authorises the lab key for root and sets
-``PermitRootLogin without-password``. From then on every lab command is root over the lab key.
+``PermitRootLogin without-password``, and keeps the box's first-boot settings out of the lab (see
+firstboot.py): the provider then waits until a firstboot reboot can no longer come. From then on every
+lab command is root over the lab key. VirtualBox session locks after a power-off: see sessions.py;
+which Vagrant drives which VirtualBox, and where networks.conf applies: compat.py.
 
 Relied on: VirtualBox manual ch. 8 (VBoxManage createmedium ``--variant Fixed``, modifymedium
 ``--type shareable``, storagectl ``--add sata|sas --controller IntelAhci|LSILogicSAS``, storageattach
@@ -39,6 +42,14 @@ from lab.labdir import default_lab_dir, lab_lock
 from lab.providers.base import HostState, HostStatus, Provider, SshTarget
 from lab.providers.virtualbox import layout
 from lab.providers.virtualbox.compat import check_vagrant_drives, parse_vagrant_version, uses_host_only_networks
+from lab.providers.virtualbox.firstboot import (
+    REMOTE_KEY,
+    REMOTE_SCRIPT,
+    SU_COMMAND,
+    FirstBoot,
+    parse_first_boot,
+    root_access_script,
+)
 from lab.providers.virtualbox.sessions import SessionWaiter, is_not_found
 from lab.providers.virtualbox.vboxmanage import (
     NETWORKS_CONF,
@@ -57,27 +68,6 @@ from lab.topology import Role, Topology
 VAGRANT_ROOT = Path(__file__).resolve().parents[3]
 """The checkout holding the top-level Vagrantfile."""
 
-REMOTE_KEY = "/tmp/beast-lab.pub"
-REMOTE_SCRIPT = "/tmp/beast-root-access.sh"
-ROOT_ACCESS_SCRIPT = f"""\
-#!/bin/sh
-# BeaST Lab: let root in with the lab key only; send the console to the serial port too.
-set -e
-umask 077
-mkdir -p /root/.ssh
-touch /root/.ssh/authorized_keys
-grep -qxF "$(cat {REMOTE_KEY})" /root/.ssh/authorized_keys || cat {REMOTE_KEY} >> /root/.ssh/authorized_keys
-if ! grep -qx 'PermitRootLogin without-password' /etc/ssh/sshd_config; then
-    sed -i '' '/^PermitRootLogin/d' /etc/ssh/sshd_config
-    echo 'PermitRootLogin without-password' >> /etc/ssh/sshd_config
-    service sshd reload
-fi
-if ! grep -q '^console=' /boot/loader.conf; then
-    printf 'boot_multicons="YES"\\nconsole="comconsole,vidconsole"\\n' >> /boot/loader.conf
-fi
-rm -f {REMOTE_KEY} {REMOTE_SCRIPT}
-"""
-SU_COMMAND = f"su -m root -c 'sh {REMOTE_SCRIPT}'"
 SU_TIMEOUT_SECONDS = 60.0
 SSH_RETRY_SECONDS = 3.0
 
@@ -140,6 +130,7 @@ class VirtualBoxProvider(Provider):
         self.vagrant_root = vagrant_root
         self.host_platform = host_platform
         self.pyvbox_failure: str | None = None
+        self.first_boot: dict[str, FirstBoot] = {}
         self.sessions = SessionWaiter(self.vboxmanage)
         self._vagrant: Any = None
 
@@ -257,6 +248,7 @@ class VirtualBoxProvider(Provider):
                 self.verify_storage(host)
                 self.ensure_root_access(host)
                 self.wait_for_ssh(host)
+                self.settle_first_boot(host)
                 advance(f"{host} answers SSH")
 
     def start(self, host: str, progress: Progress | None = None) -> None:
@@ -267,6 +259,7 @@ class VirtualBoxProvider(Provider):
         self._vagrant_call(f"up {host}", lambda: self.vagrant().up(vm_name=host, provider="virtualbox"))
         self.ensure_root_access(host)
         self.wait_for_ssh(host)
+        self.settle_first_boot(host)
 
     def down(self) -> None:
         """Detach shared media, destroy the VMs, delete the media; refuse while another VM uses one."""
@@ -433,7 +426,8 @@ class VirtualBoxProvider(Provider):
         conn = remote.connect(SshTarget(port=port, key_path=key, user=user, name=host))
         try:
             conn.put(io.StringIO(public_key), REMOTE_KEY)
-            conn.put(io.StringIO(ROOT_ACCESS_SCRIPT), REMOTE_SCRIPT)
+            interfaces = list(layout.guest_interfaces(self.topology.hosts[host]).values())
+            conn.put(io.StringIO(root_access_script(interfaces)), REMOTE_SCRIPT)
             password = os.environ.get("BEAST_ROOT_PASSWORD", layout.ROOT_PASSWORD)
             result = conn.run(SU_COMMAND, pty=True, hide=True, warn=True, in_stream=False, timeout=SU_TIMEOUT_SECONDS,
                               watchers=[Responder(pattern=r"Password:", response=f"{password}\n")])
@@ -443,6 +437,16 @@ class VirtualBoxProvider(Provider):
             last = (result.stdout.strip().splitlines() or ["no output"])[-1]
             raise LabError(f"{host}: `{SU_COMMAND}` as {user} exited {result.exited} ({last}); check root's password "
                            "(set BEAST_ROOT_PASSWORD) and that the box user is in group wheel")
+        self.first_boot[host] = parse_first_boot(host, result.stdout)
+
+    def settle_first_boot(self, host: str) -> None:
+        """Wait out the moment after the box's first boot in which its rc(8) may still reboot it (see
+        firstboot.py); then the host must answer SSH again, rebooted or not."""
+        status = self.first_boot.pop(host, None)
+        left = status.reboot_grace_left() if status else 0.0
+        if left > 0:
+            time.sleep(left)
+            self.wait_for_ssh(host)
 
     def wait_for_ssh(self, host: str, timeout: float | None = None) -> None:
         from lab import remote
