@@ -469,7 +469,7 @@ def test_vagrant_failure_is_one_line(tmp_path: Path):
     assert one_line(err).startswith("`vagrant destroy` failed (exit 1); run `vagrant destroy` in ")
 
 
-FIRST_BOOT_DONE = ("Password:\r\nbeast-firstboot: sentinel=absent reboot=none boottime=1459468800 "
+FIRST_BOOT_DONE = ("Password:\r\nbeast-firstboot: setup=first sentinel=absent reboot=none boottime=1459468800 "
                    "rootdir=1459468700 now=1459468900\r\n")
 """The root setup's status line on a VM whose first boot ended in an earlier boot (/ older than the boot)."""
 

@@ -36,7 +36,8 @@ PAPER = load_topology()
 BOOT_TIME = 1459468800
 GUEST_PATHS = ("/firstboot", "/root/.ssh", "/etc/ssh/sshd_config", "/boot/loader.conf", REMOTE_KEY, REMOTE_SCRIPT)
 SHIMS = {
-    "sysrc": 'echo "$*" >> "$GUEST/sysrc.log"\n',
+    "sysrc": ('if [ "$1" = -n ]; then grep "^$2=" "$GUEST/rc.conf" | cut -d= -f2 | tr -d \'"\'; exit; fi\n'
+              'echo "$*" >> "$GUEST/sysrc.log"\n'),
     "service": 'echo "$*" >> "$GUEST/service.log"\n',
     "sysctl": f'[ "$*" = "-n kern.boottime" ] && echo "{{ sec = {BOOT_TIME}, usec = 0 }} Fri Apr  1 00:00:00 2016"\n',
     "stat": '[ "$1 $2" = "-f %m" ] || exit 64\nexec /usr/bin/stat -c %Y "$GUEST$3"\n',
@@ -63,12 +64,13 @@ def test_the_script_is_plain_sh_and_the_su_line_survives_csh():
     assert done.returncode == 0 and done.stdout + done.stderr == ""
 
 
-def guest(tmp_path: Path, *, firstboot: bool, reboot: bool) -> tuple[Path, dict[str, str]]:
+def guest(tmp_path: Path, *, firstboot: bool, reboot: bool, again: bool = False) -> tuple[Path, dict[str, str]]:
     root = tmp_path / "guest"
     for directory in ("etc/ssh", "boot", "tmp", "bin"):
         (root / directory).mkdir(parents=True)
     (root / "etc/ssh/sshd_config").write_text("#PermitRootLogin no\nUseDNS no\n")
     (root / "boot/loader.conf").write_text('autoboot_delay="-1"\n')
+    (root / "rc.conf").write_text(f'ifconfig_DEFAULT="SYNCDHCP"\nfirstboot_pkgs_enable="{"NO" if again else "YES"}"\n')
     (root / REMOTE_KEY.lstrip("/")).write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIbeast beast-lab-beast\n")
     if firstboot:
         (root / "firstboot").touch()
@@ -106,7 +108,8 @@ def test_a_reboot_requested_by_firstboot_is_cancelled_while_rc_still_runs(tmp_pa
     rc.wait(timeout=30)
     assert not (root / "REBOOTED").exists()
     status = parse_first_boot("ctrl-a", output)
-    assert (status.sentinel, status.reboot, status.boottime) == ("present", "cancelled", BOOT_TIME)
+    assert (status.setup, status.sentinel, status.reboot, status.boottime) == ("first", "present", "cancelled",
+                                                                               BOOT_TIME)
     assert status.reboot_grace_left() == 0
     assert (root / "sysrc.log").read_text().splitlines() == [
         "ifconfig_em0=up ifconfig_em1=up", "firstboot_freebsd_update_enable=NO firstboot_pkgs_enable=NO"]
@@ -122,15 +125,23 @@ def test_a_first_boot_that_just_ended_leaves_a_reboot_window(tmp_path: Path):
     root, env = guest(tmp_path, firstboot=False, reboot=False)
     os.utime(root, (time.time(), time.time()))
     status = parse_first_boot("ctrl-b", run_in_guest(root, env, root_access_script(["em0", "em1"])))
-    assert (status.sentinel, status.reboot) == ("absent", "none")
+    assert (status.setup, status.sentinel, status.reboot) == ("first", "absent", "none")
     assert 25 <= status.reboot_grace_left() <= 30
 
 
+def test_a_later_run_of_the_setup_does_not_wait_again(tmp_path: Path):
+    root, env = guest(tmp_path, firstboot=False, reboot=False, again=True)
+    os.utime(root, (time.time(), time.time()))
+    status = parse_first_boot("ctrl-b", run_in_guest(root, env, root_access_script(["em0", "em1"])))
+    assert status.setup == "again" and status.reboot_grace_left() == 0
+
+
 @pytest.mark.parametrize("status, left", [
-    (FirstBoot("absent", "none", boottime=1000, rootdir=900, now=1010), 0.0),
-    (FirstBoot("absent", "none", boottime=1000, rootdir=1005, now=1045), 0.0),
-    (FirstBoot("absent", "none", boottime=1000, rootdir=1005, now=1015), 20.0),
-    (FirstBoot("present", "cancelled", boottime=1000, rootdir=1020, now=1020), 0.0),
+    (FirstBoot("first", "absent", "none", boottime=1000, rootdir=900, now=1010), 0.0),
+    (FirstBoot("first", "absent", "none", boottime=1000, rootdir=1005, now=1045), 0.0),
+    (FirstBoot("first", "absent", "none", boottime=1000, rootdir=1005, now=1015), 20.0),
+    (FirstBoot("first", "present", "cancelled", boottime=1000, rootdir=1020, now=1020), 0.0),
+    (FirstBoot("again", "absent", "none", boottime=1000, rootdir=1005, now=1015), 0.0),
 ])
 def test_reboot_window_follows_the_end_of_the_first_boot(status, left):
     assert status.reboot_grace_left() == left
@@ -138,8 +149,8 @@ def test_reboot_window_follows_the_end_of_the_first_boot(status, left):
 
 def test_a_first_boot_that_never_ends_is_one_line():
     with pytest.raises(LabError) as err:
-        parse_first_boot("ctrl-a", "Password:\r\nbeast-firstboot: sentinel=stuck reboot=cancelled boottime=1 "
-                                   "rootdir=1 now=50\r\n")
+        parse_first_boot("ctrl-a", "Password:\r\nbeast-firstboot: setup=first sentinel=stuck reboot=cancelled "
+                                   "boottime=1 rootdir=1 now=50\r\n")
     assert "\n" not in str(err.value) and "first boot has not finished after 40 s" in str(err.value)
     with pytest.raises(LabError) as err:
         parse_first_boot("ctrl-a", "Password:\r\nsu: Sorry\r\n")
@@ -152,7 +163,7 @@ def test_up_waits_out_the_reboot_window_then_for_ssh_again(tmp_path: Path, monke
     events: list[tuple] = []
     monkeypatch.setattr(provider_module.time, "sleep", lambda seconds: events.append(("sleep", seconds)))
     monkeypatch.setattr(provider, "wait_for_ssh", lambda host, timeout=None: events.append(("ssh", host)))
-    provider.first_boot["ctrl-a"] = FirstBoot("absent", "none", boottime=1000, rootdir=1005, now=1015)
+    provider.first_boot["ctrl-a"] = FirstBoot("first", "absent", "none", boottime=1000, rootdir=1005, now=1015)
     provider.settle_first_boot("ctrl-a")
     assert events == [("sleep", 20.0), ("ssh", "ctrl-a")]
     provider.settle_first_boot("ctrl-a")

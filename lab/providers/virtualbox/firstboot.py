@@ -11,7 +11,8 @@ when /firstboot-reboot exists, removes it and reboots (``kill -INT 1``): right a
 So the root-setup script, besides authorising the lab key:
 - gives each lab NIC ``ifconfig_emN="up"`` in rc.conf, so later boots do not wait for a DHCP lease the
   host-only networks never serve (the stack's rc.conf.local, read after rc.conf, gives the addresses);
-- disables both firstboot scripts, should /firstboot ever survive to another boot;
+- disables both firstboot scripts, should /firstboot ever survive to another boot (their being off
+  also tells a later run that the first run already settled the first boot);
 - while /firstboot exists (rc not finished), deletes /firstboot-reboot, cancelling the reboot, and waits
   for rc to remove /firstboot;
 - prints one ``beast-firstboot:`` line the provider reads to tell whether a reboot may still come.
@@ -56,6 +57,8 @@ fi
 if ! grep -q '^console=' /boot/loader.conf; then
     printf 'boot_multicons="YES"\\nconsole="comconsole,vidconsole"\\n' >> /boot/loader.conf
 fi
+setup=first
+[ "$(sysrc -n firstboot_pkgs_enable 2>/dev/null)" = NO ] && setup=again
 {quiet_nics}sysrc firstboot_freebsd_update_enable=NO firstboot_pkgs_enable=NO >/dev/null
 sentinel=absent
 reboot=none
@@ -71,16 +74,20 @@ while [ -e /firstboot ] && [ $waited -lt {FIRSTBOOT_WAIT_SECONDS} ]; do
 done
 [ -e /firstboot ] && sentinel=stuck
 boottime=$({BOOT_TIME_COMMAND} | sed 's/^{{ sec = \\([0-9]*\\),.*/\\1/')
-echo "{STATUS_PREFIX} sentinel=$sentinel reboot=$reboot boottime=$boottime rootdir=$(stat -f %m /) now=$(date +%s)"
+rootdir=$(stat -f %m /)
+now=$(date +%s)
+echo "{STATUS_PREFIX} setup=$setup sentinel=$sentinel reboot=$reboot boottime=$boottime rootdir=$rootdir now=$now"
 rm -f {REMOTE_KEY} {REMOTE_SCRIPT}
 """
 
 
 @dataclass(frozen=True)
 class FirstBoot:
-    """What the root-setup script saw: ``sentinel`` present (rc was still running), absent or stuck;
-    ``rootdir`` is the mtime of / (rc's removal of /firstboot changes it)."""
+    """What the root-setup script saw: ``setup`` first (this box never ran it) or again; ``sentinel``
+    present (rc was still running), absent or stuck; ``rootdir`` is the mtime of / (rc's removal of
+    /firstboot changes it)."""
 
+    setup: str
     sentinel: str
     reboot: str
     boottime: int
@@ -89,6 +96,8 @@ class FirstBoot:
 
     def reboot_grace_left(self, grace: float = REBOOT_GRACE_SECONDS) -> float:
         """Seconds during which a firstboot reboot may still begin; 0 when none can."""
+        if self.setup == "again":
+            return 0.0  # the first run already waited out the first boot
         if self.sentinel == "present":
             return 0.0  # rc finished while we watched, and any reboot request was deleted first
         if self.rootdir < self.boottime:
@@ -97,13 +106,14 @@ class FirstBoot:
 
 
 def parse_first_boot(host: str, output: str) -> FirstBoot:
-    match = re.search(rf"{STATUS_PREFIX} sentinel=(\w+) reboot=(\w+) boottime=(\d+) rootdir=(\d+) now=(\d+)", output)
+    match = re.search(rf"{STATUS_PREFIX} setup=(\w+) sentinel=(\w+) reboot=(\w+) boottime=(\d+) rootdir=(\d+) "
+                      r"now=(\d+)", output)
     if match is None:
         last = (output.strip().splitlines() or ["no output"])[-1]
         raise LabError(f"{host}: the root setup printed no `{STATUS_PREFIX}` line (last line: {last}); "
                        f"see `vagrant ssh {host}` (then `su -`) and its console log")
-    sentinel, reboot, *numbers = match.groups()
-    status = FirstBoot(sentinel, reboot, *(int(n) for n in numbers))
+    setup, sentinel, reboot, *numbers = match.groups()
+    status = FirstBoot(setup, sentinel, reboot, *(int(n) for n in numbers))
     if status.sentinel == "stuck":
         raise LabError(f"{host}: the box's first boot has not finished after {FIRSTBOOT_WAIT_SECONDS} s "
                        "(/firstboot still there: rc(8) is still running its firstboot scripts); see its console "
