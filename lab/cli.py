@@ -1,7 +1,11 @@
-"""`bst`: the BeaST Lab command line. Errors are one line on stderr and exit code 2, never a traceback."""
+"""`bst`: the BeaST Lab command line. Errors are one line on stderr and exit code 2, never a traceback.
+
+Names, paths, commands and guest output are printed as text, never as Rich markup (``escape``): a host
+called ``a[/x]`` must not crash the printer, and ``[sdb]`` in a guest's message must not vanish."""
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from pathlib import Path
@@ -9,6 +13,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.table import Table
@@ -33,18 +38,48 @@ TopologyOption = Annotated[
 ]
 
 
+ENVIRONMENT_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR,
+                      errno.EISDIR)
+"""OS errors the user's machine causes (permissions, a read-only or full disk, a file where a directory
+belongs): said in one line like a LabError, whichever verb met them."""
+
+
+def _error_line(message: str) -> None:
+    err.print(f"[bold red]error:[/] {escape(' '.join(message.split()))}", highlight=False, soft_wrap=True)
+
+
 def fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    _error_line(message)
     raise typer.Exit(2)
 
 
 def main() -> None:
-    """Entry point: LabError anywhere below becomes one line on stderr."""
+    """Entry point: LabError anywhere below, and a bad option or argument, becomes one line on stderr."""
+    click_errors = sys.modules[typer.BadParameter.__module__]
+    """click's exceptions, as the click typer runs on raises them (typer vendors its own from 0.26)."""
     try:
-        app()
-    except LabError as error:
-        err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        code = app(standalone_mode=False)
+    except getattr(click_errors, "NoArgsIsHelpError", ()) as usage:
+        usage.show()
+        sys.exit(usage.exit_code)
+    except click_errors.UsageError as usage:
+        command = usage.ctx.command_path if usage.ctx else "bst"
+        _error_line(f"{usage.format_message()} (see {command} --help)")
         sys.exit(2)
+    except typer.Abort:
+        _error_line("aborted")
+        sys.exit(130)
+    except LabError as error:
+        _error_line(str(error))
+        sys.exit(2)
+    except OSError as error:
+        if error.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        where = f"{error.filename}: " if error.filename else ""
+        _error_line(f"{where}{error.strerror}; use a writable place you own and retry")
+        sys.exit(2)
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 def _topology(path: Path | None) -> Topology:
@@ -111,16 +146,16 @@ def plan(
 
 def _print_plan(the_plan: Plan, stack_name: str) -> None:
     for host, steps in the_plan.items():
-        out.rule(f"[bold]{host}[/] · {stack_name} · {len(steps)} steps")
+        out.rule(f"[bold]{escape(host)}[/] · {escape(stack_name)} · {len(steps)} steps")
         for step in steps:
-            out.print(f"[cyan]stage {step.stage}[/] [bold]{step.name}[/]")
+            out.print(f"[cyan]stage {step.stage}[/] [bold]{escape(step.name)}[/]", highlight=False)
             for path, content in step.files.items():
-                out.print(Panel(Syntax(content.rstrip("\n"), "ini", word_wrap=True), title=path, title_align="left",
-                                expand=False))
+                out.print(Panel(Syntax(content.rstrip("\n"), "ini", word_wrap=True), title=escape(path),
+                                title_align="left", expand=False))
             for command in step.commands:
-                out.print(f"  [green]$[/] {command}", highlight=False, soft_wrap=True)
+                out.print(f"  [green]$[/] {escape(command)}", highlight=False, soft_wrap=True)
             if step.check:
-                out.print(f"  [dim]done when: {step.check}[/]", highlight=False, soft_wrap=True)
+                out.print(f"  [dim]done when: {escape(step.check)}[/]", highlight=False, soft_wrap=True)
 
 
 ProviderOption = Annotated[str | None, typer.Option("--provider", "-p", help="auto, qemu or virtualbox.")]
@@ -151,8 +186,11 @@ def up(provider: ProviderOption = None, topology: TopologyOption = None) -> None
 def down(provider: ProviderOption = None, topology: TopologyOption = None) -> None:
     """Stop and remove every VM, switch and disk of the lab."""
     lab, _, _ = _provider(topology, provider)
+    lab_dir = getattr(lab, "lab_dir", None)
+    existed = lab_dir is None or Path(lab_dir).exists()
     lab.down()
-    out.print("lab removed")
+    out.print("lab removed" if existed else f"no lab {escape(lab.topology.lab.name)} at {escape(str(lab_dir))}; "
+              "nothing to remove", highlight=False)
 
 
 @app.command()
@@ -163,12 +201,12 @@ def status(provider: ProviderOption = None, topology: TopologyOption = None) -> 
 
 
 def _print_status(lab, name: str, reason: str) -> None:
-    table = Table("host", "state", "pid", "ssh port", "accel", "detail", title=f"lab · provider {name}")
+    table = Table("host", "state", "pid", "ssh port", "accel", "detail", title=f"lab · provider {escape(name)}")
     for host in lab.status():
-        table.add_row(host.name, str(host.state), str(host.pid or "-"), str(host.ssh_port or "-"),
-                      host.accel or "-", host.detail)
+        table.add_row(escape(host.name), str(host.state), str(host.pid or "-"), str(host.ssh_port or "-"),
+                      escape(host.accel or "-"), escape(host.detail))
     out.print(table)
-    out.print(f"[dim]{reason}[/]")
+    out.print(f"[dim]{escape(reason)}[/]", highlight=False)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -182,13 +220,14 @@ def ssh(
     """Run a command on a host (or open a shell) with the lab's key."""
     import os
 
+    from lab import remote
+
     lab, _, _ = _provider(topology, provider)
     lab.check_host(host)
     target = lab.ssh_target(host)
     if not command:
-        os.execvp("ssh", ["ssh", "-i", str(target.key_path), "-p", str(target.port), "-o", "StrictHostKeyChecking=no",
-                          "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"{target.user}@{target.host}"])
-    from lab import remote
+        argv = remote.ssh_command(target)
+        os.execvp(argv[0], argv)
     from lab.executor import FabricRunner
 
     result = FabricRunner(remote.connect(target, timeout=30)).run(" ".join(command), timeout)
@@ -200,7 +239,8 @@ def ssh(
 @app.command()
 def console(
     host: HostArgument,
-    lines: Annotated[int, typer.Option("--lines", "-n", help="How many lines from the end.")] = 40,
+    lines: Annotated[int, typer.Option("--lines", "-n", help="How many lines from the end (1 or more).",
+                                       min=1)] = 40,
     provider: ProviderOption = None,
     topology: TopologyOption = None,
 ) -> None:
@@ -214,11 +254,21 @@ def console(
 
 
 def _on_host(host: str, provider: str | None, topology: Path | None, action: str, done: str) -> None:
-    """Run one provider power action on one host and say so."""
+    """Run one provider power action on one host and say so; cutting the power of a host that was never
+    created is an error, not "powered off"."""
+    from lab.providers import HostState
+
     lab, _, _ = _provider(topology, provider)
     lab.check_host(host)
+    if action == "power_off":
+        state = next(h.state for h in lab.status() if h.name == host)
+        if state == HostState.ABSENT:
+            fail(f"{host} does not exist in lab {lab.topology.lab.name} (never created, or removed by bst down); "
+                 "boot the lab with bst up")
+        if state == HostState.STOPPED:
+            done = "was already off"
     getattr(lab, action)(host)
-    out.print(f"{host} {done}")
+    out.print(f"{escape(host)} {done}", highlight=False)
 
 
 @app.command()
@@ -305,14 +355,15 @@ def snapshot_list(provider: ProviderOption = None, topology: TopologyOption = No
     lab = _snapshot_provider(None, topology, provider)
     found = lab.snapshots()
     if not found:
-        out.print(f"no snapshots in lab {lab.topology.lab.name}; save one with: bst snapshot save NAME")
+        out.print(f"no snapshots in lab {lab.topology.lab.name}; save one with: bst snapshot save NAME",
+                  markup=False, highlight=False)
         return
     table = Table("name", "created (UTC)", "size", "topology", "image",
-                  title=f"snapshots · lab {lab.topology.lab.name}")
+                  title=f"snapshots · lab {escape(lab.topology.lab.name)}")
     for manifest in found:
-        table.add_row(manifest.name, manifest.created_utc, human_size(manifest.size_bytes),
-                      f"{Path(manifest.topology_source).name} {manifest.topology_hash[:8]}",
-                      f"{manifest.image_name} {manifest.image_hash[:8]}")
+        table.add_row(escape(manifest.name), escape(manifest.created_utc), human_size(manifest.size_bytes),
+                      escape(f"{Path(manifest.topology_source).name} {manifest.topology_hash[:8]}"),
+                      escape(f"{manifest.image_name} {manifest.image_hash[:8]}"))
     out.print(table)
 
 
@@ -337,15 +388,13 @@ def report(
 
         root = run or Path("artifacts")
         folders = [f for f in sorted(root.glob("*")) if f.is_dir() and not f.is_symlink()] if root.is_dir() else []
-        path, cells = render_matrix(folders, root) if folders else (None, {})
-        if not cells:
+        if not folders:
             fail(f"no run with a results.json under {root}; run a drill first (bst drill)")
+        path, cells = render_matrix(folders, root)
         out.print(matrix_table(cells))
-        out.print(f"written to {path}")
+        out.print(f"written to {path}", markup=False, highlight=False)
         return
     folder = run or Path("artifacts") / "latest"
-    if not folder.is_dir():
-        fail(f"no run folder at {folder}; pass one of the folders under artifacts/")
     render_report(folder)
     render_summary(folder, out)
 
@@ -387,7 +436,7 @@ def doctor(
 
     missing = missing_tools(provider)
     if not missing:
-        out.print(f"[green]every host tool the {provider} provider needs is installed[/]")
+        out.print(f"[green]every host tool the {escape(provider)} provider needs is installed[/]")
         return
     table = Table("program", "package", "why", title=f"missing for the {provider} provider")
     for tool in missing:

@@ -88,6 +88,8 @@ def create_provider(topology: Topology, override: str | None = None, **kwargs: A
 
 def doctor(provider: str = "qemu") -> list[MissingTool]:
     """Host programs the provider needs that are not installed, each with its apt package."""
+    if provider not in PROVIDERS:
+        raise LabError(f"unknown provider {provider!r}; choose one of: {', '.join(PROVIDERS)}")
     if provider == "virtualbox":
         return [
             MissingTool(tool, VIRTUALBOX_PACKAGES[tool], "runs the VirtualBox lab")
