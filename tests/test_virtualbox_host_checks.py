@@ -6,6 +6,9 @@ Vagrant's validate_hostonly_ip! (VirtualBox >= 6.1.28, not Windows, not macOS wi
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -153,3 +156,21 @@ def test_up_refuses_a_vagrant_too_old_for_this_virtualbox_before_booting(tmp_pat
         provider.up()
     assert "VirtualBox 7.1 needs Vagrant 2.4.2 or later" in str(err.value)
     assert not vagrant.upped and vbox.calls == [["--version"]]
+
+
+def test_the_vagrantfile_trigger_checks_vagrant_against_virtualbox(tmp_path: Path, monkeypatch, capsys):
+    from lab.providers.virtualbox import __main__ as cli
+
+    fake = Path(__file__).parent / "fixtures" / "virtualbox" / "fakevbox.py"
+    program = tmp_path / "bin" / "VBoxManage"
+    program.parent.mkdir()
+    program.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{fake}" "$@"\n')
+    program.chmod(0o755)
+    state = tmp_path / "fakevbox.json"
+    state.write_text(json.dumps({"version": "7.1.4r165100", "vms": {}}))
+    monkeypatch.setenv("FAKEVBOX_STATE", str(state))
+    monkeypatch.setenv("PATH", f"{program.parent}:{os.environ['PATH']}")
+    assert cli.main(["--lab-dir", str(tmp_path / "lab"), "prepare", "--vagrant-version", "2.3.4"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "VirtualBox 7.1 needs Vagrant 2.4.2 or later" in err
+    assert json.loads(state.read_text())["calls"] == [["--version"]]

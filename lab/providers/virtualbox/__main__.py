@@ -1,4 +1,5 @@
-"""What the Vagrantfile calls: ``python3 -m lab.providers.virtualbox export-json | prepare | release-disks HOST``.
+"""What the Vagrantfile calls: ``python3 -m lab.providers.virtualbox export-json | prepare | release-disks HOST``
+(``prepare --vagrant-version V``: the trigger passes Vagrant's own version, checked against VirtualBox's).
 
 The topology comes from ``--topology`` or BEAST_TOPOLOGY (default: the paper's), the lab directory from
 ``--lab-dir`` or BEAST_LAB_DIR (default ``.lab/<lab name>``), so ``bst`` and a plain ``vagrant`` agree.
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from lab.errors import LabError
 from lab.labdir import default_lab_dir
+from lab.providers.virtualbox.compat import parse_vagrant_version
 from lab.providers.virtualbox.layout import vagrant_export
 from lab.providers.virtualbox.provider import VAGRANT_ROOT, VirtualBoxProvider
 from lab.topology import load_topology
@@ -25,7 +27,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lab-dir", default=os.environ.get("BEAST_LAB_DIR") or None)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("export-json", help="print the topology as the Vagrantfile reads it")
-    commands.add_parser("prepare", help="create missing host-only interfaces and shared media")
+    prepare = commands.add_parser("prepare", help="create missing host-only interfaces and shared media")
+    prepare.add_argument("--vagrant-version", help="the running Vagrant's version (the Vagrantfile passes its own)")
     release = commands.add_parser("release-disks", help="power a controller off and detach its shared disks")
     release.add_argument("host")
     return parser.parse_args(argv)
@@ -40,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
             json.dump(vagrant_export(topology, lab_dir.resolve()), sys.stdout, indent=2)
             sys.stdout.write("\n")
         elif args.command == "prepare":
-            VirtualBoxProvider(topology, lab_dir).prepare()
+            vagrant = parse_vagrant_version(args.vagrant_version) if args.vagrant_version else None
+            VirtualBoxProvider(topology, lab_dir).prepare(vagrant)
         else:
             VirtualBoxProvider(topology, lab_dir).release_disks(args.host)
     except LabError as err:
