@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     output.write_text(json.dumps({"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": where,
                                   "figures": {f.name: f.to_json() for f in figures},
                                   "comparisons": compared}, indent=2) + "\n")
-    console.print(f"written to {output}")
+    console.print(f"written to {output}", markup=False, highlight=False)
     return 0
 
 

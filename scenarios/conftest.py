@@ -242,10 +242,10 @@ def pytest_terminal_summary(terminalreporter):
         console.print(claims_table(the_drill.results))
         facts = {k: v for k, v in the_drill.facts.items() if not isinstance(v, dict | list)}
         if facts:
-            console.print("facts: " + json.dumps(facts, default=str))
+            console.print("facts: " + json.dumps(facts, default=str), markup=False)
         console.print(f"{the_drill.fault} ({the_drill.arbitrator}) run folder: {the_drill.record.folder}  "
-                      f"report: {the_drill.record.folder / 'report.html'}")
+                      f"report: {the_drill.record.folder / 'report.html'}", markup=False)
     if len(_drills) > 1:
         path, cells = render_matrix([d.record.folder for d in _drills], _drills[-1].record.folder.parent)
         console.print(matrix_table(cells))
-        console.print(f"faults × modes: {path}")
+        console.print(f"faults × modes: {path}", markup=False)

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from lab.errors import LabError
@@ -114,5 +115,6 @@ def claims_table(results: list[ClaimResult]) -> Table:
         expectation = str(result.expectation)
         if result.effective_expectation is not result.expectation:
             expectation += f" → {result.effective_expectation} ({result.excuse})"
-        table.add_row(result.claim, CLAIMS[result.claim], here, expectation, verdict, result.evidence)
+        table.add_row(escape(result.claim), escape(CLAIMS[result.claim]), here, escape(expectation), verdict,
+                      escape(result.evidence))
     return table

@@ -34,7 +34,8 @@ def build_lock(lock_path: Path, wait_seconds: float = LOCK_WAIT_SECONDS) -> Iter
                         f"(pid in the file): wait for it or kill it, then retry"
                     ) from None
                 if not announced:
-                    Console(stderr=True).print(f"waiting for another build of this image ({lock_path}) ...")
+                    Console(stderr=True).print(f"waiting for another build of this image ({lock_path}) ...",
+                                               markup=False, highlight=False)
                     announced = True
                 time.sleep(1)
         try:

@@ -15,6 +15,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+from rich.markup import escape
 from rich.progress import Progress
 
 from lab.errors import LabError, MissingToolError
@@ -143,7 +144,7 @@ def ensure_freebsd_image(
         work_dir = image_dir.with_name(f".{image_dir.name}.build-{os.getpid()}")
         shutil.rmtree(work_dir, ignore_errors=True)
         work_dir.mkdir(parents=True)
-        task = progress.add_task(f"FreeBSD image from {source.name}", total=None) if progress else None
+        task = progress.add_task(f"FreeBSD image from {escape(source.name)}", total=None) if progress else None
         try:
             disk, disk_format = source, source_format
             if source_format in ARCHIVE_FORMATS:

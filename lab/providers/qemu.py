@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.progress import Progress
 
 from lab.errors import LabError
@@ -878,7 +879,8 @@ class QemuProvider(Provider):
         return timings
 
     def _wait_migrations(self, clients: dict[str, QmpClient], progress: Progress | None) -> None:
-        tasks = {h: progress.add_task(f"{h}: saving RAM and devices", total=None) for h in clients} if progress else {}
+        tasks = ({h: progress.add_task(f"{escape(h)}: saving RAM and devices", total=None) for h in clients}
+                 if progress else {})
 
         def saved(host: str) -> bool:
             info = clients[host].execute("query-migrate")
@@ -889,7 +891,7 @@ class QemuProvider(Provider):
             if progress:
                 ram = info.get("ram", {})
                 done = status == "completed"
-                progress.update(tasks[host], description=f"{host}: state saved" if done else None,
+                progress.update(tasks[host], description=f"{escape(host)}: state saved" if done else None,
                                 total=1 if done else ram.get("total") or None,
                                 completed=1 if done else ram.get("transferred", 0))
             return status == "completed"
@@ -933,7 +935,7 @@ class QemuProvider(Provider):
 
     def _copy_files(self, copies: list[tuple[Path, Path, bool]], progress: Progress | None, what: str) -> None:
         total = sum(source.stat().st_size for source, _, _ in copies)
-        task = progress.add_task(what, total=total) if progress else None
+        task = progress.add_task(escape(what), total=total) if progress else None
         try:
             for source, target, allocated in copies:
                 copy_file(source, inside(self.lab_dir, target), allocated)
@@ -1248,7 +1250,7 @@ class QemuProvider(Provider):
     def _wait_one(self, host: str, deadline: float, progress: Progress | None) -> None:
         from lab import remote
 
-        task = progress.add_task(f"{host}: waiting for SSH", total=None) if progress else None
+        task = progress.add_task(f"{escape(host)}: waiting for SSH", total=None) if progress else None
         paths = self.vm_paths(host)
         started = time.monotonic()
         try:
@@ -1283,7 +1285,7 @@ class QemuProvider(Provider):
                     ) from None
                 if progress and task is not None:
                     progress.update(
-                        task, description=f"{host}: waiting for SSH ({time.monotonic() - started:.0f} s)"
+                        task, description=f"{escape(host)}: waiting for SSH ({time.monotonic() - started:.0f} s)"
                     )
                 time.sleep(min(SSH_POLL_SECONDS, max(0.0, remaining)))
         finally:

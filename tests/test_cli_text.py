@@ -1,0 +1,80 @@
+"""What the CLI prints of user and guest text is that text, and `bst ssh HOST` opens ssh the one safe way."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from lab import cli
+from lab.drill.claims import ClaimResult, Expectation, claims_table
+from lab.plan import Step
+from lab.providers.base import SshTarget
+
+GUEST_TEXT = "sd 2:0:0:0: [sdb] Synchronize Cache(10) failed [/x] [bold]"
+
+
+def rendered(renderable) -> str:
+    console = Console(file=io.StringIO(), width=400, record=True)
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_claim_evidence_from_a_guest_keeps_its_brackets():
+    text = rendered(claims_table([ClaimResult("md5_after_copy", False, GUEST_TEXT, Expectation.HOLD)]))
+    assert GUEST_TEXT in text
+
+
+def test_a_plan_with_brackets_in_names_commands_and_files_prints_them(monkeypatch: pytest.MonkeyPatch):
+    console = Console(file=io.StringIO(), width=400, record=True)
+    monkeypatch.setattr(cli, "out", console)
+    step = Step(name="[/x] step", stage=0, commands=("[ -e /dev/da1 ] && echo [sdb]",), files={"/etc/[x]": "a=1\n"},
+                check="[bold]ok")
+    cli._print_plan({"host[/x]": [step]}, "free[bsd]")
+    text = console.export_text()
+    for part in ("host[/x]", "free[bsd]", "[/x] step", "[ -e /dev/da1 ] && echo [sdb]", "/etc/[x]", "[bold]ok"):
+        assert part in text
+
+
+class FakeLab:
+    """A provider whose one host is reachable at ``address``: what `bst ssh` asks of a provider."""
+
+    def __init__(self, address: str):
+        self.address = address
+
+    def check_host(self, host: str) -> None:
+        assert host == "ctrl-a"
+
+    def ssh_target(self, host: str) -> SshTarget:
+        return SshTarget(port=40022, key_path=Path("/lab/ssh/id_ed25519"), host=self.address, name=host)
+
+
+@pytest.fixture
+def exec_calls(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    calls: list[list[str]] = []
+
+    def fake_exec(program: str, argv: list[str]) -> None:
+        calls.append(argv)
+        raise SystemExit(0)
+
+    monkeypatch.setattr("os.execvp", fake_exec)
+    return calls
+
+
+def test_interactive_ssh_uses_the_labs_ssh_command(monkeypatch: pytest.MonkeyPatch, exec_calls):
+    monkeypatch.setattr(cli, "_provider", lambda topology, provider: (FakeLab("127.0.0.1"), "qemu", ""))
+    result = CliRunner().invoke(cli.app, ["ssh", "ctrl-a"])
+    assert result.exit_code == 0, result.output
+    argv = exec_calls[0]
+    assert argv[:3] == ["ssh", "-F", "/dev/null"], "no ~/.ssh/config may redirect the lab's connection"
+    assert "IdentitiesOnly=yes" in argv and argv[-1] == "root@127.0.0.1"
+
+
+def test_interactive_ssh_refuses_an_address_that_is_not_loopback(monkeypatch: pytest.MonkeyPatch, exec_calls):
+    monkeypatch.setattr(cli, "_provider", lambda topology, provider: (FakeLab("192.168.56.10"), "qemu", ""))
+    result = CliRunner().invoke(cli.app, ["ssh", "ctrl-a"])
+    assert exec_calls == []
+    assert "refusing SSH to 192.168.56.10" in str(result.exception)
