@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import shlex
 import subprocess
 import tomllib
 from pathlib import Path
@@ -152,7 +153,7 @@ def test_arbitrator_targets_and_maps(plan, paper):
         login = next(c for c in cmds if c.endswith("--login"))
         assert f"-T {private} -p {peer.address('private')}:3260" in login
         for key, value in ISCSI_FAST_FAIL.items():
-            assert f"-n {key} -v {value}" in " ".join(cmds)
+            assert f"-n {shlex.quote(key)} -v {value}" in " ".join(cmds)
         active = lun_path(peer.address("private"), private, 0)
         assert f"beast-dm-multipath {peer_pool.arbitrator} bio {active} /dev/zvol/{peer_pool.name}/v0" in cmds
         public = paper.iscsi.public_target

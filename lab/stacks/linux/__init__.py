@@ -81,7 +81,6 @@ and the copy had their md5. What the first tries found:
 
 from __future__ import annotations
 
-import shlex
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -91,6 +90,7 @@ from lab.parsers.multipath import parse_dmsetup_status
 from lab.plan import Plan, Step
 from lab.stacks.base import RecoveryStage, Stack, Stage, TakebackStage
 from lab.stacks.checks import pool_imported, pool_online, property_is, vdev_in, wait_until
+from lab.stacks.shell import quote, words
 from lab.topology import Host, Pool, Topology
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
@@ -286,34 +286,34 @@ class LinuxStack(Stack):
         return {survivor.name: [
             Step(f"import {pool.name} -f",
                  commands=(*self.reread_partitions_commands(topo, pool),
-                           f"zpool import -f -N {self.import_devices(topo, pool)} {pool.name}"),
+                           f"zpool import -f -N {self.import_devices(topo, pool)} {quote(pool.name)}"),
                  check=pool_imported(pool.name),
                  verify=f"{pool_online(pool.name)} && {property_is(pool.name, 'multihost', 'on', 'zpool')}",
                  stage=stage),
-            Step(f"volume {pool.zvol_path}", commands=(wait_until(f"[ -b {zvol} ]"),),
-                 check=f"[ -b {zvol} ]", verify=f"[ -b {zvol} ]", stage=stage),
+            Step(f"volume {pool.zvol_path}", commands=(wait_until(f"[ -b {quote(zvol)} ]"),),
+                 check=f"[ -b {quote(zvol)} ]", verify=f"[ -b {quote(zvol)} ]", stage=stage),
             self.arbitrator_map_step(pool.arbitrator, [iscsi, zvol], stage,
                                      f"multipath {pool.arbitrator} + {zvol}"),
         ]}
 
     def partitions_known(self, topo: Topology, pool: Pool) -> str:
-        return " && ".join(f"[ -b {disk_path(topo, d)}-part1 ]" for d in pool.disks)
+        return " && ".join(f"[ -b {quote(f'{disk_path(topo, d)}-part1')} ]" for d in pool.disks)
 
     def reread_partitions_commands(self, topo: Topology, pool: Pool) -> tuple[str, ...]:
         """The pool's disks' partition tables read again when their -part1 links are missing (the owner
         partitioned them after this host read them), then wait for the links. Not ``udevadm settle``: while
         an arbitrator map queues I/O, udev's probe of that map blocks and settle waits out its timeout."""
-        disks = " ".join(disk_path(topo, d) for d in pool.disks)
+        disks = words(*(disk_path(topo, d) for d in pool.disks))
         known = self.partitions_known(topo, pool)
         return f"{known} || blockdev --rereadpt {disks}", wait_until(known, 30)
 
     def force_import_command(self, topo: Topology, pool: str) -> str:
-        return f"zpool import -f -N {self.import_devices(topo, topo.pools[pool])} {pool}"
+        return f"zpool import -f -N {self.import_devices(topo, topo.pools[pool])} {quote(pool)}"
 
     def import_devices(self, topo: Topology, pool: Pool) -> str:
         """``-d`` for each of the pool's partitions: never ``-d /dev/disk/by-id``, whose scan would also
         read the arbitrator map, and a read of a map queueing I/O never returns (measured: the import hung)."""
-        return " ".join(f"-d {disk_path(topo, d)}-part1" for d in pool.disks)
+        return " ".join(f"-d {quote(f'{disk_path(topo, d)}-part1')}" for d in pool.disks)
 
     def peer_partitions_step(self, topo: Topology, host: Host, stage: int) -> Step:
         """Takeover mode, at provisioning: read the peer pool's partition tables now, so a takeover does not
@@ -337,20 +337,20 @@ class LinuxStack(Stack):
         pool, survivor_pool = topo.pool_of(failed), topo.pool_of(survivor.name)
         iscsi = lun_path(host.address("private"), topo.iscsi.private_target, 0)
         stage = TakebackStage
-        zvol_devno = f"$(lsblk -dno MAJ:MIN {zvol_device(pool)} | tr -d ' ')"
-        uses_zvol = (f"[ -b {zvol_device(pool)} ] && dmsetup table {pool.arbitrator} 2>/dev/null "
+        zvol_devno = f"$(lsblk -dno MAJ:MIN {quote(zvol_device(pool))} | tr -d ' ')"
+        uses_zvol = (f"[ -b {quote(zvol_device(pool))} ] && dmsetup table {quote(pool.arbitrator)} 2>/dev/null "
                      f"| grep -qw {zvol_devno}")
         exported = f"! {pool_imported(pool.name)}"
         release = Step(
             f"hand back {pool.name}",
-            commands=(f"if {uses_zvol}; then beast-dm-arbitrator {pool.arbitrator} {iscsi}; fi",
-                      f"i=0; until zpool export {pool.name}; do [ $i -ge 10 ] && exit 1; "
+            commands=(f"if {uses_zvol}; then beast-dm-arbitrator {words(pool.arbitrator, iscsi)}; fi",
+                      f"i=0; until zpool export {quote(pool.name)}; do [ $i -ge 10 ] && exit 1; "
                       f"i=$((i + 1)); sleep 1; done"),
             check=exported, verify=exported, stage=stage.RELEASE)
         own_import = Step(
             f"import {pool.name}",
             commands=(*self.reread_partitions_commands(topo, pool),
-                      f"zpool import -N {self.import_devices(topo, pool)} {pool.name}"),
+                      f"zpool import -N {self.import_devices(topo, pool)} {quote(pool.name)}"),
             check=pool_imported(pool.name),
             verify=f"{pool_online(pool.name)} && {property_is(pool.name, 'multihost', 'on', 'zpool')}",
             stage=stage.IMPORT)
@@ -373,21 +373,21 @@ class LinuxStack(Stack):
 
     def multipath_status_command(self, name: str | None = None) -> str:
         """``dmsetup status`` of one map, or of every multipath map ("NAME: ..." lines)."""
-        return f"dmsetup status {name}" if name else "dmsetup status --target multipath"
+        return f"dmsetup status {quote(name)}" if name else "dmsetup status --target multipath"
 
     def multipath_table_command(self, name: str | None = None) -> str:
-        return f"dmsetup table {name}" if name else "dmsetup table --target multipath"
+        return f"dmsetup table {quote(name)}" if name else "dmsetup table --target multipath"
 
     def sessions_command(self) -> str:
         return "iscsiadm -m session"
 
 
     def md5_command(self, path: str) -> str:
-        return f"md5sum {shlex.quote(path)} | cut -d' ' -f1"
+        return f"md5sum {quote(path)} | cut -d' ' -f1"
 
     def client_paths_command(self, topo: Topology) -> str:
         """Each client map's status, then the kernel names of the devices it lists (maj:min name)."""
-        names = " ".join(m.name for m in topo.client.multipaths)
+        names = words(*(m.name for m in topo.client.multipaths))
         return (f"for map in {names}; do printf '%s: ' \"$map\"; dmsetup status \"$map\"; done; "
                 "echo '--'; lsblk -rndo MAJ:MIN,NAME")
 
@@ -416,25 +416,25 @@ class LinuxStack(Stack):
                 for session in parse_iscsiadm_session_p3(text) for disk in session.disks}
 
     def remount_commands(self, topo: Topology) -> list[str]:
-        mountpoint = topo.client.mountpoint
+        mountpoint = quote(topo.client.mountpoint)
         return [f"! mountpoint -q {mountpoint} || umount {mountpoint}",
-                f"mount {self.stripe_device(topo)} {mountpoint}"]
+                f"mount {quote(self.stripe_device(topo))} {mountpoint}"]
 
     def corrupt_disk_command(self, topo: Topology, disk: str) -> str:
         """Random data over the part of the disk ZFS allocates first (after its 4 MiB of labels and boot area)."""
-        return (f"dd if=/dev/urandom of={disk_path(topo, disk)} bs=1M seek=4 count=96 "
+        return (f"dd if=/dev/urandom {quote(f'of={disk_path(topo, disk)}')} bs=1M seek=4 count=96 "
                 f"oflag=direct conv=notrunc status=none")
 
     def fail_client_path_command(self, topo: Topology, multipath: str) -> str:
-        last = f"$(dmsetup table {multipath} | tr ' ' '\\n' | grep -E '^[0-9]+:[0-9]+$' | tail -n 1)"
-        return f"dmsetup message {multipath} 0 fail_path {last}"
+        last = f"$(dmsetup table {quote(multipath)} | tr ' ' '\\n' | grep -E '^[0-9]+:[0-9]+$' | tail -n 1)"
+        return f"dmsetup message {quote(multipath)} 0 fail_path {last}"
 
     def probe_command(self, topo: Topology, log_path: str, interval_s: float) -> str:
         probe = f"{topo.client.mountpoint}/.beast-probe"
-        write_read = (f"dd if=/dev/urandom of={probe} bs=4096 count=1 oflag=direct,sync 2>/dev/null && "
-                      f"dd if={probe} of=/dev/null bs=4096 iflag=direct 2>/dev/null")
+        write_read = (f"dd if=/dev/urandom {quote(f'of={probe}')} bs=4096 count=1 oflag=direct,sync 2>/dev/null && "
+                      f"dd {quote(f'if={probe}')} of=/dev/null bs=4096 iflag=direct 2>/dev/null")
         return (f"while :; do s=$(date +%s.%N); if {write_read}; then r=ok; else r=fail; fi; "
-                f'echo "$s $(date +%s.%N) $r" >> {log_path}; sleep {interval_s:g}; done')
+                f'echo "$s $(date +%s.%N) $r" >> {quote(log_path)}; sleep {quote(f"{interval_s:g}")}; done')
 
     # Provisioning.
 
@@ -452,7 +452,7 @@ class LinuxStack(Stack):
         ]
         if host in topo.controllers:
             nonzero = '[ -s /etc/hostid ] && [ "$(hostid)" != 00000000 ]'
-            links = " && ".join(f"[ -b {disk_path(topo, d)} ]" for d in topo.disks)
+            links = " && ".join(f"[ -b {quote(disk_path(topo, d))} ]" for d in topo.disks)
             steps += [
                 Step("hostid", check=nonzero,
                      commands=('echo "hostid is $(hostid): the image sets one per VM at boot" >&2; exit 1',)),
@@ -474,40 +474,41 @@ class LinuxStack(Stack):
         return Step(
             "multihost tunables", files={MULTIHOST_CONF_PATH: MULTIHOST_CONF},
             commands=("modprobe zfs",
-                      *(f"echo {value} > {parameters}/{key}" for key, value in MULTIHOST_TUNABLES.items())),
-            check=" && ".join(f'[ "$(cat {parameters}/{key} 2>/dev/null)" = {value} ]'
+                      *(f"echo {quote(value)} > {quote(f'{parameters}/{key}')}"
+                        for key, value in MULTIHOST_TUNABLES.items())),
+            check=" && ".join(f'[ "$(cat {quote(f"{parameters}/{key}")} 2>/dev/null)" = {quote(value)} ]'
                               for key, value in MULTIHOST_TUNABLES.items()))
 
     def pool_steps(self, topo: Topology, host: Host) -> list[Step]:
         """The paper's pool, volume, write and read caches, on the pool's owner. In takeover mode the pool
         is created with multihost=on, so no other host can import it while this one writes to it."""
         pool = topo.pool_of(host.name)
-        data = " ".join(disk_path(topo, d) for d in pool.data)
+        data = words(*(disk_path(topo, d) for d in pool.data))
         log, cache = topo.disks[pool.log].serial, topo.disks[pool.cache].serial
         stage = Stage.POOLS
         takeover = topo.lab.arbitrator == "takeover"
         options = "-o multihost=on " if takeover else ""
         steps = [
-            Step(f"create {pool.name}", commands=(f"zpool create -f {options}-m none {pool.name} {data}",),
+            Step(f"create {pool.name}", commands=(f"zpool create -f {options}-m none {quote(pool.name)} {data}",),
                  check=pool_imported(pool.name), verify=pool_online(pool.name), stage=stage),
         ]
         if takeover:
-            steps.append(Step(f"multihost=on {pool.name}", commands=(f"zpool set multihost=on {pool.name}",),
+            steps.append(Step(f"multihost=on {pool.name}", commands=(f"zpool set multihost=on {quote(pool.name)}",),
                               check=property_is(pool.name, "multihost", "on", "zpool"), stage=stage))
         steps += [
             Step(f"volume {pool.zvol_path}",
-                 commands=(f"zfs create -V {pool.zvol.size} {pool.zvol_path}",
-                           f"beast-wait-block {zvol_device(pool)}"),
-                 check=f"zfs list -H -o name {pool.zvol_path} >/dev/null 2>&1",
-                 verify=f"beast-wait-block {zvol_device(pool)}", stage=stage),
-            Step(f"log {pool.name}", commands=(f"zpool add -f {pool.name} log {disk_path(topo, pool.log)}",),
+                 commands=(f"zfs create -V {words(pool.zvol.size, pool.zvol_path)}",
+                           f"beast-wait-block {quote(zvol_device(pool))}"),
+                 check=f"zfs list -H -o name {quote(pool.zvol_path)} >/dev/null 2>&1",
+                 verify=f"beast-wait-block {quote(zvol_device(pool))}", stage=stage),
+            Step(f"log {pool.name}", commands=(f"zpool add -f {words(pool.name, 'log', disk_path(topo, pool.log))}",),
                  check=vdev_in(pool.name, "logs", log), stage=stage),
             Step(f"cache {pool.name}",
-                 commands=(f"zpool add -f {pool.name} cache {disk_path(topo, pool.cache)}",),
+                 commands=(f"zpool add -f {words(pool.name, 'cache', disk_path(topo, pool.cache))}",),
                  check=vdev_in(pool.name, "cache", cache), stage=stage),
         ]
         steps += [
-            Step(f"{prop}={value} {pool.name}", commands=(f"zfs set {prop}={value} {pool.name}",),
+            Step(f"{prop}={value} {pool.name}", commands=(f"zfs set {words(f'{prop}={value}', pool.name)}",),
                  check=property_is(pool.name, prop, value), stage=stage)
             for prop, value in pool.properties.items()
         ]
@@ -516,7 +517,7 @@ class LinuxStack(Stack):
 
     def failmode_step(self, pool: Pool, stage: int) -> Step:
         return Step(f"failmode={pool.failmode} {pool.name}",
-                    commands=(f"zpool set failmode={pool.failmode} {pool.name}",),
+                    commands=(f"zpool set {words(f'failmode={pool.failmode}', pool.name)}",),
                     check=property_is(pool.name, "failmode", pool.failmode, "zpool"), stage=stage)
 
     def cross_import_steps(self, topo: Topology, host: Host) -> list[Step]:
@@ -534,11 +535,12 @@ class LinuxStack(Stack):
         With ``expect_refusal`` (provisioning: the owner has the pool imported) a missing refusal fails the
         step: both controllers would then share a hostid and OpenZFS's ownership checks would mean nothing.
         """
-        refusal = f"{STATE_DIR}/import-refusal-{pool.name}.txt"
-        disks = " ".join(disk_path(topo, d) for d in pool.disks)
-        imports = (f"if zpool import -N -d /dev/disk/by-id {pool.name} > {refusal} 2>&1; "
+        refusal = quote(f"{STATE_DIR}/import-refusal-{pool.name}.txt")
+        disks = words(*(disk_path(topo, d) for d in pool.disks))
+        name = quote(pool.name)
+        imports = (f"if zpool import -N -d /dev/disk/by-id {name} > {refusal} 2>&1; "
                    f"then echo 'imported without -f' >> {refusal}; "
-                   f"else cat {refusal}; zpool import -f -N -d /dev/disk/by-id {pool.name}; fi")
+                   f"else cat {refusal}; zpool import -f -N -d /dev/disk/by-id {name}; fi")
         verify = pool_online(pool.name)
         if expect_refusal:
             verify += f" && grep -q 'import -f' {refusal}"
@@ -552,25 +554,26 @@ class LinuxStack(Stack):
         """One LIO target from scratch (a half-made one is deleted first); luns: (backstore, device, wwn)."""
         tpg = f"/iscsi/{iqn}/tpg1"
         configfs = f"/sys/kernel/config/target/iscsi/{iqn}"
-        commands = [f"[ ! -d {configfs} ] || targetcli /iscsi delete {iqn}"]
+        commands = [f"[ ! -d {quote(configfs)} ] || targetcli /iscsi delete {quote(iqn)}"]
         for backstore, device, wwn in luns:
             commands += [
-                f"beast-wait-block {device}",
-                f"ls -d /sys/kernel/config/target/core/iblock_*/{backstore} >/dev/null 2>&1 || "
-                f"targetcli /backstores/block create name={backstore} dev={device} wwn={wwn}",
+                f"beast-wait-block {quote(device)}",
+                f"ls -d /sys/kernel/config/target/core/iblock_*/{quote(backstore)} >/dev/null 2>&1 || "
+                f"targetcli /backstores/block create {words(f'name={backstore}', f'dev={device}', f'wwn={wwn}')}",
             ]
         commands += [
-            f"targetcli /iscsi create {iqn}",
-            f"[ ! -d {configfs}/tpgt_1/np/0.0.0.0:{ISCSI_PORT} ] || "
-            f"targetcli {tpg}/portals delete 0.0.0.0 {ISCSI_PORT}",
-            f"targetcli {tpg}/portals create {address} {ISCSI_PORT}",
-            *(f"targetcli {tpg}/luns create /backstores/block/{backstore}" for backstore, _, _ in luns),
-            f"targetcli {tpg}/acls create {initiator}",
+            f"targetcli /iscsi create {quote(iqn)}",
+            f"[ ! -d {quote(f'{configfs}/tpgt_1/np/0.0.0.0:{ISCSI_PORT}')} ] || "
+            f"targetcli {quote(f'{tpg}/portals')} delete 0.0.0.0 {ISCSI_PORT}",
+            f"targetcli {quote(f'{tpg}/portals')} create {quote(address)} {ISCSI_PORT}",
+            *(f"targetcli {quote(f'{tpg}/luns')} create {quote(f'/backstores/block/{backstore}')}"
+              for backstore, _, _ in luns),
+            f"targetcli {quote(f'{tpg}/acls')} create {quote(initiator)}",
             DROP_UNREADABLE_LIO_BACKUPS,
             "targetcli saveconfig",
             "sync",
         ]
-        done = f"beast-lio-target-ok {iqn} {address} {initiator} {' '.join(b for b, _, _ in luns)}"
+        done = f"beast-lio-target-ok {words(iqn, address, initiator, *(b for b, _, _ in luns))}"
         return Step(name, commands=tuple(commands), check=done, verify=done, stage=stage)
 
     def private_target_step(self, topo: Topology, host: Host, stage: int) -> Step:
@@ -593,24 +596,24 @@ class LinuxStack(Stack):
 
     def login_step(self, address: str, iqn: str, luns: int, stage: int) -> Step:
         """Discovery, the fast-fail settings, then a fresh login (a listed but broken session is dropped)."""
-        where = f"-T {iqn} -p {portal(address)}"
-        session_listed = f"iscsiadm -m session 2>/dev/null | grep -q ' {portal(address)},[0-9]* {iqn} '"
-        done = f"beast-iscsi-ok {address} {iqn} {luns}"
+        where = f"-T {quote(iqn)} -p {quote(portal(address))}"
+        session_listed = f"iscsiadm -m session 2>/dev/null | grep -q {quote(f' {portal(address)},[0-9]* {iqn} ')}"
+        done = f"beast-iscsi-ok {words(address, iqn, luns)}"
         return Step(
             f"login {iqn} {address}",
             commands=(
-                f"iscsiadm -m discovery -t sendtargets -p {portal(address)} >/dev/null",
-                *(f"iscsiadm -m node {where} -o update -n {key} -v {value}"
+                f"iscsiadm -m discovery -t sendtargets -p {quote(portal(address))} >/dev/null",
+                *(f"iscsiadm -m node {where} -o update -n {words(key)} -v {words(value)}"
                   for key, value in ISCSI_FAST_FAIL.items()),
                 f"if {session_listed}; then iscsiadm -m node {where} --logout; fi",
                 f"iscsiadm -m node {where} --login",
-                *(f"beast-wait-block {lun_path(address, iqn, lun)}" for lun in range(luns)),
+                *(f"beast-wait-block {quote(lun_path(address, iqn, lun))}" for lun in range(luns)),
             ),
             check=done, verify=wait_until(done, 30), stage=stage)
 
     def multipath_step(self, name: str, mode: str, active: str, passive: str, stage: int) -> Step:
-        done = f"beast-dm-multipath-ok {name} {active} {passive}"
-        return Step(f"multipath {name}", commands=(f"beast-dm-multipath {name} {mode} {active} {passive}",),
+        done = f"beast-dm-multipath-ok {words(name, active, passive)}"
+        return Step(f"multipath {name}", commands=(f"beast-dm-multipath {words(name, mode, active, passive)}",),
                     check=done, verify=done, stage=stage)
 
     def arbitrator_steps(self, topo: Topology, host: Host, stage: int) -> list[Step]:
@@ -645,8 +648,8 @@ class LinuxStack(Stack):
 
     def arbitrator_map_step(self, name: str, paths: list[str], stage: int, step_name: str = "") -> Step:
         """Takeover mode's arbitrator map: one priority group per path, the last one in use."""
-        done = f"beast-dm-arbitrator-ok {name} {' '.join(paths)}"
-        return Step(step_name or f"multipath {name}", commands=(f"beast-dm-arbitrator {name} {' '.join(paths)}",),
+        done = f"beast-dm-arbitrator-ok {words(name, *paths)}"
+        return Step(step_name or f"multipath {name}", commands=(f"beast-dm-arbitrator {words(name, *paths)}",),
                     check=done, verify=done, stage=stage)
 
     def stripe_device(self, topo: Topology) -> str:
@@ -663,26 +666,27 @@ class LinuxStack(Stack):
                                              lun_path(owner.address("public"), iqn, 0),
                                              lun_path(peer.address("public"), iqn, 1), stage))
             members.append(f"/dev/mapper/{multipath.name}")
-        stripe, mountpoint = self.stripe_device(topo), topo.client.mountpoint
-        first, all_members = members[0], " ".join(members)
+        stripe, mountpoint = quote(self.stripe_device(topo)), quote(topo.client.mountpoint)
+        first, all_members = quote(members[0]), words(*members)
+        write_test = quote(f"{topo.client.mountpoint}/.beast-write-test")
         assembled = f"mdadm --detail --test {stripe} >/dev/null 2>&1"
         has_fs = f"blkid -p -s TYPE -o value {stripe} | grep -qx {FILESYSTEM}"
-        writable = (f"mountpoint -q {mountpoint} && echo beast > {mountpoint}/.beast-write-test && "
-                    f"rm {mountpoint}/.beast-write-test")
+        writable = f"mountpoint -q {mountpoint} && echo beast > {write_test} && rm {write_test}"
         steps += [
             Step(f"stripe {topo.client.stripe}",
                  commands=(f"if mdadm --examine {first} >/dev/null 2>&1; "
                            f"then mdadm --assemble {stripe} {all_members}; "
                            f"else mdadm --create {stripe} --run --metadata=1.2 --level=0 "
-                           f"--raid-devices={len(members)} --homehost={topo.client.host} "
-                           f"--name={topo.client.stripe} {all_members}; fi",
+                           f"--raid-devices={len(members)} {quote(f'--homehost={topo.client.host}')} "
+                           f"{quote(f'--name={topo.client.stripe}')} {all_members}; fi",
                            "udevadm settle"),
                  check=assembled, verify=assembled, stage=stage),
             Step(f"filesystem {topo.client.stripe}",
-                 commands=(f"mkfs.{FILESYSTEM} -q -L {topo.client.stripe} "
+                 commands=(f"mkfs.{FILESYSTEM} -q -L {quote(topo.client.stripe)} "
                            f"-E lazy_itable_init=0,lazy_journal_init=0 {stripe}",),
                  check=has_fs, verify=has_fs, stage=stage),
-            Step(f"mount {mountpoint}", commands=(f"mkdir -p {mountpoint}", f"mount {stripe} {mountpoint}"),
+            Step(f"mount {topo.client.mountpoint}",
+                 commands=(f"mkdir -p {mountpoint}", f"mount {stripe} {mountpoint}"),
                  check=f"mountpoint -q {mountpoint}", verify=writable, stage=stage),
         ]
         return steps
@@ -693,10 +697,10 @@ class LinuxStack(Stack):
         """The paper's export right after boot. First let go of every zvol (LIO, the arbitrator map, the
         sessions behind it). Done when no pool is imported, or when this boot's recovery imported them."""
         pools = [topo.pool_of(h.name).name for h in topo.controllers]
-        arbitrator = topo.pool_of(topo.peer(host.name).name).arbitrator
+        arbitrator = quote(topo.pool_of(topo.peer(host.name).name).arbitrator)
         none_imported = " && ".join(f"! {pool_imported(p)}" for p in pools)
         recovered = f'[ -e {IMPORTED_AT} ] && [ "$(cat {IMPORTED_AT})" -ge "$({BOOT_TIME})" ]'
-        exports = [f"! {pool_imported(p)} || zpool export {p}" for p in pools]
+        exports = [f"! {pool_imported(p)} || zpool export {quote(p)}" for p in pools]
         return Step(
             "export pools",
             commands=(
@@ -719,11 +723,11 @@ class LinuxStack(Stack):
     def scrub_step(self, pool: str, stage: int) -> Step:
         """Each controller's own view of each pool is checked; a finished scrub proves nothing about the
         present, so the check only avoids starting a second scrub while one runs."""
-        running = f"zpool status {pool} | grep -q 'scrub in progress'"
-        return Step(f"scrub {pool}", commands=(f"zpool scrub {pool}", f"zpool wait -t scrub {pool}"),
+        running = f"zpool status {quote(pool)} | grep -q 'scrub in progress'"
+        return Step(f"scrub {pool}", commands=(f"zpool scrub {quote(pool)}", f"zpool wait -t scrub {quote(pool)}"),
                     check=running, verify=f"! {running}", stage=stage)
 
     def clear_step(self, pool: str) -> Step:
-        healthy = f"zpool status -x {pool} | grep -q 'is healthy'"
-        return Step(f"clear {pool}", commands=(f"zpool clear {pool}",), check=healthy,
+        healthy = f"zpool status -x {quote(pool)} | grep -q 'is healthy'"
+        return Step(f"clear {pool}", commands=(f"zpool clear {quote(pool)}",), check=healthy,
                     stage=RecoveryStage.CLEAR)
