@@ -58,20 +58,26 @@ def checked_lab_dir(lab_dir: Path | str) -> Path:
 
 
 def inside(root: Path, path: Path | str) -> Path:
-    """``path`` (normalised) once it is known to lie inside ``root`` with no symlink on the way below
-    ``root``: the only way the lab names a path it deletes or writes. LabError otherwise."""
-    root = Path(root).resolve()
-    given = Path(path) if Path(path).is_absolute() else root / path
-    normal = Path(os.path.normpath(given))
-    if not str(normal).startswith(str(root) + os.sep):
-        raise LabError(f"refusing to touch {given}: it is not inside {root}; check the names in the topology")
+    """``path`` once it is known to lie inside ``root`` with no symlink on the way below ``root``: the only
+    way the lab names a path it deletes or writes. Returned under ``root`` resolved; LabError otherwise.
+
+    A relative ``path`` is taken from the current directory, as ``open`` would; ``root`` may itself sit
+    behind a symlink (an ``artifacts`` link to a bigger disk): only what is below it is checked."""
+    given = Path(os.path.normpath(os.path.abspath(path)))
+    for base in (Path(os.path.normpath(os.path.abspath(root))), Path(root).resolve()):
+        if str(given).startswith(str(base) + os.sep):
+            break
+    else:
+        raise LabError(f"refusing to touch {path}: it is not inside {root}; check the names in the topology")
+    resolved_root = Path(root).resolve()
+    normal = resolved_root / given.relative_to(base)
     probe = normal
-    while probe != root:
+    while probe != resolved_root:
         if probe.is_symlink():
             raise LabError(f"refusing to touch {normal}: {probe} is a symlink; remove the link and retry")
         probe = probe.parent
-    if given.resolve() != normal:
-        raise LabError(f"refusing to touch {given}: it leads outside {root} through a symlink")
+    if Path(path).resolve() != normal:
+        raise LabError(f"refusing to touch {path}: it leads outside {root} through a symlink")
     return normal
 
 

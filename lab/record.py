@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from lab.labdir import inside
+
 
 def utc_stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -57,7 +59,7 @@ class RunRecord:
         return record
 
     def _append(self, name: str, line: str) -> None:
-        with self._lock, open(self.folder / name, "a") as handle:
+        with self._lock, open(inside(self.folder, self.folder / name), "a") as handle:
             handle.write(line)
             handle.flush()
 
@@ -74,8 +76,9 @@ class RunRecord:
         self._append(f"hosts/{record.host}.log", text if text.endswith("\n") else text + "\n")
 
     def save(self, relative: str, text: str) -> Path:
-        """Keep one output (a ``zpool status -v``, a console log) under a readable name."""
-        path = self.folder / relative
+        """Keep one output (a ``zpool status -v``, a console log) under a readable name, inside the run
+        folder (a host or file name never walks out of it)."""
+        path = inside(self.folder, self.folder / relative)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         return path

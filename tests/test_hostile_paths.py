@@ -185,3 +185,28 @@ def test_a_read_only_lab_directory_is_one_clear_error(tmp_path: Path, monkeypatc
     with pytest.raises(LabError, match=r"cannot write the lab directory .*: Read-only file system; use a writable"):
         with lab_lock(tmp_path / "lab", "up"):
             pass
+
+
+def test_inside_takes_a_root_behind_a_symlink_and_relative_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """An ``artifacts`` link to a bigger disk is the user's choice; only what lies below the root is checked."""
+    real = tmp_path / "big-disk"
+    real.mkdir()
+    (tmp_path / "artifacts").symlink_to(real)
+    events = tmp_path / "artifacts" / "run" / "events.jsonl"
+    assert inside(tmp_path / "artifacts", events) == real / "run" / "events.jsonl"
+    monkeypatch.chdir(tmp_path)
+    assert inside(Path("artifacts"), Path("artifacts") / "run") == real / "run"
+    with pytest.raises(LabError, match="is not inside"):
+        inside(Path("artifacts"), Path("artifacts") / ".." / "victim")
+
+
+def test_a_run_record_keeps_its_files_inside_the_run_folder(tmp_path: Path):
+    from lab.record import RunRecord
+
+    victim = victim_tree(tmp_path)
+    record = RunRecord.create(tmp_path / "artifacts", "failover")
+    assert record.save("hosts/ctrl-a/dmesg.txt", "ok\n").read_text() == "ok\n"
+    for relative in ("../../victim/keep/data.txt", "/etc/passwd", str(victim / "keep" / "data.txt")):
+        with pytest.raises(LabError, match="is not inside"):
+            record.save(relative, "overwritten\n")
+    assert (victim / "keep" / "data.txt").read_text() == "precious\n"

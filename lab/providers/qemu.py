@@ -713,7 +713,8 @@ class QemuProvider(Provider):
                 timings["stop_spread_s"] = round(time.monotonic() - stop_started, 3)
                 phase = time.monotonic()
                 for host in hosts:
-                    fd = os.open(partial / f"{host}.state", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+                    state_file = inside(self.lab_dir, partial / f"{host}.state")
+                    fd = os.open(state_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
                     try:
                         clients[host].send_fd(SNAPSHOT_FD_NAME, fd)
                     finally:
