@@ -1,72 +1,101 @@
 """The real executor applies the real FreeBSD plans to fake FreeBSD hosts that answer with recorded output.
 
-Each ``FakeFreeBSDHost`` is a ``Runner``: it runs every command the executor sends (file checks, writes,
-checks, commands, verifies) in a local ``sh`` (dash) with two documented changes, and nothing else:
+Each host is reached the way a real one is: through ``FabricRunner`` with the freebsd stack's wire, so the
+fake receives the exact string sent over SSH (file checks, writes, checks, commands, verifies). A
+``FakeFreeBSDConnection`` stands in for the SSH connection and does what sshd does with root's login shell:
+it runs the string with ``tcsh -f -c`` (Debian's tcsh is FreeBSD's csh; ``-f`` skips the rc files, root's
+.cshrc sets only aliases and the path), so anything csh would reject or expand fails here too. From there
+on, two documented changes, and nothing else:
 
-* paths under ``/etc`` and ``/var/db`` are rewritten to the host's fake root (``<world>/hosts/<host>/root``),
-  so the plan's files land in the sandbox; ``mkdir`` does the same for the client's mount point;
+* the wire's ``/bin/sh`` is ``rooted-sh`` (fakebsd.py): it moves paths under ``/etc`` and ``/var/db`` to the
+  host's fake root (``<world>/hosts/<host>/root``) in the decoded script and runs it with the local ``sh``
+  (dash); ``mkdir`` does the same for the client's mount point;
 * the FreeBSD tools are first on ``PATH``: one shell wrapper per tool runs
   tests/fixtures/freebsd_session/fakebsd.py, which keeps a tiny state of the lab and prints the recorded
   real FreeBSD output listed in tests/fixtures/freebsd_session/SOURCES.md (the paper's ``zpool status``,
   the handbook's ``iscsictl -L`` states, geom(8)'s status table, the kernel's error strings). ``sleep`` is
-  a no-op so that a verify that waits 60 polls for an iSCSI login fails in a moment.
+  a no-op so that a verify that waits 60 polls for an iSCSI login fails in a moment. ``b64decode`` is
+  FreeBSD's algorithm (uudecode.c), ``zpool import`` refuses a pool last accessed under another hostid
+  without ``-f`` (each host's hostid comes from its own SMBIOS UUID until /etc/hostid says otherwise, as
+  rc.d/hostid does), ``dd`` to a pool's disk needs ``kern.geom.debugflags=0x10``, ``geom disk list``
+  shows each disk's serial as its ident.
 
 The transcript the executor records is what the tests read: commands in order, outputs, skips, failures.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from test_stack_freebsd import PAPER_COMMANDS, PAPER_RECOVERY_COMMANDS
 
 from lab import executor
-from lab.executor import CommandResult, StepFailed, Transcript, apply_plan
+from lab.executor import FabricRunner, StepFailed, Transcript, apply_plan
 from lab.plan import Plan
 from lab.stacks.base import RecoveryStage
-from lab.stacks.freebsd import FreeBSDStack, arbitrator_disk
+from lab.stacks.freebsd import FreeBSDStack, arbitrator_disk, disk_device
 from lab.topology import Topology, load_topology
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SESSION = FIXTURES / "freebsd_session"
 PARSERS = FIXTURES / "parsers"
 TOOLS = ("zpool", "zfs", "iscsictl", "ctladm", "gmultipath", "gstripe", "service", "ifconfig", "sysctl",
-         "hostname", "killall", "newfs", "fstyp", "mount", "shutdown", "sleep", "mkdir")
+         "hostname", "killall", "newfs", "fstyp", "mount", "shutdown", "sleep", "mkdir", "b64decode", "rooted-sh",
+         "geom", "dd")
 REAL_PATH = "/usr/bin:/bin"
 PAPER_BOOTTIME = 1461078000
 """Tue Apr 19 15:00:00 2016 UTC, the day of the paper's scrub."""
-FAKE_ROOT_PATHS = re.compile(r"(?<![\w./-])/(etc|var/db)(?=[/\s'\";]|$)")
+BOX_SYSCTL_CONF = "debug.debugger_on_panic=0\nkern.panic_reboot_wait_time=0\n"
+"""What the FreeBSD 10.3 Vagrant box's /etc/sysctl.conf already holds (a panic reboots at once)."""
+WIRE_SH = re.compile(r"(?<!\S)/bin/sh(?!\S)")
+TCSH = shutil.which("tcsh")
 
 
-class FakeFreeBSDHost:
-    """A ``Runner`` for one fake host; see the module docstring for the two changes made to each command."""
+class FakeFreeBSDConnection:
+    """Stands in for a Fabric connection to one fake host: runs the wire string under root's csh."""
 
     def __init__(self, world: Path, name: str) -> None:
         self.world, self.name = world, name
+        self.host, self.port = "127.0.0.1", 2222
         self.root = world / "hosts" / name / "root"
         for base_dir in ("etc", "var/db"):  # directories every FreeBSD install has
             (self.root / base_dir).mkdir(parents=True, exist_ok=True)
+        self.sent: list[str] = []
 
-    def run(self, cmd: str, timeout: float) -> CommandResult:
-        local = FAKE_ROOT_PATHS.sub(lambda m: f"{self.root}/{m.group(1)}", cmd)
+    def run(self, cmd: str, hide: bool, warn: bool, timeout: float, in_stream: bool) -> SimpleNamespace:
+        if TCSH is None:
+            pytest.fail("tcsh is not installed: the fake FreeBSD runs every command under csh (apt-get install tcsh)")
+        self.sent.append(cmd)
+        local = WIRE_SH.sub(str(self.world / "bin" / "rooted-sh"), cmd)
         env = {"PATH": f"{self.world / 'bin'}:{REAL_PATH}", "LC_ALL": "C", "FAKEBSD_WORLD": str(self.world),
                "FAKEBSD_HOST": self.name, "FAKEBSD_ROOT": str(self.root), "FAKEBSD_REAL_PATH": REAL_PATH}
-        started = time.monotonic()
         try:
-            done = subprocess.run(["sh", "-c", local], cwd=self.root, env=env, capture_output=True, text=True,
-                                  timeout=timeout)
+            done = subprocess.run([TCSH, "-f", "-c", local], cwd=self.root, env=env, capture_output=True,
+                                  text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
-            return CommandResult(cmd, executor.TIMED_OUT_EXIT_CODE, "", f"timed out after {timeout:g} s",
-                                 time.monotonic() - started)
-        return CommandResult(cmd, done.returncode, done.stdout, done.stderr, time.monotonic() - started)
+            return SimpleNamespace(exited=executor.TIMED_OUT_EXIT_CODE, stdout="", stderr="timed out")
+        return SimpleNamespace(exited=done.returncode, stdout=done.stdout, stderr=done.stderr)
+
+    def close(self) -> None:
+        pass
+
+
+def fake_hostid(name: str) -> tuple[str, str]:
+    """Each VM's own SMBIOS UUID (VirtualBox makes one per VM) and the hostid rc.d/hostid derives from it."""
+    smbios = str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{name}.vm"))
+    return smbios, "0x" + hashlib.md5(smbios.encode()).hexdigest()[:8]
 
 
 class Lab:
@@ -80,13 +109,20 @@ class Lab:
             wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} -S {SESSION / "fakebsd.py"} {tool} "$@"\n')
             wrapper.chmod(0o755)
         first_da = {h.name: int(arbitrator_disk(topo).removeprefix("da")) for h in topo.controllers}
+        shared = {disk_device(topo, d): topo.disks[d].serial for d in topo.disks}
         hosts = {name: {"hostname": "", "netif": [], "services": {}, "boottime": PAPER_BOOTTIME,
-                        "sysctl": {"kern.iscsi.fail_on_disconnection": "0"}, "imported": [], "sessions": [],
+                        "smbios_uuid": fake_hostid(name)[0],
+                        "sysctl": {"kern.iscsi.fail_on_disconnection": "0", "kern.geom.debugflags": "0",
+                                   "kern.hostuuid": fake_hostid(name)[0], "kern.hostid": fake_hostid(name)[1]},
+                        "imported": [], "sessions": [], "disks": shared if name in first_da else {},
                         "multipaths": {}, "stripes": {}, "mounts": [], "ctl_luns": [],
                         "first_da": first_da.get(name, 0), "next_da": first_da.get(name, 0), "inject": {}}
                  for name in [*(h.name for h in topo.controllers), topo.client.host]}
         (self.world / "world.json").write_text(json.dumps({"pools": {}, "hosts": hosts}))
-        self.runners = {name: FakeFreeBSDHost(self.world, name) for name in hosts}
+        self.connections = {name: FakeFreeBSDConnection(self.world, name) for name in hosts}
+        for connection in self.connections.values():
+            (connection.root / "etc" / "sysctl.conf").write_text(BOX_SYSCTL_CONF)
+        self.runners = {name: FabricRunner(c, wire=FreeBSDStack().wire) for name, c in self.connections.items()}
 
     def edit(self, change) -> None:
         state = json.loads((self.world / "world.json").read_text())
@@ -142,12 +178,58 @@ def provisioned(tmp_path_factory, paper, plan):
 def test_provision_runs_every_step_with_the_papers_commands_in_order(provisioned):
     lab, outcomes, transcript = provisioned
     # secondarycache=all is ZFS's default, so its check passes on a new pool and the paper's command is not sent.
+    # The shared disks carry the serials the plan expects, so that check passes and its report is not sent.
     assert {(o.host, o.step): o.status.value for o in outcomes if o.status.value != "ran"} == {
-        ("ctrl-a", "secondarycache=all ctrl-a_m0"): "skipped", ("ctrl-b", "secondarycache=all ctrl-b_m0"): "skipped"}
+        ("ctrl-a", "secondarycache=all ctrl-a_m0"): "skipped", ("ctrl-b", "secondarycache=all ctrl-b_m0"): "skipped",
+        ("ctrl-a", "shared disks"): "skipped", ("ctrl-b", "shared disks"): "skipped"}
     for host, paper_commands in PAPER_COMMANDS.items():
         expected = [c for c in paper_commands if not c.startswith("zfs set secondarycache=all")]
         assert [c for c in commands(transcript, host) if c in paper_commands] == expected, host
     assert not any(e["phase"] in ("command", "verify") and e["exit_code"] for e in transcript)
+
+
+def test_every_string_reached_the_fake_through_csh_as_one_line(provisioned):
+    lab, _, transcript = provisioned
+    sent = [cmd for connection in lab.connections.values() for cmd in connection.sent]
+    assert len(sent) >= len(transcript) and all("\n" not in cmd for cmd in sent)
+    assert all(re.fullmatch(r"printf %s [A-Za-z0-9+/=]+ \| b64decode -r \| /bin/sh", cmd) for cmd in sent)
+
+
+def test_both_controllers_share_one_hostid_and_import_each_others_pool_without_f(provisioned):
+    lab, _, transcript = provisioned
+    hostids = {host: lab.sh(host, "sysctl -n kern.hostid") for host in ("ctrl-a", "ctrl-b")}
+    assert hostids["ctrl-a"] == hostids["ctrl-b"] != lab.sh("clnt-1", "sysctl -n kern.hostid")
+    assert "zpool import -N ctrl-b_m0" in commands(transcript, "ctrl-a")
+
+
+def test_without_the_shared_hostid_zfs_refuses_the_papers_import(tmp_path, paper, plan):
+    """What the box does on its own: each VM its own hostid, so the peer's pool looks in use elsewhere."""
+    lab = Lab(tmp_path, paper)
+    own_hostids = {host: [s for s in steps if s.name != "hostid"] for host, steps in plan.items()}
+    with pytest.raises(StepFailed) as failed:
+        lab.apply(own_hostids)
+    assert re.fullmatch(
+        r"ctrl-a: step 'import ctrl-b_m0' failed: command `zpool import -N ctrl-b_m0` exited 1: cannot import "
+        r"'ctrl-b_m0': pool may be in use from other system, it was last accessed by ctrl-b \(hostid: 0x[0-9a-f]{8}\) "
+        r"on \w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4} use '-f' to import anyway", str(failed.value))
+
+
+def test_sysctl_conf_keeps_the_boxs_lines(provisioned, plan):
+    lab, _, _ = provisioned
+    text = (lab.connections["ctrl-a"].root / "etc" / "sysctl.conf").read_text()
+    assert text == BOX_SYSCTL_CONF + "kern.iscsi.fail_on_disconnection=1\n"
+
+
+def test_a_shared_disk_with_another_serial_stops_before_zpool_create(tmp_path, paper, plan):
+    lab = Lab(tmp_path, paper)
+    lab.edit(lambda w: w["hosts"]["ctrl-b"]["disks"].update({"ada2": "beast-d10", "ada3": "beast-d01"}))
+    with pytest.raises(StepFailed) as failed:
+        lab.apply(plan)
+    assert str(failed.value).startswith("ctrl-b: step 'shared disks' failed: command `bad=0; ")
+    assert str(failed.value).endswith(
+        "exited 1: ada2 is not the shared SATA disk d01 (serial beast-d01): its serial is beast-d10 "
+        "ada3 is not the shared SATA disk d10 (serial beast-d10): its serial is beast-d01")
+    assert not any(e["host"] == "ctrl-b" and e["step"].startswith("zpool create") for e in lab.transcript)
 
 
 def test_after_provisioning_the_tools_print_the_papers_output(provisioned):
@@ -162,7 +244,7 @@ def test_after_provisioning_the_tools_print_the_papers_output(provisioned):
     assert arbitrator[3:] == ["multipath/CTRL_B_BACK", "OPTIMAL", "da4", "(ACTIVE)", "zvol/ctrl-b_m0/v0", "(PASSIVE)"]
     assert "file=/dev/multipath/CTRL_B_BACK" in lab.sh("ctrl-a", "ctladm devlist -v")
     assert lab.sh("clnt-1", "mount").splitlines()[-1] == "/dev/stripe/ZDATA on /storage (ufs, local)"
-    assert (lab.runners["ctrl-a"].root / "etc" / "ctl.conf").read_text().count("target iqn.") == 2
+    assert (lab.connections["ctrl-a"].root / "etc" / "ctl.conf").read_text().count("target iqn.") == 2
 
 
 
@@ -266,4 +348,45 @@ def test_recovery_of_ctrl_a_exports_reboots_imports_scrubs_and_clears(tmp_path, 
                        if e["host"] == "ctrl-a" and e["step"] == "clear ctrl-a_m0" and e["phase"] == "check")
     assert clear_check["exit_code"] != 0  # its own scrub showed ctrl-a the paper's permanent errors
     assert lab.sh("ctrl-a", "zpool status -x ctrl-a_m0") == "pool 'ctrl-a_m0' is healthy\n"
-    assert os.path.exists(lab.runners["ctrl-a"].root / "var" / "db" / "beast-recovery-imported")
+    assert os.path.exists(lab.connections["ctrl-a"].root / "var" / "db" / "beast-recovery-imported")
+
+
+@pytest.mark.parametrize("failed", ["ctrl-a", "ctrl-b"])
+def test_recovery_pools_stages_of_each_controller_pass(tmp_path, paper, plan, monkeypatch, failed):
+    """Export, reboot, import (shared hostid: no -f), scrub and clear for either failed controller."""
+    monkeypatch.setattr(executor, "REBOOT_POLL_INTERVAL_S", 0.0)
+    lab = Lab(tmp_path, paper)
+    lab.apply(plan)
+    lab.edit(lambda w: w["hosts"][failed].update({"boottime": int(time.time()) - 120, "sessions": [],
+                                                  "multipaths": {}, "ctl_luns": []}))
+    recovery = FreeBSDStack().recovery(paper, failed)
+    pools_only = {host: [s for s in steps if s.stage <= RecoveryStage.CLEAR]
+                  for host, steps in recovery.items() if host != "clnt-1"}
+    outcomes, transcript = lab.apply(pools_only)
+    assert {o.status.value for o in outcomes} <= {"ran", "skipped"}
+    assert [c for c in commands(transcript, failed) if c.startswith("zpool import")] == [
+        "zpool import -N ctrl-a_m0", "zpool import -N ctrl-b_m0"]
+
+
+def test_drill_queries_run_under_csh(provisioned, paper):
+    """The Stack query methods a scenario sends to a FreeBSD host, through the same wire."""
+    lab, _, _ = provisioned
+    stack = FreeBSDStack()
+    for host, cmd in [("ctrl-a", stack.pool_status_command()), ("ctrl-a", stack.pool_status_command("ctrl-a_m0")),
+                      ("ctrl-b", stack.scrub_command("ctrl-b_m0")), ("ctrl-a", stack.sessions_command()),
+                      ("ctrl-a", stack.multipath_status_command("CTRL_B_BACK")),
+                      ("clnt-1", stack.client_paths_command(paper)), ("clnt-1", stack.client_sessions_command())]:
+        result = lab.runners[host].run(cmd, 30)
+        assert result.ok and (result.stdout or cmd.startswith("zpool scrub")), (cmd, result)
+    paths = stack.parse_client_paths(paper, lab.sh("clnt-1", stack.client_paths_command(paper)))
+    assert set(paths) == {m.name for m in paper.client.multipaths}
+
+
+def test_corrupt_disk_sets_geom_debugflags_for_the_write_and_puts_it_back(provisioned, paper):
+    lab, _, _ = provisioned
+    plain_dd = "dd if=/dev/random of=/dev/ada1 bs=1m oseek=4 count=96 conv=notrunc"
+    refused = lab.runners["ctrl-a"].run(plain_dd, 30)
+    assert (refused.exit_code, refused.stderr) == (1, "dd: /dev/ada1: Operation not permitted\n")
+    assert lab.runners["ctrl-a"].run(FreeBSDStack().corrupt_disk_command(paper, "d00"), 30).ok
+    assert lab.sh("ctrl-a", "sysctl -n kern.geom.debugflags") == "0\n"
+    assert json.loads((lab.world / "world.json").read_text())["pools"]["ctrl-a_m0"]["damaged"]

@@ -251,8 +251,45 @@ def test_every_paper_recovery_command_is_planned_in_the_papers_order(stack, pape
 def test_rc_conf_and_sysctl_conf_hold_every_paper_line(paper_plan, host):
     rc = content_lines(step_named(paper_plan[host], "rc.conf").files["/etc/rc.conf.local"])
     assert rc == [normalised(line) for line in PAPER_RC_CONF[host]]
-    sysctl = content_lines(step_named(paper_plan[host], "sysctl.conf").files["/etc/sysctl.conf"])
-    assert sysctl == PAPER_SYSCTL_CONF
+    merge = step_named(paper_plan[host], "sysctl.conf")
+    assert [re.search(r"echo '([^']*)' >>", c).group(1) for c in merge.commands] == PAPER_SYSCTL_CONF
+    assert merge.files == {} and all(f"grep -qxF '{line}' /etc/sysctl.conf" in merge.check
+                                     for line in PAPER_SYSCTL_CONF)
+
+
+def test_sysctl_conf_is_merged_keeping_the_boxs_lines(paper_plan, tmp_path):
+    """The box's panic settings stay; a second merge changes nothing; an old value of ours is replaced."""
+    conf = tmp_path / "sysctl.conf"
+    conf.write_text("debug.debugger_on_panic=0\nkern.iscsi.fail_on_disconnection=0\nkern.panic_reboot_wait_time=0\n")
+    merge = step_named(paper_plan["ctrl-a"], "sysctl.conf")
+    for _ in range(2):
+        for command in merge.commands:
+            subprocess.run(["sh", "-c", command.replace("/etc/sysctl.conf", str(conf))], check=True)
+    assert conf.read_text() == ("debug.debugger_on_panic=0\nkern.panic_reboot_wait_time=0\n"
+                                "kern.iscsi.fail_on_disconnection=1\n")
+    assert subprocess.run(["sh", "-c", merge.check.replace("/etc/sysctl.conf", str(conf))]).returncode == 0
+
+
+def test_corrupt_disk_allows_writes_under_zfs_and_restores_the_flag(stack, paper):
+    command = stack.corrupt_disk_command(paper, "d00")
+    assert command.startswith(
+        "old=$(sysctl -n kern.geom.debugflags); sysctl kern.geom.debugflags=0x10 >/dev/null && dd ")
+    assert "of=/dev/ada1 " in command and "sysctl kern.geom.debugflags=$old" in command
+
+
+def test_wire_strings_are_one_line_and_parse_under_csh(stack, paper):
+    """`bst plan --stack freebsd --wire`: provisioning and each recovery, every string one line, tcsh -n quiet."""
+    from lab.wire import plan_strings
+
+    tcsh = shutil.which("tcsh")
+    if tcsh is None:
+        pytest.fail("tcsh is not installed (apt-get install tcsh): FreeBSD's csh is what these strings meet")
+    plans = [stack.provision(paper), *(stack.recovery(paper, h.name) for h in paper.controllers)]
+    strings = [line for plan in plans for lines in plan_strings(plan, stack.wire).values() for line in lines]
+    assert len(strings) > 150 and all("\n" not in line for line in strings)
+    for line in strings:
+        parsed = subprocess.run([tcsh, "-f", "-n", "-c", line], capture_output=True, text=True)
+        assert (parsed.returncode, parsed.stdout + parsed.stderr) == (0, ""), line
 
 
 @pytest.mark.parametrize(("host", "step"), PAPER_CTL_CONF)

@@ -8,6 +8,9 @@ twice changes nothing, and ``verify`` commands that wait for what the paper read
 
 from __future__ import annotations
 
+import re
+import uuid
+
 from lab.errors import LabError
 from lab.parsers import parse_gmultipath_status
 from lab.parsers.iscsi import parse_iscsictl_list
@@ -31,6 +34,9 @@ rc.conf keeps the management NIC (``ifconfig_vtnet0="DHCP"``) that the lab reach
 the executor can still compare the whole file with the paper's."""
 
 SYSCTL_CONF = "/etc/sysctl.conf"
+HOSTID_FILE = "/etc/hostid"
+"""rc.d/hostid sets kern.hostuuid from this file at boot, and kern.hostid from the first four bytes of its
+md5; only without it does each VM take its own SMBIOS UUID."""
 CTL_CONF = "/etc/ctl.conf"
 SYSCTLS = {"kern.iscsi.fail_on_disconnection": "1"}
 """Drop an iSCSI disk at once when its target goes away, so gmultipath fails over (the paper's reason)."""
@@ -131,6 +137,24 @@ def rc_conf(topo: Topology, host: Host) -> str:
 
 def sysctl_conf() -> str:
     return "".join(f"{name}={value}\n" for name, value in SYSCTLS.items())
+
+
+def sysctl_conf_merge(name: str, value: str) -> str:
+    """Shell that puts ``name=value`` in sysctl.conf in place of any earlier setting of ``name``, keeping the
+    box's own lines (debug.debugger_on_panic=0, kern.panic_reboot_wait_time=0: a panic reboots at once)."""
+    new = f"{SYSCTL_CONF}.beast-new"
+    return (f"touch {SYSCTL_CONF} && sed '/^{re.escape(name)}=/d' {SYSCTL_CONF} > {new} && "
+            f"echo '{name}={value}' >> {new} && mv -f {new} {SYSCTL_CONF}")
+
+
+def shared_hostuuid(topo: Topology) -> str:
+    """One host UUID for both controllers of a lab, as the paper's cloned VMs had."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"beast-lab:{topo.lab.name}"))
+
+
+def disk_ident(device: str) -> str:
+    """Shell printing the serial geom(4) reads from the disk (the ``ident:`` line of ``geom disk list``)."""
+    return f"geom disk list {device} | awk '$1 == \"ident:\" {{print $2}}'"
 
 
 def portal_group(name: str, address: str) -> str:
@@ -271,7 +295,11 @@ class FreeBSDStack(Stack):
                 f"mount {device} {mountpoint}"]
 
     def corrupt_disk_command(self, topo: Topology, disk: str) -> str:
-        return f"dd if=/dev/random of=/dev/{disk_device(topo, disk)} bs=1m oseek=4 count=96 conv=notrunc"
+        """GEOM refuses writes to a disk ZFS holds open unless kern.geom.debugflags has 0x10 ("allow foot
+        shooting"); the flag is set for the dd alone and the old value put back."""
+        dd = f"dd if=/dev/random of=/dev/{disk_device(topo, disk)} bs=1m oseek=4 count=96 conv=notrunc"
+        return (f"old=$(sysctl -n kern.geom.debugflags); sysctl kern.geom.debugflags=0x10 >/dev/null && {dd}; "
+                f"rc=$?; sysctl kern.geom.debugflags=$old >/dev/null; [ $rc -eq 0 ]")
 
     def fail_client_path_command(self, topo: Topology, multipath: str) -> str:
         last = f"$(gmultipath list {multipath} | awk '/^[0-9]+\\. Name:/ {{name = $3}} END {{print name}}')"
@@ -292,7 +320,8 @@ class FreeBSDStack(Stack):
         """rc.conf and sysctl.conf, then what a reboot would bring up, brought up now."""
         steps = [
             Step("rc.conf", files={RC_CONF: rc_conf(topo, host)}),
-            Step("sysctl.conf", files={SYSCTL_CONF: sysctl_conf()}),
+            Step("sysctl.conf", commands=tuple(sysctl_conf_merge(n, v) for n, v in SYSCTLS.items()),
+                 check=" && ".join(f"grep -qxF '{line}' {SYSCTL_CONF}" for line in sysctl_conf().splitlines())),
             Step("hostname", commands=(f"hostname {host.name}",), check=f'[ "$(hostname)" = "{host.name}" ]'),
         ]
         for index, address in enumerate(host.addresses.values()):
@@ -301,7 +330,30 @@ class FreeBSDStack(Stack):
                               check=check, verify=check))
         steps.append(Step("iscsid", commands=("service iscsid start",), check="service iscsid status"))
         steps += self.sysctl_steps(Stage.BASE)
+        if host.role is Role.CONTROLLER:
+            steps.append(self.hostid_step(topo))
         return steps
+
+    def hostid_step(self, topo: Topology) -> Step:
+        """Both controllers share one hostid, as the paper's cloned VMs did: ZFS then lets each import the
+        other's pool without -f (it refuses a pool last used under another hostid and not exported), so the
+        paper's ``zpool import -N`` runs verbatim. Each VM of the box would otherwise take its own."""
+        hostuuid = shared_hostuuid(topo)
+        return Step("hostid", files={HOSTID_FILE: f"{hostuuid}\n"}, commands=("service hostid start",),
+                    check=f'[ "$(sysctl -n kern.hostuuid)" = "{hostuuid}" ]', stage=Stage.BASE)
+
+    def shared_disks_step(self, topo: Topology) -> Step:
+        """Before any pool is made: adaN and daN are the shared disks the plan names, by serial (the paper
+        read dmesg by eye). Fails naming each disk that is not the one the plan expects."""
+        disks = [topo.disks[d] for d in topo.disks]
+        matches = " && ".join(f'[ "$({disk_ident(disk_device(topo, d.name))})" = "{d.serial}" ]' for d in disks)
+        report = "; ".join(
+            f'i=$({disk_ident(disk_device(topo, d.name))}); [ "$i" = "{d.serial}" ] || '
+            f'{{ echo "{disk_device(topo, d.name)} is not the shared {d.bus.value.upper()} disk {d.name} '
+            f'(serial {d.serial}): its serial is ${{i:-unknown}}" >&2; bad=1; }}'
+            for d in disks)
+        return Step("shared disks", commands=(f"bad=0; {report}; [ $bad -eq 0 ]",), check=matches,
+                    stage=Stage.POOLS)
 
     def sysctl_steps(self, stage: int) -> list[Step]:
         """Applied after iscsid, which loads the iscsi module that owns the variable."""
@@ -316,6 +368,7 @@ class FreeBSDStack(Stack):
         data = " ".join(f"/dev/{disk_device(topo, d)}" for d in pool.data)
         log, cache = disk_device(topo, pool.log), disk_device(topo, pool.cache)
         steps = [
+            self.shared_disks_step(topo),
             Step(f"zpool create {pool.name}", commands=(f"zpool create -m none {pool.name} {data}",),
                  check=pool_imported(pool.name),
                  verify=f"zpool list -H -o health {pool.name} | grep -qx ONLINE", stage=Stage.POOLS),
