@@ -78,3 +78,30 @@ def test_interactive_ssh_refuses_an_address_that_is_not_loopback(monkeypatch: py
     result = CliRunner().invoke(cli.app, ["ssh", "ctrl-a"])
     assert exec_calls == []
     assert "refusing SSH to 192.168.56.10" in str(result.exception)
+
+
+@pytest.mark.parametrize(("code", "words"), [(30, "Read-only file system"), (13, "Permission denied"),
+                                              (28, "No space left on device")])
+def test_an_unwritable_machine_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch, capsys, code, words):
+    """A read-only or full filesystem met by any verb (here raised where the verb would meet it)."""
+    import os
+
+    def verb(**kwargs):
+        raise OSError(code, os.strerror(code), "/srv/lab/.lab/beast/vm/ctrl-a/qemu.log")
+
+    monkeypatch.setattr(cli, "app", verb)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main()
+    assert exit_.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0] == f"error: /srv/lab/.lab/beast/vm/ctrl-a/qemu.log: {words}; use a writable " \
+                                          "place you own and retry"
+
+
+def test_an_os_error_that_is_a_bug_still_shows_its_traceback(monkeypatch: pytest.MonkeyPatch):
+    def verb(**kwargs):
+        raise FileNotFoundError(2, "No such file or directory", "/lab/state.json")
+
+    monkeypatch.setattr(cli, "app", verb)
+    with pytest.raises(FileNotFoundError):
+        cli.main()

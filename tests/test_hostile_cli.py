@@ -168,3 +168,10 @@ def test_a_snapshot_with_a_hand_edited_manifest_is_one_line(world):
     (snapshot / "manifest.json").write_text('{"version": 1, "files": ["a"]}')
     one_error_line(bst_in(project, "snapshot", "restore", "provisioned", "--topology", str(topology)),
                    "is not a manifest this version reads")
+
+
+def test_down_of_a_lab_that_does_not_exist_says_so(world):
+    project, _, topology = world
+    result = bst_in(project, "down", "--topology", str(topology))
+    assert result.returncode == 0 and result.stderr == ""
+    assert f"no lab {LAB} at {project / '.lab' / LAB}; nothing to remove" in " ".join(result.stdout.split())
