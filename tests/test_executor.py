@@ -300,3 +300,45 @@ def test_reboot_step_of_a_powered_off_host_fails_at_once(monkeypatch):
     with pytest.raises(StepFailed, match="a: step 'reboot' failed: the host was powered off during its reboot"):
         apply_plan({"a": [reboot]}, {"a": FakeHost("a", [])}, reboot_timeout=60, powered_off=powered_off)
     assert time.monotonic() - started < 5 and asked == ["a", "a"]
+
+
+def test_fabric_runner_sends_the_stacks_wire_and_reports_the_readable_command():
+    from invoke.runners import Result
+
+    from lab.session import LabSession
+    from lab.stacks.freebsd import FreeBSDStack
+    from lab.wire import through_csh
+
+    class RecordingConnection:
+        host, port = "127.0.0.1", 2222
+        sent: list[str] = []
+
+        def run(self, cmd, **kwargs):
+            self.sent.append(cmd)
+            return Result(stdout="ok\n", stderr="", exited=0, command=cmd)
+
+        def close(self) -> None:
+            pass
+
+    connection = RecordingConnection()
+    readable = 'zpool list -H -o name tank >/dev/null 2>&1 && echo "$(hostname)"'
+    result = FabricRunner(connection, wire=through_csh).run(readable, timeout=5)
+    assert connection.sent == [through_csh(readable)] and result.cmd == readable and result.stdout == "ok\n"
+    session = LabSession(topo=None, provider=None, stack=FreeBSDStack())
+    session._runners["ctrl-a"] = FabricRunner(connection, wire=session.stack.wire)
+    assert session.run("ctrl-a", "zpool status -v").cmd == "zpool status -v"
+    assert connection.sent[-1] == through_csh("zpool status -v")
+
+
+def test_session_runners_take_the_stacks_wire(monkeypatch):
+    from lab import remote
+    from lab.session import LabSession
+    from lab.stacks.freebsd import FreeBSDStack
+
+    class Provider:
+        def ssh_target(self, host):
+            return host
+
+    monkeypatch.setattr(remote, "connect", lambda target, timeout: object())
+    stack = FreeBSDStack()
+    assert LabSession(topo=None, provider=Provider(), stack=stack).runner("ctrl-a").wire == stack.wire

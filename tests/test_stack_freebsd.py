@@ -444,3 +444,31 @@ def test_log_and_cache_checks_read_zpool_status(tool_stub):
 def test_reboot_step_is_marked_for_the_executor():
     steps = FreeBSDStack().recovery(load_topology(), "ctrl-a")["ctrl-a"]
     assert [s.name for s in steps if s.reboot] == ["reboot"]
+
+
+def test_drill_commands_reach_sh_intact_through_csh(stack, paper, tmp_path):
+    """Every FreeBSD query and fault a scenario sends: one line, tcsh -n quiet, decoded back to the same sh."""
+    from lab.wire import through_csh
+
+    tcsh = shutil.which("tcsh")
+    if tcsh is None:
+        pytest.fail("tcsh is not installed (apt-get install tcsh): FreeBSD's csh is what these strings meet")
+    multipath = paper.client.multipaths[0].name
+    drill = [stack.md5_command("/storage/file"), stack.client_paths_command(paper), stack.sessions_command(),
+             stack.client_sessions_command(), stack.multipath_status_command(multipath),
+             *stack.remount_commands(paper), stack.corrupt_disk_command(paper, "d00"),
+             stack.fail_client_path_command(paper, multipath), stack.pool_status_command("ctrl-a_m0"),
+             stack.scrub_command("ctrl-a_m0"), stack.force_import_command(paper, "ctrl-a_m0"),
+             stack.make_random_file_command("/storage/file", 96), stack.mount_status_command("/storage"),
+             stack.probe_command(paper, "/tmp/probe.log", 0.5), stack.pool_iostat_command()]
+    decoder = tmp_path / "b64decode"
+    decoder.write_text('#!/bin/sh\n[ "$1" = -r ] && exec base64 -d\n')
+    decoder.chmod(0o755)
+    for cmd in drill:
+        line = stack.wire(cmd)
+        assert line == through_csh(cmd) and "\n" not in line
+        parsed = subprocess.run([tcsh, "-f", "-n", "-c", line], capture_output=True, text=True)
+        assert (parsed.returncode, parsed.stdout + parsed.stderr) == (0, ""), cmd
+        echoed = subprocess.run([tcsh, "-f", "-c", line.replace("| /bin/sh", "| cat")], capture_output=True,
+                                text=True, env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+        assert echoed.stdout == f"{{ {cmd}\n}} </dev/null\n", cmd
