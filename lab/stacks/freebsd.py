@@ -17,6 +17,7 @@ from lab.parsers.iscsi import parse_iscsictl_list
 from lab.plan import Plan, Step
 from lab.stacks.base import RecoveryStage, Stack, Stage
 from lab.stacks.checks import pool_imported, property_is, vdev_in, wait_until
+from lab.stacks.shell import awk_string, dquote, quote, words
 from lab.topology import Bus, Host, Pool, Role, Topology
 from lab.wire import through_csh
 
@@ -81,32 +82,34 @@ def client_disk(topo: Topology, controller: str, lun: int) -> str:
 
 
 def session_exists(target: str, portal: str) -> str:
-    return f"iscsictl -L | awk '$1 == \"{target}\" && $2 == \"{portal}\" {{ok = 1}} END {{exit !ok}}'"
+    program = f"$1 == {awk_string(target)} && $2 == {awk_string(portal)} {{ok = 1}} END {{exit !ok}}"
+    return f"iscsictl -L | awk {quote(program)}"
 
 
 def session_connected(target: str, portal: str, devices: tuple[str, ...] = (), luns: int = 0) -> str:
     """The session is up with exactly ``devices`` (as named in the plan) or at least ``luns`` disks."""
-    condition = f'$1 == "{target}" && $2 == "{portal}" && $3 == "Connected:"'
-    condition += "".join(f' && ${4 + i} == "{device}"' for i, device in enumerate(devices))
+    condition = f'$1 == {awk_string(target)} && $2 == {awk_string(portal)} && $3 == "Connected:"'
+    condition += "".join(f" && ${4 + i} == {awk_string(device)}" for i, device in enumerate(devices))
     if luns:
         condition += f" && NF >= {3 + luns}"
-    return f"iscsictl -L | awk '{condition} {{ok = 1}} END {{exit !ok}}'"
+    return f"iscsictl -L | awk {quote(f'{condition} {{ok = 1}} END {{exit !ok}}')}"
 
 
 def session_disk(target: str, portal: str, lun: int) -> str:
     """Shell that prints the da device of one LUN of a live session (names change when a session returns)."""
-    return (f"iscsictl -L | awk '$1 == \"{target}\" && $2 == \"{portal}\" && $3 == \"Connected:\" "
-            f"{{print ${4 + lun}}}'")
+    program = (f'$1 == {awk_string(target)} && $2 == {awk_string(portal)} && $3 == "Connected:" '
+               f"{{print ${4 + lun}}}")
+    return f"iscsictl -L | awk {quote(program)}"
 
 
 def multipath_healthy(name: str, paths: int = 2) -> str:
-    return (f"gmultipath status {name} | grep -Eq 'OPTIMAL|DEGRADED' && "
-            f"[ \"$(gmultipath status {name} | grep -cE '\\((ACTIVE|PASSIVE)\\)')\" -eq {paths} ]")
+    return (f"gmultipath status {quote(name)} | grep -Eq 'OPTIMAL|DEGRADED' && "
+            f"[ \"$(gmultipath status {quote(name)} | grep -cE '\\((ACTIVE|PASSIVE)\\)')\" -eq {paths} ]")
 
 
 def ctld_serves(path: str) -> str:
     """ctld has a LUN backed by ``path`` (ctladm devlist -v lists each LUN's ``file=`` option)."""
-    return f"ctladm devlist -v | grep -q 'file={path}$'"
+    return f"ctladm devlist -v | grep -q {quote(f'file={path}$')}"
 
 
 def rc_conf(topo: Topology, host: Host) -> str:
@@ -154,7 +157,7 @@ def shared_hostuuid(topo: Topology) -> str:
 
 def disk_ident(device: str) -> str:
     """Shell printing the serial geom(4) reads from the disk (the ``ident:`` line of ``geom disk list``)."""
-    return f"geom disk list {device} | awk '$1 == \"ident:\" {{print $2}}'"
+    return f"geom disk list {quote(device)} | awk '$1 == \"ident:\" {{print $2}}'"
 
 
 def portal_group(name: str, address: str) -> str:
@@ -258,7 +261,7 @@ class FreeBSDStack(Stack):
     # Queries a scenario runs on a host; the output goes to lab.parsers.
 
     def multipath_status_command(self, name: str | None = None) -> str:
-        return f"gmultipath status {name}" if name else "gmultipath status"
+        return f"gmultipath status {quote(name)}" if name else "gmultipath status"
 
     def sessions_command(self) -> str:
         return "iscsictl -L"
@@ -266,7 +269,7 @@ class FreeBSDStack(Stack):
 
     def md5_command(self, path: str) -> str:
         """md5(1) as the paper used it; ``-q`` prints the digest alone."""
-        return f"md5 -q {path}"
+        return f"md5 -q {quote(path)}"
 
     def client_paths_command(self, topo: Topology) -> str:
         return "gmultipath status " + " ".join(m.name for m in topo.client.multipaths)
@@ -279,7 +282,7 @@ class FreeBSDStack(Stack):
                 for device in parse_gmultipath_status(text)}
 
     def force_import_command(self, topo: Topology, pool: str) -> str:
-        return f"zpool import -f -N {pool}"
+        return f"zpool import -f -N {quote(pool)}"
 
     def client_sessions_command(self) -> str:
         return "iscsictl -L"
@@ -291,8 +294,8 @@ class FreeBSDStack(Stack):
     def remount_commands(self, topo: Topology) -> list[str]:
         mountpoint = topo.client.mountpoint
         device = f"/dev/stripe/{topo.client.stripe}"
-        return [f"! mount | grep -q '^{device} on {mountpoint} (' || umount {mountpoint}",
-                f"mount {device} {mountpoint}"]
+        return [f"! mount | grep -q {quote(f'^{device} on {mountpoint} (')} || umount {quote(mountpoint)}",
+                f"mount {words(device, mountpoint)}"]
 
     def corrupt_disk_command(self, topo: Topology, disk: str) -> str:
         """GEOM refuses writes to a disk ZFS holds open unless kern.geom.debugflags has 0x10 ("allow foot
@@ -302,17 +305,17 @@ class FreeBSDStack(Stack):
                 f"rc=$?; sysctl kern.geom.debugflags=$old >/dev/null; [ $rc -eq 0 ]")
 
     def fail_client_path_command(self, topo: Topology, multipath: str) -> str:
-        last = f"$(gmultipath list {multipath} | awk '/^[0-9]+\\. Name:/ {{name = $3}} END {{print name}}')"
-        return f"gmultipath fail {multipath} {last}"
+        last = f"$(gmultipath list {quote(multipath)} | awk '/^[0-9]+\\. Name:/ {{name = $3}} END {{print name}}')"
+        return f"gmultipath fail {quote(multipath)} {last}"
 
     def probe_command(self, topo: Topology, log_path: str, interval_s: float) -> str:
         """FreeBSD 10.3's date(1) has no sub-second format, so samples have one-second resolution;
         its dd(1) has no sync flags, so each write is followed by fsync(1)."""
         probe = f"{topo.client.mountpoint}/.beast-probe"
-        write_read = (f"dd if=/dev/random of={probe} bs=4096 count=1 conv=notrunc 2>/dev/null && "
-                      f"fsync {probe} && dd if={probe} of=/dev/null bs=4096 2>/dev/null")
+        write_read = (f"dd if=/dev/random {quote(f'of={probe}')} bs=4096 count=1 conv=notrunc 2>/dev/null && "
+                      f"fsync {quote(probe)} && dd {quote(f'if={probe}')} of=/dev/null bs=4096 2>/dev/null")
         return (f"while :; do s=$(date +%s); if {write_read}; then r=ok; else r=fail; fi; "
-                f'echo "$s $(date +%s) $r" >> {log_path}; sleep {interval_s:g}; done')
+                f'echo "$s $(date +%s) $r" >> {quote(log_path)}; sleep {quote(f"{interval_s:g}")}; done')
 
     # Provisioning, in the paper's order.
 
@@ -322,7 +325,8 @@ class FreeBSDStack(Stack):
             Step("rc.conf", files={RC_CONF: rc_conf(topo, host)}),
             Step("sysctl.conf", commands=tuple(sysctl_conf_merge(n, v) for n, v in SYSCTLS.items()),
                  check=" && ".join(f"grep -qxF '{line}' {SYSCTL_CONF}" for line in sysctl_conf().splitlines())),
-            Step("hostname", commands=(f"hostname {host.name}",), check=f'[ "$(hostname)" = "{host.name}" ]'),
+            Step("hostname", commands=(f"hostname {quote(host.name)}",),
+                 check=f'[ "$(hostname)" = {dquote(host.name)} ]'),
         ]
         for index, address in enumerate(host.addresses.values()):
             check = f"ifconfig {nic(index)} | grep -q 'inet {address} '"
@@ -346,12 +350,15 @@ class FreeBSDStack(Stack):
         """Before any pool is made: adaN and daN are the shared disks the plan names, by serial (the paper
         read dmesg by eye). Fails naming each disk that is not the one the plan expects."""
         disks = [topo.disks[d] for d in topo.disks]
-        matches = " && ".join(f'[ "$({disk_ident(disk_device(topo, d.name))})" = "{d.serial}" ]' for d in disks)
-        report = "; ".join(
-            f'i=$({disk_ident(disk_device(topo, d.name))}); [ "$i" = "{d.serial}" ] || '
-            f'{{ echo "{disk_device(topo, d.name)} is not the shared {d.bus.value.upper()} disk {d.name} '
-            f'(serial {d.serial}): its serial is ${{i:-unknown}}" >&2; bad=1; }}'
-            for d in disks)
+        matches = " && ".join(f'[ "$({disk_ident(disk_device(topo, d.name))})" = {dquote(d.serial)} ]' for d in disks)
+        checks = []
+        for d in disks:
+            device = disk_device(topo, d.name)
+            said = dquote(f"{device} is not the shared {d.bus.value.upper()} disk {d.name} (serial {d.serial}): "
+                          "its serial is ")[:-1] + '${i:-unknown}"'
+            checks.append(f'i=$({disk_ident(device)}); [ "$i" = {dquote(d.serial)} ] || '
+                          f"{{ echo {said} >&2; bad=1; }}")
+        report = "; ".join(checks)
         return Step("shared disks", commands=(f"bad=0; {report}; [ $bad -eq 0 ]",), check=matches,
                     stage=Stage.POOLS)
 
@@ -365,31 +372,31 @@ class FreeBSDStack(Stack):
 
     def pool_steps(self, topo: Topology, host: Host) -> list[Step]:
         pool = topo.pool_of(host.name)
-        data = " ".join(f"/dev/{disk_device(topo, d)}" for d in pool.data)
+        data = words(*(f"/dev/{disk_device(topo, d)}" for d in pool.data))
         log, cache = disk_device(topo, pool.log), disk_device(topo, pool.cache)
         steps = [
             self.shared_disks_step(topo),
-            Step(f"zpool create {pool.name}", commands=(f"zpool create -m none {pool.name} {data}",),
+            Step(f"zpool create {pool.name}", commands=(f"zpool create -m none {quote(pool.name)} {data}",),
                  check=pool_imported(pool.name),
-                 verify=f"zpool list -H -o health {pool.name} | grep -qx ONLINE", stage=Stage.POOLS),
+                 verify=f"zpool list -H -o health {quote(pool.name)} | grep -qx ONLINE", stage=Stage.POOLS),
             Step(f"zfs create {pool.zvol_path}",
-                 commands=(f"zfs create -V {pool.zvol.size} {pool.zvol_path}",),
-                 check=f"zfs list -H -o name {pool.zvol_path} >/dev/null 2>&1", stage=Stage.POOLS),
-            Step(f"log {pool.name} {log}", commands=(f"zpool add {pool.name} log /dev/{log}",),
+                 commands=(f"zfs create -V {words(pool.zvol.size, pool.zvol_path)}",),
+                 check=f"zfs list -H -o name {quote(pool.zvol_path)} >/dev/null 2>&1", stage=Stage.POOLS),
+            Step(f"log {pool.name} {log}", commands=(f"zpool add {words(pool.name, 'log', f'/dev/{log}')}",),
                  check=vdev_in(pool.name, "logs", log), stage=Stage.POOLS),
         ]
         write_properties = {k: v for k, v in pool.properties.items() if k == "sync"}
         read_properties = {k: v for k, v in pool.properties.items() if k != "sync"}
         steps += self.property_steps(pool, write_properties)
         steps.append(Step(f"cache {pool.name} {cache}",
-                          commands=(f"zpool add {pool.name} cache /dev/{cache}",),
+                          commands=(f"zpool add {words(pool.name, 'cache', f'/dev/{cache}')}",),
                           check=vdev_in(pool.name, "cache", cache), stage=Stage.POOLS))
         steps += self.property_steps(pool, read_properties)
         return steps
 
     def property_steps(self, pool: Pool, properties: dict[str, str]) -> list[Step]:
         return [
-            Step(f"{prop}={value} {pool.name}", commands=(f"zfs set {prop}={value} {pool.name}",),
+            Step(f"{prop}={value} {pool.name}", commands=(f"zfs set {words(f'{prop}={value}', pool.name)}",),
                  check=property_is(pool.name, prop, value), stage=Stage.POOLS)
             for prop, value in properties.items()
         ]
@@ -397,11 +404,11 @@ class FreeBSDStack(Stack):
     def cross_import_steps(self, topo: Topology, host: Host) -> list[Step]:
         """Both pools on both controllers, unmounted (-N), and kept running whatever errors they see."""
         peer_pool = topo.pool_of(topo.peer(host.name).name).name
-        steps = [Step(f"import {peer_pool}", commands=(f"zpool import -N {peer_pool}",),
+        steps = [Step(f"import {peer_pool}", commands=(f"zpool import -N {quote(peer_pool)}",),
                       check=pool_imported(peer_pool), stage=Stage.CROSS_IMPORT)]
         for name in (topo.pool_of(h.name).name for h in topo.controllers):
             failmode = topo.pools[name].failmode
-            steps.append(Step(f"failmode {name}", commands=(f"zpool set failmode={failmode} {name}",),
+            steps.append(Step(f"failmode {name}", commands=(f"zpool set {words(f'failmode={failmode}', name)}",),
                               check=property_is(name, "failmode", failmode, command="zpool"),
                               stage=Stage.CROSS_IMPORT))
         return steps
@@ -417,7 +424,7 @@ class FreeBSDStack(Stack):
     def arbitrator_login_step(self, topo: Topology, host: Host, stage: int) -> Step:
         portal = topo.peer(host.name).address("private")
         iqn = topo.iscsi.private_target
-        return Step(f"login {portal}", commands=(f"iscsictl -A -p {portal} -t {iqn}",),
+        return Step(f"login {portal}", commands=(f"iscsictl -A -p {quote(portal)} -t {quote(iqn)}",),
                     check=session_exists(iqn, portal),
                     verify=wait_until(session_connected(iqn, portal, (arbitrator_disk(topo),))), stage=stage)
 
@@ -425,8 +432,8 @@ class FreeBSDStack(Stack):
         """Active path through the peer (its private LUN), passive path to the locally imported zvol."""
         peer_pool = topo.pool_of(topo.peer(host.name).name)
         name = peer_pool.arbitrator
-        create = f"gmultipath create {name} /dev/{arbitrator_disk(topo)} {zvol_device(peer_pool)}"
-        exists = f"gmultipath status {name} >/dev/null 2>&1"
+        create = f"gmultipath create {words(name, f'/dev/{arbitrator_disk(topo)}', zvol_device(peer_pool))}"
+        exists = f"gmultipath status {quote(name)} >/dev/null 2>&1"
         return Step(f"multipath {name}", commands=(create,), check=exists, verify=multipath_healthy(name),
                     stage=stage)
 
@@ -442,28 +449,28 @@ class FreeBSDStack(Stack):
         for host in topo.controllers:
             portal = host.address("public")
             disks = (client_disk(topo, host.name, 0), client_disk(topo, host.name, 1))
-            steps.append(Step(f"login {portal}", commands=(f"iscsictl -A -p {portal} -t {iqn}",),
+            steps.append(Step(f"login {portal}", commands=(f"iscsictl -A -p {quote(portal)} -t {quote(iqn)}",),
                               check=session_exists(iqn, portal),
                               verify=wait_until(session_connected(iqn, portal, disks)), stage=Stage.CLIENT))
         for multipath in topo.client.multipaths:
             owner = topo.pools[multipath.pool].owner
             active = client_disk(topo, owner, 0)
             passive = client_disk(topo, topo.peer(owner).name, 1)
-            steps.append(Step(f"multipath {multipath.name}",
-                              commands=(f"gmultipath create {multipath.name} /dev/{active} /dev/{passive}",),
-                              check=f"gmultipath status {multipath.name} >/dev/null 2>&1",
+            create = f"gmultipath create {words(multipath.name, f'/dev/{active}', f'/dev/{passive}')}"
+            steps.append(Step(f"multipath {multipath.name}", commands=(create,),
+                              check=f"gmultipath status {quote(multipath.name)} >/dev/null 2>&1",
                               verify=multipath_healthy(multipath.name), stage=Stage.CLIENT))
-        stripe = topo.client.stripe
+        stripe, mountpoint = topo.client.stripe, topo.client.mountpoint
         device = f"/dev/stripe/{stripe}"
-        members = " ".join(f"/dev/multipath/{m.name}" for m in topo.client.multipaths)
-        mounted = f"mount | grep -q '^{device} on {topo.client.mountpoint} ('"
+        members = words(*(f"/dev/multipath/{m.name}" for m in topo.client.multipaths))
+        mounted = f"mount | grep -q {quote(f'^{device} on {mountpoint} (')}"
         steps += [
-            Step(f"stripe {stripe}", commands=(f"gstripe create {stripe} {members}",),
-                 check=f"gstripe status {stripe} >/dev/null 2>&1", stage=Stage.CLIENT),
-            Step(f"newfs {device}", commands=(f"newfs {device}",),
-                 check=f"fstyp {device} 2>/dev/null | grep -qx ufs", stage=Stage.CLIENT),
-            Step(f"mount {topo.client.mountpoint}",
-                 commands=(f"mkdir -p {topo.client.mountpoint}", f"mount {device} {topo.client.mountpoint}"),
+            Step(f"stripe {stripe}", commands=(f"gstripe create {quote(stripe)} {members}",),
+                 check=f"gstripe status {quote(stripe)} >/dev/null 2>&1", stage=Stage.CLIENT),
+            Step(f"newfs {device}", commands=(f"newfs {quote(device)}",),
+                 check=f"fstyp {quote(device)} 2>/dev/null | grep -qx ufs", stage=Stage.CLIENT),
+            Step(f"mount {mountpoint}",
+                 commands=(f"mkdir -p {quote(mountpoint)}", f"mount {words(device, mountpoint)}"),
                  check=mounted, verify=mounted, stage=Stage.CLIENT),
         ]
         return steps
@@ -476,7 +483,7 @@ class FreeBSDStack(Stack):
         none_imported = " && ".join(f"! {pool_imported(p)}" for p in pools)
         recovered = f'[ -e {IMPORTED_AT} ] && [ "$(cat {IMPORTED_AT})" -ge "$({BOOT_TIME})" ]'
         return Step("export pools",
-                    commands=(*(f"zpool export {p}" for p in pools), f"date +%s > {EXPORTED_AT}"),
+                    commands=(*(f"zpool export {quote(p)}" for p in pools), f"date +%s > {EXPORTED_AT}"),
                     check=f"{{ {recovered}; }} || {{ {none_imported}; }}", stage=RecoveryStage.EXPORT)
 
     def reboot_step(self) -> Step:
@@ -488,19 +495,19 @@ class FreeBSDStack(Stack):
     def import_step(self, pools: list[str]) -> Step:
         all_imported = " && ".join(pool_imported(p) for p in pools)
         return Step("import pools",
-                    commands=(*(f"zpool import -N {p}" for p in pools), f"date +%s > {IMPORTED_AT}"),
+                    commands=(*(f"zpool import -N {quote(p)}" for p in pools), f"date +%s > {IMPORTED_AT}"),
                     check=all_imported, verify=all_imported, stage=RecoveryStage.IMPORT)
 
     def scrub_step(self, pool: str, stage: int) -> Step:
         """Each controller's own view of each pool is checked; a finished scrub proves nothing about the
         present, so the check only avoids starting a second scrub while one runs."""
-        running = f"zpool status {pool} | grep -q 'scrub in progress'"
-        return Step(f"scrub {pool}", commands=(f"zpool scrub {pool}",), check=running,
+        running = f"zpool status {quote(pool)} | grep -q 'scrub in progress'"
+        return Step(f"scrub {pool}", commands=(f"zpool scrub {quote(pool)}",), check=running,
                     verify=wait_until(f"! {running}"), stage=stage)
 
     def clear_step(self, pool: str) -> Step:
-        healthy = f"zpool status -x {pool} | grep -q 'is healthy'"
-        return Step(f"clear {pool}", commands=(f"zpool clear {pool}",), check=healthy,
+        healthy = f"zpool status -x {quote(pool)} | grep -q 'is healthy'"
+        return Step(f"clear {pool}", commands=(f"zpool clear {quote(pool)}",), check=healthy,
                     stage=RecoveryStage.CLEAR)
 
     def ctld_restart_step(self, topo: Topology, host: Host) -> Step:
@@ -532,18 +539,19 @@ class FreeBSDStack(Stack):
         """Log in again only if the session is gone; a rescan finds LUNs ctld added after the login."""
         connected = session_connected(iqn, portal, luns=luns)
         return Step(f"session {portal}",
-                    commands=(f"{session_exists(iqn, portal)} || iscsictl -A -p {portal} -t {iqn}",
+                    commands=(f"{session_exists(iqn, portal)} || iscsictl -A -p {quote(portal)} -t {quote(iqn)}",
                               "camcontrol rescan all"),
                     check=connected, verify=wait_until(connected), stage=stage)
 
     def path_back_step(self, multipath: str, disk: str, primary: bool, stage: int) -> Step:
         """Put the returned disk back into the multipath: ``add`` when its old path vanished with the
         disconnection, ``restore`` when it is still listed as failed; ``prefer`` makes it active again."""
-        listed = f"gmultipath list {multipath} | grep -q \"Name: $dev\\$\""
-        command = (f'dev=$({disk}); [ -n "$dev" ] && {{ {listed} || gmultipath add {multipath} "$dev"; }} && '
-                   f'gmultipath restore {multipath} "$dev"')
+        name = quote(multipath)
+        listed = f"gmultipath list {name} | grep -q \"Name: $dev\\$\""
+        command = (f'dev=$({disk}); [ -n "$dev" ] && {{ {listed} || gmultipath add {name} "$dev"; }} && '
+                   f'gmultipath restore {name} "$dev"')
         done = f'dev=$({disk}); [ -n "$dev" ] && {listed} && {multipath_healthy(multipath)}'
         if primary:
-            command += f' && gmultipath prefer {multipath} "$dev"'
-            done += f' && gmultipath getactive {multipath} | grep -qw "$dev"'
+            command += f' && gmultipath prefer {name} "$dev"'
+            done += f' && gmultipath getactive {name} | grep -qw "$dev"'
         return Step(f"path back {multipath}", commands=(command,), check=done, verify=done, stage=stage)

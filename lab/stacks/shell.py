@@ -22,6 +22,15 @@ def words(*parts: object) -> str:
     return " ".join(quote(part) for part in parts)
 
 
+def dquote(value: object) -> str:
+    """``value`` as a double-quoted shell string (``"ctrl-a"``): for text that goes on with an expansion
+    inside the same quotes, or where a plan has always shown double quotes."""
+    text = str(value)
+    for special in ("\\", '"', "$", "`"):
+        text = text.replace(special, "\\" + special)
+    return f'"{text}"'
+
+
 def awk_string(value: object) -> str:
     """An awk string literal holding exactly ``value`` (quote the whole program with ``quote`` afterwards)."""
     text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
