@@ -164,7 +164,10 @@ def _scan(text: str, i: int, nested: bool) -> tuple[list[str], int]:
             word.append("$(…)")
         elif c == '"':
             i += 1
-            while text[i] != '"':
+            while True:
+                assert i < len(text), f"unbalanced double quote in: {text}"
+                if text[i] == '"':
+                    break
                 if text[i] == "\\" and text[i + 1] in '$`"\\':
                     word.append(text[i + 1])
                     i += 2
@@ -260,3 +263,22 @@ def test_shell_syntax_in_every_name_stays_inside_one_word(stack, arbitrator):
 def test_awk_strings_cannot_end_early():
     assert awk_string('a"b\\c') == '"a\\"b\\\\c"'
     assert awk_string("ctrl-a") == '"ctrl-a"'
+
+
+@pytest.mark.parametrize("stack_name", STACK_NAMES)
+def test_scenario_queries_keep_hostile_values_in_one_word(stack_name):
+    stack = get_stack(stack_name)
+    topo = evil_topology(load_topology())
+    pool, disk, multipath = next(iter(topo.pools)), next(iter(topo.disks)), topo.client.multipaths[0].name
+    texts = [stack.pool_status_command(pool), stack.scrub_command(pool), stack.force_import_command(topo, pool),
+             stack.mount_status_command(topo.client.mountpoint), stack.md5_command(f"/storage/{EVIL}"),
+             stack.make_random_file_command(f"/tmp/{EVIL}", 1), *stack.remount_commands(topo),
+             stack.probe_command(topo, f"/tmp/{EVIL}.log", 0.5), stack.client_paths_command(topo),
+             stack.multipath_status_command(multipath), stack.fail_client_path_command(topo, multipath),
+             stack.corrupt_disk_command(topo, disk)]
+    forms = (EVIL, awk_string(EVIL)[1:-1])
+    for text in texts:
+        for word in tokens(text):
+            whole = sum(word.count(form) for form in forms)
+            assert word.count(FIRST) == word.count(LAST) == whole, f"split or unquoted value in: {text}"
+    assert sum(FIRST in text for text in texts) >= 10

@@ -7,6 +7,7 @@ from enum import IntEnum
 
 from lab.errors import LabError
 from lab.plan import Plan
+from lab.stacks.shell import quote
 from lab.topology import Host, Topology
 from lab.wire import as_is
 
@@ -108,21 +109,21 @@ class Stack(ABC):
     def pool_status_command(self, pool: str | None = None) -> str:
         """Prints the status of one pool or every imported pool, with permanent errors listed
         (lab.parsers.zpool reads it). ZFS speaks the same on both stacks."""
-        return f"zpool status -v {pool}" if pool else "zpool status -v"
+        return f"zpool status -v {quote(pool)}" if pool else "zpool status -v"
 
     def pool_iostat_command(self, interval_s: int = 5) -> str:
         """What the paper's Figures 3 and 4 show on each controller."""
-        return f"zpool iostat -v {interval_s}"
+        return f"zpool iostat -v {quote(interval_s)}"
 
     def scrub_command(self, pool: str) -> str:
         """The survivor's first look at the failed controller's pool, before trusting its status."""
-        return f"zpool scrub {pool}"
+        return f"zpool scrub {quote(pool)}"
 
     def mount_status_command(self, mountpoint: str) -> str:
-        return f"df -h {mountpoint}"
+        return f"df -h {quote(mountpoint)}"
 
     def make_random_file_command(self, path: str, size_mb: int) -> str:
-        return f"head -c {size_mb * 1024 * 1024} /dev/urandom > {path}"
+        return f"head -c {size_mb * 1024 * 1024} /dev/urandom > {quote(path)}"
 
     def md5_command(self, path: str) -> str:
         """Prints the file's md5 as 32 hex digits alone."""

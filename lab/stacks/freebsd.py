@@ -272,7 +272,7 @@ class FreeBSDStack(Stack):
         return f"md5 -q {quote(path)}"
 
     def client_paths_command(self, topo: Topology) -> str:
-        return "gmultipath status " + " ".join(m.name for m in topo.client.multipaths)
+        return "gmultipath status " + words(*(m.name for m in topo.client.multipaths))
 
     def parse_client_paths(self, topo: Topology, text: str) -> dict[str, dict[str, str]]:
         """gmultipath's ACTIVE/READ components serve I/O, PASSIVE ones stand by, FAIL ones are gone."""
