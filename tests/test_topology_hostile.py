@@ -4,6 +4,8 @@ over system trees, lines injected into guest config files, numbers no VM can hol
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 import tomllib
 
 import pytest
@@ -230,3 +232,24 @@ def test_an_empty_stack_option_is_an_unknown_stack_not_the_default():
     with pytest.raises(LabError, match="unknown stack ''"):
         get_stack("")
     assert stack_name_for("auto", None, "qemu") == "linux"
+
+
+def _bst(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lab.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(("edit", "args", "message"), [
+    (lambda t: t.replace(b"inter-controller", b"inter-contr\xf4ller"), (), "is not UTF-8 text"),
+    (lambda t: t.replace(b'mountpoint = "/storage"', b'mountpoint = "/./usr"'), (),
+     "client.mountpoint '/./usr' is not a normalised path"),
+    (lambda t: t.replace(b"[networks.public]", b'[networks."../../victim"]\ncidr = "10.9.0.0/24"\n\n[networks.public]'),
+     (), "networks.../../victim '../../victim' is not a valid network name"),
+    (lambda t: t, ("--stack", ""), "unknown stack ''"),
+])
+def test_bst_plan_gives_one_line_and_exit_2(tmp_path, edit, args, message):
+    path = tmp_path / "t.toml"
+    path.write_bytes(edit(default_topology_path().read_bytes()))
+    result = _bst("plan", "--topology", str(path), *args)
+    assert result.returncode == 2 and result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert message in result.stderr
