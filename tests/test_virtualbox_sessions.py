@@ -137,7 +137,7 @@ def test_a_lock_that_never_clears_ends_in_one_line(tmp_path: Path, monkeypatch):
 
 def test_a_refused_call_is_retried_until_the_session_is_released(tmp_path: Path, monkeypatch):
     lab_dir = tmp_path / "lab"
-    fake = FakeVirtualBox(tmp_path, lab_dir, lock_seconds=0.4)
+    fake = FakeVirtualBox(tmp_path, lab_dir, lock_seconds=1.5)
     run = fake.runner(monkeypatch)
     run(["controlvm", "beast-ctrl-a", "poweroff"])
     detach = layout.detach_commands(PAPER, PAPER.hosts["ctrl-a"], "beast-ctrl-a")[0]
