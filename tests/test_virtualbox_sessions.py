@@ -108,7 +108,7 @@ def shared_ports(vm: dict) -> dict[str, str]:
 
 def test_release_disks_waits_out_the_lock_that_follows_a_power_off(tmp_path: Path, monkeypatch):
     lab_dir = tmp_path / "lab"
-    fake = FakeVirtualBox(tmp_path, lab_dir, lock_seconds=0.5)
+    fake = FakeVirtualBox(tmp_path, lab_dir, lock_seconds=1.5)
     provider = provider_on(fake, lab_dir, monkeypatch)
     provider.release_disks("ctrl-a")
     state = fake.read()
