@@ -146,7 +146,7 @@ def start_copy(drill: Drill) -> None:
     drill.facts["probe_pid"] = drill.must(client, f"nohup sh -c {shlex.quote(probe)} >/dev/null 2>&1 & echo $!",
                                           30, "probe-start").strip()
     time.sleep(max(2.0, 4 * topo.drill.probe_interval_s))
-    copy = f"cp {SOURCE} {copy_path(drill)}; echo $? > {COPY_RC}"
+    copy = f"cp {SOURCE} {shlex.quote(copy_path(drill))}; echo $? > {COPY_RC}"
     drill.must(client, f"nohup sh -c {shlex.quote(copy)} >/dev/null 2>&1 &", 30, "copy-start")
     drill.record.event("copy-started", size_mb=topo.drill.copy_size_mb)
     drill.facts["copy_started"] = time.time()
@@ -303,7 +303,8 @@ def copy_finishes_and_reads_back(drill: Drill, survivor: str | None = None) -> N
         kernel = drill.session.run(client, "dmesg | tail -n 60", 30, "dmesg-copy-stalled").stdout
         drill.record.save(f"dmesg/{client}-copy-stalled.txt", kernel)
     source = drill.facts["source_md5"]
-    drill.injects("corrupt-copy", client, f"printf BEAST | dd of={copy_path(drill)} bs=1 seek=4096 conv=notrunc")
+    target = shlex.quote(f"of={copy_path(drill)}")
+    drill.injects("corrupt-copy", client, f"printf BEAST | dd {target} bs=1 seek=4096 conv=notrunc")
     try:
         after_copy: str | None = md5(drill, copy_path(drill), "md5-after-copy")
         read = f"copy {after_copy}"
