@@ -53,7 +53,7 @@ SESSION = FIXTURES / "freebsd_session"
 PARSERS = FIXTURES / "parsers"
 TOOLS = ("zpool", "zfs", "iscsictl", "ctladm", "gmultipath", "gstripe", "service", "ifconfig", "sysctl",
          "hostname", "killall", "newfs", "fstyp", "mount", "shutdown", "sleep", "mkdir", "b64decode", "rooted-sh",
-         "geom", "dd")
+         "geom", "dd", "camcontrol")
 REAL_PATH = "/usr/bin:/bin"
 PAPER_BOOTTIME = 1461078000
 """Tue Apr 19 15:00:00 2016 UTC, the day of the paper's scrub."""
@@ -351,21 +351,44 @@ def test_recovery_of_ctrl_a_exports_reboots_imports_scrubs_and_clears(tmp_path, 
     assert os.path.exists(lab.connections["ctrl-a"].root / "var" / "db" / "beast-recovery-imported")
 
 
+def controller_rebooted(world: dict, topo: Topology, failed: str) -> None:
+    """What the peer and the client see once ``failed`` crashed and booted again: its sessions to them are
+    gone with their disks (fail_on_disconnection), so each multipath lost that path; the rebooted host kept
+    its pools imported (zpool.cache) and started ctld before they were."""
+    world["hosts"][failed].update({"boottime": int(time.time()) - 120, "sessions": [], "multipaths": {},
+                                   "ctl_luns": []})
+    portals = {str(address) for address in topo.hosts[failed].addresses.values()}
+    for name in [topo.peer(failed).name, topo.client.host]:
+        host = world["hosts"][name]
+        gone = {d for session in host["sessions"] if session["portal"] in portals for d in session["devices"]}
+        host["sessions"] = [session for session in host["sessions"] if session["portal"] not in portals]
+        for components in host["multipaths"].values():
+            components[:] = [c for c in components if c[0] not in gone]
+
+
 @pytest.mark.parametrize("failed", ["ctrl-a", "ctrl-b"])
-def test_recovery_pools_stages_of_each_controller_pass(tmp_path, paper, plan, monkeypatch, failed):
-    """Export, reboot, import (shared hostid: no -f), scrub and clear for either failed controller."""
+def test_the_whole_recovery_of_each_controller_passes(tmp_path, paper, plan, monkeypatch, failed):
+    """Export, reboot, import (shared hostid: no -f), scrub, clear, ctld, arbitrator, public target and the
+    client's paths back, for either failed controller, every string through csh."""
     monkeypatch.setattr(executor, "REBOOT_POLL_INTERVAL_S", 0.0)
     lab = Lab(tmp_path, paper)
     lab.apply(plan)
-    lab.edit(lambda w: w["hosts"][failed].update({"boottime": int(time.time()) - 120, "sessions": [],
-                                                  "multipaths": {}, "ctl_luns": []}))
-    recovery = FreeBSDStack().recovery(paper, failed)
-    pools_only = {host: [s for s in steps if s.stage <= RecoveryStage.CLEAR]
-                  for host, steps in recovery.items() if host != "clnt-1"}
-    outcomes, transcript = lab.apply(pools_only)
+    lab.edit(lambda w: controller_rebooted(w, paper, failed))
+    outcomes, transcript = lab.apply(FreeBSDStack().recovery(paper, failed))
+    ran = {(o.host, o.step) for o in outcomes if o.status.value == "ran"}
+    survivor = paper.peer(failed).name
     assert {o.status.value for o in outcomes} <= {"ran", "skipped"}
+    assert {(failed, "import pools"), (failed, "ctld restart"), (failed, "ctl.conf public target"),
+            (survivor, f"session {paper.hosts[failed].address('private')}"),
+            (survivor, f"path back {paper.pool_of(failed).arbitrator}"),
+            ("clnt-1", f"session {paper.hosts[failed].address('public')}"),
+            *(("clnt-1", f"path back {m.name}") for m in paper.client.multipaths)} <= ran
     assert [c for c in commands(transcript, failed) if c.startswith("zpool import")] == [
         "zpool import -N ctrl-a_m0", "zpool import -N ctrl-b_m0"]
+    for multipath in paper.client.multipaths:
+        states = sorted(state for _, state in json.loads((lab.world / "world.json").read_text())
+                        ["hosts"]["clnt-1"]["multipaths"][multipath.name])
+        assert states == ["ACTIVE", "PASSIVE"], multipath.name
 
 
 def test_drill_queries_run_under_csh(provisioned, paper):
