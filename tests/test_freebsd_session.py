@@ -109,7 +109,7 @@ class Lab:
             wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} -S {SESSION / "fakebsd.py"} {tool} "$@"\n')
             wrapper.chmod(0o755)
         first_da = {h.name: int(arbitrator_disk(topo).removeprefix("da")) for h in topo.controllers}
-        shared = {disk_device(topo, d): topo.disks[d].serial for d in topo.disks}
+        shared = {disk_device(topo, d): [topo.disks[d].serial, topo.disks[d].size_mb << 20] for d in topo.disks}
         hosts = {name: {"hostname": "", "netif": [], "services": {}, "boottime": PAPER_BOOTTIME,
                         "smbios_uuid": fake_hostid(name)[0],
                         "sysctl": {"kern.iscsi.fail_on_disconnection": "0", "kern.geom.debugflags": "0",
@@ -222,13 +222,16 @@ def test_sysctl_conf_keeps_the_boxs_lines(provisioned, plan):
 
 def test_a_shared_disk_with_another_serial_stops_before_zpool_create(tmp_path, paper, plan):
     lab = Lab(tmp_path, paper)
-    lab.edit(lambda w: w["hosts"]["ctrl-b"]["disks"].update({"ada2": "beast-d10", "ada3": "beast-d01"}))
+    disks = {"ada2": ["beast-d10", 256 << 20], "ada3": ["beast-d01", 256 << 20], "da0": ["", 128 << 20],
+             "da1": ["", 256 << 20]}  # VirtualBox's SAS disks report no serial: their size must match
+    lab.edit(lambda w: w["hosts"]["ctrl-b"]["disks"].update(disks))
     with pytest.raises(StepFailed) as failed:
         lab.apply(plan)
     assert str(failed.value).startswith("ctrl-b: step 'shared disks' failed: command `bad=0; ")
     assert str(failed.value).endswith(
-        "exited 1: ada2 is not the shared SATA disk d01 (serial beast-d01): its serial is beast-d10 "
-        "ada3 is not the shared SATA disk d10 (serial beast-d10): its serial is beast-d01")
+        "exited 1: ada2 is not the shared SATA disk d01 (serial beast-d01, 256 MiB): its serial is beast-d10 "
+        "ada3 is not the shared SATA disk d10 (serial beast-d10, 256 MiB): its serial is beast-d01 "
+        "da1 is not the shared SAS disk f01 (serial beast-f01, 128 MiB): its serial is (null)")
     assert not any(e["host"] == "ctrl-b" and e["step"].startswith("zpool create") for e in lab.transcript)
 
 

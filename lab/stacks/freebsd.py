@@ -155,9 +155,19 @@ def shared_hostuuid(topo: Topology) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"beast-lab:{topo.lab.name}"))
 
 
-def disk_ident(device: str) -> str:
-    """Shell printing the serial geom(4) reads from the disk (the ``ident:`` line of ``geom disk list``)."""
-    return f"geom disk list {quote(device)} | awk '$1 == \"ident:\" {{print $2}}'"
+def disk_field(device: str, field: str) -> str:
+    """Shell printing one field of ``geom disk list``: ``ident`` (the disk's serial), ``Mediasize`` (bytes)."""
+    return f"geom disk list {quote(device)} | awk '$1 == \"{field}:\" {{print $2}}'"
+
+
+def disk_is(topo: Topology, disk: str) -> str:
+    """Shell that exits 0 when the device the plan names for ``disk`` is that shared disk: its serial, or,
+    for a disk that reports none (VirtualBox's SAS disks have no unit-serial VPD page: VSCSILunSbc.cpp;
+    geom(8) then prints ``(null)``), its exact size. Leaves the serial seen in ``$i``."""
+    device, spec = disk_device(topo, disk), topo.disks[disk]
+    return (f'i=$({disk_field(device, "ident")}); [ "$i" = {dquote(spec.serial)} ] || '
+            f'{{ {{ [ -z "$i" ] || [ "$i" = "(null)" ]; }} && '
+            f'[ "$({disk_field(device, "Mediasize")})" = "{spec.size_mb * 1024 * 1024}" ]; }}')
 
 
 def portal_group(name: str, address: str) -> str:
@@ -350,14 +360,13 @@ class FreeBSDStack(Stack):
         """Before any pool is made: adaN and daN are the shared disks the plan names, by serial (the paper
         read dmesg by eye). Fails naming each disk that is not the one the plan expects."""
         disks = [topo.disks[d] for d in topo.disks]
-        matches = " && ".join(f'[ "$({disk_ident(disk_device(topo, d.name))})" = {dquote(d.serial)} ]' for d in disks)
+        matches = " && ".join(f"{{ {disk_is(topo, d.name)}; }}" for d in disks)
         checks = []
         for d in disks:
             device = disk_device(topo, d.name)
-            said = dquote(f"{device} is not the shared {d.bus.value.upper()} disk {d.name} (serial {d.serial}): "
-                          "its serial is ")[:-1] + '${i:-unknown}"'
-            checks.append(f'i=$({disk_ident(device)}); [ "$i" = {dquote(d.serial)} ] || '
-                          f"{{ echo {said} >&2; bad=1; }}")
+            said = dquote(f"{device} is not the shared {d.bus.value.upper()} disk {d.name} (serial {d.serial}, "
+                          f"{d.size_mb} MiB): its serial is ")[:-1] + '${i:-none}"'
+            checks.append(f"{{ {disk_is(topo, d.name)}; }} || {{ echo {said} >&2; bad=1; }}")
         report = "; ".join(checks)
         return Step("shared disks", commands=(f"bad=0; {report}; [ $bad -eq 0 ]",), check=matches,
                     stage=Stage.POOLS)
