@@ -472,3 +472,17 @@ def test_drill_commands_reach_sh_intact_through_csh(stack, paper, tmp_path):
         echoed = subprocess.run([tcsh, "-f", "-c", line.replace("| /bin/sh", "| cat")], capture_output=True,
                                 text=True, env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
         assert echoed.stdout == f"{{ {cmd}\n}} </dev/null\n", cmd
+
+
+@pytest.mark.parametrize("recovery", [None, "ctrl-a", "ctrl-b"])
+def test_bst_plan_wire_prints_the_exact_strings(stack, paper, recovery):
+    from typer.testing import CliRunner
+
+    from lab.cli import app
+    from lab.wire import plan_strings
+
+    args = ["plan", "--stack", "freebsd", "--wire", "--json", *(["--recovery", recovery] if recovery else [])]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    plan = stack.recovery(paper, recovery) if recovery else stack.provision(paper)
+    assert json.loads(result.stdout) == plan_strings(plan, stack.wire)
