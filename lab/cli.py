@@ -217,12 +217,13 @@ def ssh(
     provider: ProviderOption = None,
     topology: TopologyOption = None,
 ) -> None:
-    """Run a command on a host (or open a shell) with the lab's key."""
+    """Run a command on a host (or open a shell) with the lab's key. A command is sh, on every stack: it goes
+    through the stack's wire, as the drill's commands do (root's login shell on FreeBSD is csh)."""
     import os
 
     from lab import remote
 
-    lab, _, _ = _provider(topology, provider)
+    lab, provider_name, _ = _provider(topology, provider)
     lab.check_host(host)
     target = lab.ssh_target(host)
     if not command:
@@ -230,7 +231,8 @@ def ssh(
         os.execvp(argv[0], argv)
     from lab.executor import FabricRunner
 
-    result = FabricRunner(remote.connect(target, timeout=30)).run(" ".join(command), timeout)
+    recipe = get_stack(resolve_stack_name(lab.topology, None, provider_name))
+    result = FabricRunner(remote.connect(target, timeout=30), wire=recipe.wire).run(" ".join(command), timeout)
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     raise typer.Exit(result.exit_code)

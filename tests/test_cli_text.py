@@ -42,8 +42,14 @@ def test_a_plan_with_brackets_in_names_commands_and_files_prints_them(monkeypatc
 class FakeLab:
     """A provider whose one host is reachable at ``address``: what `bst ssh` asks of a provider."""
 
-    def __init__(self, address: str):
+    def __init__(self, address: str, stack: str = "auto"):
+        import dataclasses
+
+        from lab.topology import load_topology
+
         self.address = address
+        topology = load_topology(None)
+        self.topology = dataclasses.replace(topology, lab=dataclasses.replace(topology.lab, stack=stack))
 
     def check_host(self, host: str) -> None:
         assert host == "ctrl-a"
@@ -78,6 +84,35 @@ def test_interactive_ssh_refuses_an_address_that_is_not_loopback(monkeypatch: py
     result = CliRunner().invoke(cli.app, ["ssh", "ctrl-a"])
     assert exec_calls == []
     assert "refusing SSH to 192.168.56.10" in str(result.exception)
+
+
+@pytest.mark.parametrize(("stack", "through_csh"), [("freebsd", True), ("linux", False)])
+def test_a_command_given_to_bst_ssh_goes_through_the_stacks_wire(monkeypatch: pytest.MonkeyPatch, stack, through_csh):
+    """`bst ssh ctrl-a CMD` means sh on every stack: on FreeBSD root's csh gets the one-line base64 form."""
+    import base64
+
+    sent: list[str] = []
+
+    class Connection:
+        host, port = "127.0.0.1", 40022
+
+        def run(self, cmd, **kwargs):
+            sent.append(cmd)
+            return type("Result", (), {"exited": 0, "stdout": "", "stderr": ""})()
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(cli, "_provider", lambda topology, provider: (FakeLab("127.0.0.1", stack), "qemu", ""))
+    monkeypatch.setattr("lab.remote.connect", lambda target, timeout: Connection())
+    result = CliRunner().invoke(cli.app, ["ssh", "ctrl-a", "echo $(hostname) 2>&1"])
+    assert result.exit_code == 0, result.output
+    if through_csh:
+        encoded = sent[0].split()[2]
+        assert sent[0] == f"printf %s {encoded} | b64decode -r | /bin/sh"
+        assert "echo $(hostname) 2>&1" in base64.b64decode(encoded).decode()
+    else:
+        assert sent == ["echo $(hostname) 2>&1"]
 
 
 @pytest.mark.parametrize(("code", "words"), [(30, "Read-only file system"), (13, "Permission denied"),
