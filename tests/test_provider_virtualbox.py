@@ -51,14 +51,25 @@ def medium_info(path: Path, *users: tuple[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def vm_info(provider: VirtualBoxProvider, host: str, state: str = "running") -> str:
-    """``showvminfo --machinereadable`` text (constructed): the box disk on IDE, shared disks on SATA/SAS."""
-    lines = [f'name="{provider.vm_name(host)}"', f'VMState="{state}"',
-             '"IDE Controller-0-0"="/home/u/VirtualBox VMs/box/freebsd.vmdk"', '"IDE Controller-1-0"="none"']
+def vm_info(provider: VirtualBoxProvider, host: str, state: str = "running", sata_instance: int = 0) -> str:
+    """``showvminfo --machinereadable`` text (constructed, in VBoxManageInfo.cpp's keys): the box disk on IDE,
+    shared disks on SATA/SAS; each controller is instance 0 of its bus unless told."""
+    lines = [f'name="{provider.vm_name(host)}"', f'VMState="{state}"']
+    controllers = [("IDE Controller", "PIIX4", 0), ("SATA Controller", "IntelAhci", sata_instance),
+                   ("SAS Controller", "LsiLogicSas", 0)]
+    for index, (name, kind, instance) in enumerate(controllers):
+        lines += [f'storagecontrollername{index}="{name}"', f'storagecontrollertype{index}="{kind}"',
+                  f'storagecontrollerinstance{index}="{instance}"']
+    lines += ['"IDE Controller-0-0"="/home/u/VirtualBox VMs/box/freebsd.vmdk"', '"IDE Controller-1-0"="none"']
     for disk in layout.shared_disks(PAPER, PAPER.hosts[host]):
         controller = layout.CONTROLLERS[disk.bus][0]
         lines.append(f'"{controller}-{layout.disk_port(PAPER, disk)}-0"="{layout.medium_path(provider.lab_dir, disk)}"')
     return "\n".join(lines) + "\n"
+
+
+def serials_set(host: str) -> str:
+    """``getextradata <vm> enumerate`` (VBoxManageMisc.cpp's format; constructed) once the SATA serials are set."""
+    return "".join(f"Key: {argv[2]}, Value: {argv[3]}\n" for argv in layout.serial_commands(PAPER, PAPER.hosts[host]))
 
 
 class FakeVBoxManage:
@@ -171,6 +182,10 @@ def test_controller_storage_gives_paper_device_names(tmp_path: Path):
         attach("SAS Controller", 1, "f01", "--nonrotational", "on"),
         attach("SAS Controller", 2, "f10", "--nonrotational", "on"),
         attach("SAS Controller", 3, "f11", "--nonrotational", "on"),
+        ["setextradata", "beast-ctrl-a", "VBoxInternal/Devices/ahci/0/Config/Port0/SerialNumber", "beast-d00"],
+        ["setextradata", "beast-ctrl-a", "VBoxInternal/Devices/ahci/0/Config/Port1/SerialNumber", "beast-d01"],
+        ["setextradata", "beast-ctrl-a", "VBoxInternal/Devices/ahci/0/Config/Port2/SerialNumber", "beast-d10"],
+        ["setextradata", "beast-ctrl-a", "VBoxInternal/Devices/ahci/0/Config/Port3/SerialNumber", "beast-d11"],
     ]
 
 
@@ -315,6 +330,7 @@ def test_up_prepares_media_and_networks_then_boots_through_vagrant(tmp_path: Pat
     provider = make_provider(tmp_path, vbox)
     for host in ("ctrl-a", "ctrl-b"):
         vbox.replies[("showvminfo", provider.vm_name(host))] = vm_info(provider, host)
+        vbox.replies[("getextradata", provider.vm_name(host))] = serials_set(host)
     after_boot: list[tuple[str, str]] = []
     monkeypatch.setattr(provider, "ensure_root_access", lambda host: after_boot.append(("root", host)))
     monkeypatch.setattr(provider, "wait_for_ssh", lambda host, timeout=None: after_boot.append(("ssh", host)))

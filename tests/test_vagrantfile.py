@@ -114,12 +114,23 @@ def test_first_boot_customizations_give_the_paper_storage_layout(tmp_path: Path)
             "--portcount", "4", "--bootable", "off"] in found["ctrl-a"]["customize"]
 
 
+def test_first_boot_gives_each_sata_disk_its_serial_on_the_vm_itself(tmp_path: Path):
+    """``beast-<disk>`` on the disk's AHCI port, set on ``:id`` (the VM Vagrant is creating), before its boot."""
+    _, found = machines(tmp_path)
+    for name in ("ctrl-a", "ctrl-b"):
+        serials = {argv[2]: argv[3] for argv in found[name]["customize"] if argv[0] == "setextradata"}
+        assert serials == {f"VBoxInternal/Devices/ahci/0/Config/Port{port}/SerialNumber": f"beast-{disk}"
+                           for port, disk in enumerate(("d00", "d01", "d10", "d11"))}
+        assert all(argv[1] == ":id" for argv in found[name]["customize"] if argv[0] == "setextradata")
+    assert not any(argv[0] == "setextradata" for argv in found["clnt-1"]["customize"])
+
+
 def test_storage_is_not_attached_again_to_a_created_vm(tmp_path: Path):
     created = tmp_path / "dotfile" / "machines" / "ctrl-a" / "virtualbox" / "id"
     created.parent.mkdir(parents=True)
     created.write_text("5b1e0a4c-0000-4000-8000-000000000001")
     _, found = machines(tmp_path)
-    assert not any(argv[0].startswith("storage") for argv in found["ctrl-a"]["customize"])
+    assert not any(argv[0].startswith("storage") or argv[0] == "setextradata" for argv in found["ctrl-a"]["customize"])
     assert any(argv[0] == "storagectl" for argv in found["ctrl-b"]["customize"])
 
 

@@ -11,10 +11,9 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 from lab.errors import LabError
-from lab.labdir import default_lab_dir
+from lab.labdir import checked_lab_dir, default_lab_dir
 from lab.providers.virtualbox.compat import parse_vagrant_version
 from lab.providers.virtualbox.layout import vagrant_export
 from lab.providers.virtualbox.provider import VAGRANT_ROOT, VirtualBoxProvider
@@ -38,9 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         topology = load_topology(args.topology)
-        lab_dir = Path(args.lab_dir) if args.lab_dir else default_lab_dir(topology.lab.name, VAGRANT_ROOT)
+        lab_dir = checked_lab_dir(args.lab_dir or default_lab_dir(topology.lab.name, VAGRANT_ROOT))
         if args.command == "export-json":
-            json.dump(vagrant_export(topology, lab_dir.resolve()), sys.stdout, indent=2)
+            json.dump(vagrant_export(topology, lab_dir), sys.stdout, indent=2)
             sys.stdout.write("\n")
         elif args.command == "prepare":
             vagrant = parse_vagrant_version(args.vagrant_version) if args.vagrant_version else None

@@ -28,6 +28,10 @@ CONTROLLERS = {
 }
 """Bus -> (controller name, storagectl --add, --controller): data on AHCI (ada1..), cache on LSI SAS (da0..)."""
 
+AHCI_INSTANCE = 0
+"""The lab's SATA controller is the VM's first AHCI device, ``ahci/0``: the box's system disk is on IDE
+(its box.ovf), and VirtualBox numbers controllers per bus (Machine::addStorageController)."""
+
 MANAGEMENT_NIC_TYPE = "virtio"
 LAB_NIC_TYPE = "82540EM"
 """Vagrant's NAT adapter is NIC 1; as virtio it becomes vtnet0, so the lab NICs keep the paper's em0/em1."""
@@ -133,9 +137,28 @@ def attach_commands(topology: Topology, host: Host, lab_dir: Path, vm: str = VM_
     return commands
 
 
+def serial_key(port: int) -> str:
+    """The extradata key of an AHCI port's ATA serial (VirtualBox manual, "Configuring the Hard Disk Vendor
+    Product Data (VPD)"): at most 20 bytes (DevAHCI.cpp refuses the VM's start otherwise; the topology
+    rules keep ``beast-<disk>`` within that), read when the VM starts, so set before its first boot."""
+    return f"VBoxInternal/Devices/ahci/{AHCI_INSTANCE}/Config/Port{port}/SerialNumber"
+
+
+def serial_commands(topology: Topology, host: Host, vm: str = VM_PLACEHOLDER) -> list[list[str]]:
+    """Each shared SATA disk's serial ``beast-<disk>`` on its port, the ident the FreeBSD stack checks before
+    ``zpool create``; without it the guest sees VirtualBox's own ``VB<uuid>`` serial.
+
+    The SAS disks get none: VirtualBox's LsiLogic SAS device has no per-port setting and its SCSI disks
+    (VSCSILunSbc.cpp) offer no unit-serial VPD page, so FreeBSD reports no serial and the stack matches
+    them by their exact size."""
+    return [["setextradata", vm, serial_key(disk_port(topology, disk)), disk.serial]
+            for disk in shared_disks(topology, host) if disk.bus is Bus.SATA]
+
+
 def storage_commands(topology: Topology, host: Host, lab_dir: Path, vm: str = VM_PLACEHOLDER) -> list[list[str]]:
-    """Everything that gives a controller the paper's storage layout; run once, on the VM's first boot."""
-    return [*controller_commands(topology, host, vm), *attach_commands(topology, host, lab_dir, vm)]
+    """Everything that gives a controller the paper's storage layout; run once, before the VM's first boot."""
+    return [*controller_commands(topology, host, vm), *attach_commands(topology, host, lab_dir, vm),
+            *serial_commands(topology, host, vm)]
 
 
 def detach_commands(topology: Topology, host: Host, vm: str) -> list[list[str]]:

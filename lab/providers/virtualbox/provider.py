@@ -35,10 +35,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.progress import Progress
 
 from lab.errors import LabError, MissingToolError
-from lab.labdir import default_lab_dir, lab_lock
+from lab.labdir import checked_lab_dir, default_lab_dir, inside, lab_lock
 from lab.providers.base import HostState, HostStatus, Provider, SshTarget
 from lab.providers.virtualbox import layout
 from lab.providers.virtualbox.compat import check_vagrant_drives, parse_vagrant_version, uses_host_only_networks
@@ -58,12 +59,13 @@ from lab.providers.virtualbox.vboxmanage import (
     VBoxManageError,
     check_host_only_ranges,
     ensure_host_only_networks,
+    parse_extradata,
     parse_machine_readable,
     parse_medium_users,
     parse_version,
     read_networks_conf,
 )
-from lab.topology import Role, Topology
+from lab.topology import Disk, Role, Topology
 
 VAGRANT_ROOT = Path(__file__).resolve().parents[3]
 """The checkout holding the top-level Vagrantfile."""
@@ -122,7 +124,7 @@ class VirtualBoxProvider(Provider):
         host_platform: str = sys.platform,
     ):
         super().__init__(topology)
-        self.lab_dir = Path(lab_dir) if lab_dir else default_lab_dir(topology.lab.name)
+        self.lab_dir = checked_lab_dir(lab_dir or default_lab_dir(topology.lab.name))
         self.vboxmanage: Runner = vboxmanage or VBoxManage()
         self.vagrant_factory = vagrant_factory
         self.vbox_api_loader = vbox_api_loader
@@ -136,16 +138,24 @@ class VirtualBoxProvider(Provider):
 
     # --- files ---------------------------------------------------------------------------------------
 
+    def path(self, target: Path) -> Path:
+        """A path the lab writes or deletes (itself or through VirtualBox), checked to stay inside the lab
+        directory with no symlink on the way (lab.labdir.inside)."""
+        return inside(self.lab_dir, target)
+
     @property
     def key_path(self) -> Path:
-        return self.lab_dir / "ssh" / "id_ed25519"
+        return self.path(self.lab_dir / "ssh" / "id_ed25519")
+
+    def medium(self, disk: Disk) -> Path:
+        return self.path(layout.medium_path(self.lab_dir, disk))
 
     def vm_name(self, host: str) -> str:
         return layout.vm_name(self.topology, host)
 
     def console_log(self, host: str) -> Path:
         self.check_host(host)
-        return layout.console_log_path(self.lab_dir, host)
+        return self.path(layout.console_log_path(self.lab_dir, host))
 
     # --- Vagrant -------------------------------------------------------------------------------------
 
@@ -204,6 +214,8 @@ class VirtualBoxProvider(Provider):
         """Host-only interfaces and shared media, created when missing; network -> interface. On macOS
         with VirtualBox >= 7 there are no host-only interfaces: Vagrant makes host-only networks itself."""
         version = self.check_host_machine(vagrant_version)
+        for host in self.host_names():
+            self.console_log(host)  # VirtualBox writes it: refused here if it would land outside the lab
         interfaces = {}
         if not uses_host_only_networks(version, self.host_platform):
             interfaces = ensure_host_only_networks(self.vboxmanage, layout.host_only_networks(self.topology))
@@ -212,10 +224,10 @@ class VirtualBoxProvider(Provider):
 
     def ensure_media(self) -> None:
         for disk in self.topology.disks.values():
-            path = layout.medium_path(self.lab_dir, disk)
+            path = self.medium(disk)
             if path.exists():
                 continue
-            path.parent.mkdir(parents=True, exist_ok=True)
+            self.path(path.parent).mkdir(parents=True, exist_ok=True)
             for command in layout.create_medium_commands(disk, path):
                 self.vboxmanage(command)
 
@@ -223,7 +235,7 @@ class VirtualBoxProvider(Provider):
         if not self.key_path.exists():
             if shutil.which("ssh-keygen") is None:
                 raise MissingToolError("ssh-keygen is not on PATH; install it: apt-get install -y openssh-client")
-            self.key_path.parent.mkdir(parents=True, exist_ok=True)
+            self.path(self.key_path.parent).mkdir(parents=True, exist_ok=True)
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"beast-lab-{self.topology.lab.name}",
                             "-f", str(self.key_path)], check=True, capture_output=True)
         return self.key_path
@@ -249,7 +261,7 @@ class VirtualBoxProvider(Provider):
                 self.ensure_root_access(host)
                 self.wait_for_ssh(host)
                 self.settle_first_boot(host)
-                advance(f"{host} answers SSH")
+                advance(f"{escape(host)} answers SSH")
 
     def start(self, host: str, progress: Progress | None = None) -> None:
         self.check_host(host)
@@ -269,14 +281,14 @@ class VirtualBoxProvider(Provider):
                 self.release_disks(host.name)
             self._vagrant_call("destroy", lambda: self.vagrant().destroy())
             for disk in self.topology.disks.values():
-                path = layout.medium_path(self.lab_dir, disk)
+                path = self.medium(disk)
                 if path.exists():
                     self.sessions.run_unlocked(f"shared disk {disk.name}", layout.delete_medium_command(path))
 
     def check_no_foreign_users(self) -> None:
         ours = {self.vm_name(host) for host in self.topology.hosts}
         for disk in self.topology.disks.values():
-            path = layout.medium_path(self.lab_dir, disk)
+            path = self.medium(disk)
             if not path.exists():
                 continue
             foreign = [u for u in parse_medium_users(self.vboxmanage(["showmediuminfo", "disk", str(path)]))
@@ -320,7 +332,8 @@ class VirtualBoxProvider(Provider):
                 self.sessions.run_unlocked(f"VM {vm}", command)
 
     def verify_storage(self, host: str) -> None:
-        """Each shared disk on its controller port, as the paper's device names need."""
+        """Each shared disk on its controller port, as the paper's device names need, and each SATA disk's
+        serial set (see verify_serials)."""
         spec = self.topology.hosts[host]
         if spec.role is not Role.CONTROLLER:
             return
@@ -334,6 +347,31 @@ class VirtualBoxProvider(Provider):
                 raise LabError(
                     f"{host} lacks shared disk {disk.name} on {controller} port {port} (found {found}); "
                     "storage is attached on a VM's first boot: run `bst down` and `bst up` again"
+                )
+        self.verify_serials(host, info)
+
+    def verify_serials(self, host: str, info: dict[str, str]) -> None:
+        """The SATA serials the FreeBSD stack checks: set on the controller they name (``ahci/0``), and on
+        every SATA port. A VM created before the serials were set (or by hand) lacks them; its guest would
+        then see VirtualBox's ``VB...`` serials and the stack would stop before ``zpool create``."""
+        vm = self.vm_name(host)
+        wanted = layout.serial_commands(self.topology, self.topology.hosts[host], vm)
+        if not wanted:
+            return
+        names = {value: key.removeprefix("storagecontrollername") for key, value in info.items()
+                 if key.startswith("storagecontrollername")}
+        instance = info.get(f"storagecontrollerinstance{names.get(layout.SATA_CONTROLLER, '?')}", "none")
+        if instance != str(layout.AHCI_INSTANCE):
+            raise LabError(f"{host}'s {layout.SATA_CONTROLLER} is AHCI instance {instance}, but the disk serials "
+                           f"are set on instance {layout.AHCI_INSTANCE}; remove the VM's other SATA controllers or "
+                           "run `bst down` and `bst up` again")
+        found = parse_extradata(self.vboxmanage(["getextradata", vm, "enumerate"]))
+        for _, _, key, serial in wanted:
+            if found.get(key) != serial:
+                raise LabError(
+                    f"{host} lacks serial {serial} on its SATA disk's port (extradata {key} is "
+                    f"{found.get(key, 'unset')}); serials are set before a VM's first boot: run `bst down` and "
+                    "`bst up` again"
                 )
 
     # --- power ---------------------------------------------------------------------------------------

@@ -221,3 +221,13 @@ def parse_machine_readable(text: str) -> dict[str, str]:
         if sep:
             info[key.strip().strip('"')] = value.strip().strip('"')
     return info
+
+
+def parse_extradata(text: str) -> dict[str, str]:
+    """``getextradata <vm> enumerate``: one ``Key: <key>, Value: <value>`` line per item (VBoxManageMisc.cpp)."""
+    items = {}
+    for line in text.splitlines():
+        match = re.match(r"Key: (.*?), Value: (.*)$", line)
+        if match:
+            items[match.group(1)] = match.group(2)
+    return items
