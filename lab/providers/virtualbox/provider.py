@@ -52,6 +52,7 @@ from lab.providers.virtualbox.firstboot import (
     root_access_script,
 )
 from lab.providers.virtualbox.sessions import SessionWaiter, is_not_found
+from lab.providers.virtualbox.storagecheck import check_storage
 from lab.providers.virtualbox.vboxmanage import (
     NETWORKS_CONF,
     Runner,
@@ -59,7 +60,6 @@ from lab.providers.virtualbox.vboxmanage import (
     VBoxManageError,
     check_host_only_ranges,
     ensure_host_only_networks,
-    parse_extradata,
     parse_machine_readable,
     parse_medium_users,
     parse_version,
@@ -332,47 +332,9 @@ class VirtualBoxProvider(Provider):
                 self.sessions.run_unlocked(f"VM {vm}", command)
 
     def verify_storage(self, host: str) -> None:
-        """Each shared disk on its controller port, as the paper's device names need, and each SATA disk's
-        serial set (see verify_serials)."""
-        spec = self.topology.hosts[host]
-        if spec.role is not Role.CONTROLLER:
-            return
-        info = self.vm_info(host) or {}
-        for disk in layout.shared_disks(self.topology, spec):
-            controller = layout.CONTROLLERS[disk.bus][0]
-            port = layout.disk_port(self.topology, disk)
-            expected = layout.medium_path(self.lab_dir, disk)
-            found = info.get(f"{controller}-{port}-0", "none")
-            if found == "none" or Path(found).resolve() != expected.resolve():
-                raise LabError(
-                    f"{host} lacks shared disk {disk.name} on {controller} port {port} (found {found}); "
-                    "storage is attached on a VM's first boot: run `bst down` and `bst up` again"
-                )
-        self.verify_serials(host, info)
-
-    def verify_serials(self, host: str, info: dict[str, str]) -> None:
-        """The SATA serials the FreeBSD stack checks: set on the controller they name (``ahci/0``), and on
-        every SATA port. A VM created before the serials were set (or by hand) lacks them; its guest would
-        then see VirtualBox's ``VB...`` serials and the stack would stop before ``zpool create``."""
-        vm = self.vm_name(host)
-        wanted = layout.serial_commands(self.topology, self.topology.hosts[host], vm)
-        if not wanted:
-            return
-        names = {value: key.removeprefix("storagecontrollername") for key, value in info.items()
-                 if key.startswith("storagecontrollername")}
-        instance = info.get(f"storagecontrollerinstance{names.get(layout.SATA_CONTROLLER, '?')}", "none")
-        if instance != str(layout.AHCI_INSTANCE):
-            raise LabError(f"{host}'s {layout.SATA_CONTROLLER} is AHCI instance {instance}, but the disk serials "
-                           f"are set on instance {layout.AHCI_INSTANCE}; remove the VM's other SATA controllers or "
-                           "run `bst down` and `bst up` again")
-        found = parse_extradata(self.vboxmanage(["getextradata", vm, "enumerate"]))
-        for _, _, key, serial in wanted:
-            if found.get(key) != serial:
-                raise LabError(
-                    f"{host} lacks serial {serial} on its SATA disk's port (extradata {key} is "
-                    f"{found.get(key, 'unset')}); serials are set before a VM's first boot: run `bst down` and "
-                    "`bst up` again"
-                )
+        """The storage a controller's VM must have once booted (see storagecheck.py)."""
+        if self.topology.hosts[host].role is Role.CONTROLLER:
+            check_storage(self.topology, self.lab_dir, host, self.vm_info(host) or {}, self.vboxmanage)
 
     # --- power ---------------------------------------------------------------------------------------
 
