@@ -150,15 +150,26 @@ def test_a_topology_path_with_markup_is_said_as_it_is(world):
 
 
 def test_a_read_only_lab_directory_is_one_line(world):
-    """The lab directory cannot be created (its parent is not writable: a read-only place)."""
+    """The lab directory cannot be created: ``.lab`` is a read-only filesystem (as root, where permissions do
+    not stop writes, a real read-only tmpfs mount; otherwise a directory without write permission)."""
     project, _, topology = world
+    lab_root = project / ".lab"
+    lab_root.mkdir()
     if os.geteuid() == 0:
-        pytest.skip("root writes into read-only directories; tests/test_hostile_paths.py injects EROFS instead")
-    project.chmod(0o500)
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(lab_root)],
+                                 capture_output=True, text=True)
+        if mounted.returncode != 0:
+            pytest.skip(f"cannot mount a read-only tmpfs here: {mounted.stderr.strip()}")
+        undo = ["umount", str(lab_root)]
+    else:
+        lab_root.chmod(0o500)
+        undo = ["chmod", "700", str(lab_root)]
     try:
-        one_error_line(bst_in(project, "snapshot", "delete", "x", "--topology", str(topology)), "cannot")
+        result = bst_in(project, "up", "--provider", "qemu", "--topology", str(topology))
+        one_error_line(result, "cannot write the lab directory")
+        assert list(lab_root.iterdir()) == []
     finally:
-        project.chmod(0o700)
+        subprocess.run(undo, check=True)
 
 
 def test_a_snapshot_with_a_hand_edited_manifest_is_one_line(world):
