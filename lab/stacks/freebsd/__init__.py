@@ -8,48 +8,41 @@ twice changes nothing, and ``verify`` commands that wait for what the paper read
 
 from __future__ import annotations
 
-import re
-import uuid
-
 from lab.errors import LabError
 from lab.parsers import parse_gmultipath_status
 from lab.parsers.iscsi import parse_iscsictl_list
 from lab.plan import Plan, Step
 from lab.stacks.base import RecoveryStage, Stack, Stage
 from lab.stacks.checks import pool_imported, property_is, vdev_in, wait_until
-from lab.stacks.shell import awk_string, dquote, quote, words
-from lab.topology import Bus, Host, Pool, Role, Topology
+from lab.stacks.freebsd.devices import (
+    arbitrator_disk,
+    client_disk,
+    ctld_serves,
+    disk_device,
+    disk_is,
+    multipath_healthy,
+    nic,
+    session_connected,
+    session_disk,
+    session_exists,
+)
+from lab.stacks.freebsd.files import (
+    CTL_CONF,
+    HOSTID_FILE,
+    RC_CONF,
+    SYSCTL_CONF,
+    SYSCTLS,
+    full_ctl_conf,
+    private_ctl_conf,
+    rc_conf,
+    shared_hostuuid,
+    sysctl_conf,
+    sysctl_conf_merge,
+    zvol_device,
+)
+from lab.stacks.shell import dquote, quote, words
+from lab.topology import Host, Pool, Role, Topology
 from lab.wire import through_csh
-
-FIRST_DATA_NIC = 0
-"""Index of the first lab NIC: both providers give the management NIC (Vagrant's NAT, QEMU's user
-network) a virtio model, which FreeBSD names vtnet0, and the lab NICs Intel e1000 models, so the lab
-NICs keep the paper's names em0 (private) and em1 (public)."""
-
-FIRST_DATA_ADA = 1
-"""The system disk is ada0 (IDE in the paper), so the SATA shelf starts at ada1."""
-
-RC_CONF = "/etc/rc.conf.local"
-"""The paper's rc.conf lines go to rc.conf.local, which rc(8) reads after /etc/rc.conf: the image's own
-rc.conf keeps the management NIC (``ifconfig_vtnet0="DHCP"``) that the lab reaches the guest through, and
-the executor can still compare the whole file with the paper's."""
-
-SYSCTL_CONF = "/etc/sysctl.conf"
-HOSTID_FILE = "/etc/hostid"
-"""rc.d/hostid sets kern.hostuuid from this file at boot, and kern.hostid from the first four bytes of its
-md5; only without it does each VM take its own SMBIOS UUID."""
-CTL_CONF = "/etc/ctl.conf"
-SYSCTLS = {"kern.iscsi.fail_on_disconnection": "1"}
-"""Drop an iSCSI disk at once when its target goes away, so gmultipath fails over (the paper's reason)."""
-
-NIC_COMMENTS = {"private": "Inter-controller LAN", "public": "Public network"}
-"""The paper's comments on its two networks; other networks are commented with their description."""
-
-PRIVATE_PORTAL_GROUP = "pg0"
-PUBLIC_PORTAL_GROUP = "pg1"
-
-"""Name of the recovery step that restarts a host: its command drops the SSH connection, so the
-executor waits for the host to answer again (``lab.boot_timeout_s``) before the next step."""
 
 EXPORTED_AT = "/var/db/beast-recovery-exported"
 """When recovery exported the pools (epoch seconds): the reboot is done once the host booted later."""
@@ -58,151 +51,6 @@ IMPORTED_AT = "/var/db/beast-recovery-imported"
 """When recovery imported the pools again: a later export in the same boot would undo the recovery."""
 
 BOOT_TIME = "sysctl -n kern.boottime | sed 's/^{ sec = \\([0-9]*\\),.*/\\1/'"
-
-def nic(index: int) -> str:
-    return f"em{FIRST_DATA_NIC + index}"
-
-
-def disk_device(topo: Topology, disk: str) -> str:
-    """A shared disk's FreeBSD name: SATA disks are ada1.. and SAS disks da0.., in declared port order."""
-    bus = topo.disks[disk].bus
-    index = [d.name for d in topo.disks_on(bus)].index(disk)
-    return f"ada{FIRST_DATA_ADA + index}" if bus is Bus.SATA else f"da{index}"
-
-
-def arbitrator_disk(topo: Topology) -> str:
-    """The peer's private LUN on a controller: the next da after the SAS shelf (da4 in the paper)."""
-    return f"da{len(topo.disks_on(Bus.SAS))}"
-
-
-def client_disk(topo: Topology, controller: str, lun: int) -> str:
-    """The client logs in to the controllers in order, each giving lun 0 then lun 1: da0..da3."""
-    position = [h.name for h in topo.controllers].index(controller)
-    return f"da{2 * position + lun}"
-
-
-def session_exists(target: str, portal: str) -> str:
-    program = f"$1 == {awk_string(target)} && $2 == {awk_string(portal)} {{ok = 1}} END {{exit !ok}}"
-    return f"iscsictl -L | awk {quote(program)}"
-
-
-def session_connected(target: str, portal: str, devices: tuple[str, ...] = (), luns: int = 0) -> str:
-    """The session is up with exactly ``devices`` (as named in the plan) or at least ``luns`` disks."""
-    condition = f'$1 == {awk_string(target)} && $2 == {awk_string(portal)} && $3 == "Connected:"'
-    condition += "".join(f" && ${4 + i} == {awk_string(device)}" for i, device in enumerate(devices))
-    if luns:
-        condition += f" && NF >= {3 + luns}"
-    return f"iscsictl -L | awk {quote(f'{condition} {{ok = 1}} END {{exit !ok}}')}"
-
-
-def session_disk(target: str, portal: str, lun: int) -> str:
-    """Shell that prints the da device of one LUN of a live session (names change when a session returns)."""
-    program = (f'$1 == {awk_string(target)} && $2 == {awk_string(portal)} && $3 == "Connected:" '
-               f"{{print ${4 + lun}}}")
-    return f"iscsictl -L | awk {quote(program)}"
-
-
-def multipath_healthy(name: str, paths: int = 2) -> str:
-    return (f"gmultipath status {quote(name)} | grep -Eq 'OPTIMAL|DEGRADED' && "
-            f"[ \"$(gmultipath status {quote(name)} | grep -cE '\\((ACTIVE|PASSIVE)\\)')\" -eq {paths} ]")
-
-
-def ctld_serves(path: str) -> str:
-    """ctld has a LUN backed by ``path`` (ctladm devlist -v lists each LUN's ``file=`` option)."""
-    return f"ctladm devlist -v | grep -q {quote(f'file={path}$')}"
-
-
-def rc_conf(topo: Topology, host: Host) -> str:
-    """The paper's rc.conf for one host: em0/em1 moved to em1/em2, the second controller's missing quote
-    fixed, its comments worded as on the first."""
-    lines = [f'hostname="{host.name}"', ""]
-    for index, (network, address) in enumerate(host.addresses.items()):
-        netmask = topo.networks[network].cidr.netmask
-        comment = NIC_COMMENTS.get(network, topo.networks[network].description)
-        lines.append(f'ifconfig_{nic(index)}="inet {address} netmask {netmask}" # {comment}')
-    lines += [
-        "",
-        'sshd_enable="YES"',
-        '# Set dumpdev to "AUTO" to enable crash dumps, "NO" to disable',
-        'dumpdev="AUTO"',
-        "",
-        "# VirtualBox guest additions",
-        'vboxguest_enable="YES"',
-        'vboxservice_enable="YES"',
-        "",
-        "# iSCSI",
-    ]
-    if host.role is Role.CONTROLLER:
-        lines.append('ctld_enable="YES" # Targets')
-    lines.append('iscsid_enable="YES" # Initiators')
-    return "\n".join(lines) + "\n"
-
-
-def sysctl_conf() -> str:
-    return "".join(f"{name}={value}\n" for name, value in SYSCTLS.items())
-
-
-def sysctl_conf_merge(name: str, value: str) -> str:
-    """Shell that puts ``name=value`` in sysctl.conf in place of any earlier setting of ``name``, keeping the
-    box's own lines (debug.debugger_on_panic=0, kern.panic_reboot_wait_time=0: a panic reboots at once)."""
-    new = f"{SYSCTL_CONF}.beast-new"
-    return (f"touch {SYSCTL_CONF} && sed '/^{re.escape(name)}=/d' {SYSCTL_CONF} > {new} && "
-            f"echo '{name}={value}' >> {new} && mv -f {new} {SYSCTL_CONF}")
-
-
-def shared_hostuuid(topo: Topology) -> str:
-    """One host UUID for both controllers of a lab, as the paper's cloned VMs had."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"beast-lab:{topo.lab.name}"))
-
-
-def disk_field(device: str, field: str) -> str:
-    """Shell printing one field of ``geom disk list``: ``ident`` (the disk's serial), ``Mediasize`` (bytes)."""
-    return f"geom disk list {quote(device)} | awk '$1 == \"{field}:\" {{print $2}}'"
-
-
-def disk_is(topo: Topology, disk: str) -> str:
-    """Shell that exits 0 when the device the plan names for ``disk`` is that shared disk: its serial, or,
-    for a disk that reports none (VirtualBox's SAS disks have no unit-serial VPD page: VSCSILunSbc.cpp;
-    geom(8) then prints ``(null)``), its exact size. Leaves the serial seen in ``$i``."""
-    device, spec = disk_device(topo, disk), topo.disks[disk]
-    return (f'i=$({disk_field(device, "ident")}); [ "$i" = {dquote(spec.serial)} ] || '
-            f'{{ {{ [ -z "$i" ] || [ "$i" = "(null)" ]; }} && '
-            f'[ "$({disk_field(device, "Mediasize")})" = "{spec.size_mb * 1024 * 1024}" ]; }}')
-
-
-def portal_group(name: str, address: str) -> str:
-    return f"portal-group {name} {{\n\tdiscovery-auth-group no-authentication\n\tlisten {address}\n}}\n"
-
-
-def target(iqn: str, group: str, luns: list[str]) -> str:
-    blocks = "\n".join(f"\tlun {number} {{\n\t\tpath {path}\n\t}}\n" for number, path in enumerate(luns))
-    return f"target {iqn} {{\n\tauth-group no-authentication\n\tportal-group {group}\n\n{blocks}}}\n"
-
-
-def zvol_device(pool: Pool) -> str:
-    return f"/dev/zvol/{pool.zvol_path}"
-
-
-def private_ctl_conf(topo: Topology, host: Host) -> str:
-    """The arbitrator's half: the own zvol offered to the peer on the private LAN."""
-    own = zvol_device(topo.pool_of(host.name))
-    return "\n".join([
-        portal_group(PRIVATE_PORTAL_GROUP, host.address("private")),
-        target(topo.iscsi.private_target, PRIVATE_PORTAL_GROUP, [own]),
-    ])
-
-
-def full_ctl_conf(topo: Topology, host: Host) -> str:
-    """Private and public targets: the client sees the own zvol (lun 0) and the peer's pool through the
-    arbitrator multipath (lun 1)."""
-    own = zvol_device(topo.pool_of(host.name))
-    back = f"/dev/multipath/{topo.pool_of(topo.peer(host.name).name).arbitrator}"
-    return "\n".join([
-        portal_group(PRIVATE_PORTAL_GROUP, host.address("private")),
-        portal_group(PUBLIC_PORTAL_GROUP, host.address("public")),
-        target(topo.iscsi.private_target, PRIVATE_PORTAL_GROUP, [own]),
-        target(topo.iscsi.public_target, PUBLIC_PORTAL_GROUP, [own, back]),
-    ])
 
 
 class FreeBSDStack(Stack):
