@@ -165,7 +165,7 @@ def test_a_read_only_lab_directory_is_one_line(world):
         lab_root.chmod(0o500)
         undo = ["chmod", "700", str(lab_root)]
     try:
-        result = bst_in(project, "up", "--provider", "qemu", "--topology", str(topology))
+        result = bst_in(project, "start", "ctrl-a", "--provider", "qemu", "--topology", str(topology))
         one_error_line(result, "cannot write the lab directory")
         assert list(lab_root.iterdir()) == []
     finally:
