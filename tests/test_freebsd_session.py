@@ -188,6 +188,18 @@ def test_provision_runs_every_step_with_the_papers_commands_in_order(provisioned
     assert not any(e["phase"] in ("command", "verify") and e["exit_code"] for e in transcript)
 
 
+def test_bst_plan_wire_lists_what_the_executor_sent_in_its_order(provisioned, plan):
+    """`bst plan --wire` claims the executor's order: what a fresh host received is a subsequence of it."""
+    from lab.wire import plan_strings
+
+    lab, _, _ = provisioned
+    listed = plan_strings(plan, FreeBSDStack().wire)
+    for host, connection in lab.connections.items():
+        remaining = iter(listed[host])
+        missing = [cmd for cmd in connection.sent if not any(cmd == line for line in remaining)]
+        assert connection.sent and missing == [], host
+
+
 def test_every_string_reached_the_fake_through_csh_as_one_line(provisioned):
     lab, _, transcript = provisioned
     sent = [cmd for connection in lab.connections.values() for cmd in connection.sent]
