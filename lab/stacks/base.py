@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from enum import IntEnum
+from functools import partial
 
 from lab.errors import LabError
+from lab.parsers.zpool import PoolStatus, parse_zpool_status
 from lab.plan import Plan
+from lab.stacks.facts import Fact
 from lab.stacks.shell import quote
 from lab.topology import Host, Topology
 from lab.wire import as_is
@@ -103,6 +106,20 @@ class Stack(ABC):
         if failed not in names:
             raise LabError(f"'{failed}' is not a controller; {verb} one of {', '.join(names)}")
         return topo.peer(failed)
+
+    # What the drill asks of hosts, typed: a command paired with its parser.
+
+    def pool_status_fact(self) -> Fact[list[PoolStatus]]:
+        """Every imported pool with its state, scan and permanent errors (no pool: an empty list)."""
+        return Fact("pool-status", self.pool_status_command(), parse_zpool_status, "zpool", reads_stderr=True)
+
+    def client_paths_fact(self, topo: Topology) -> Fact[dict[str, dict[str, str]]]:
+        """Multipath name -> {path: "active" | "standby" | "failed"} on the client."""
+        return Fact("client-paths", self.client_paths_command(topo), partial(self.parse_client_paths, topo), "paths")
+
+    def client_portals_fact(self) -> Fact[dict[str, str]]:
+        """The client's iSCSI disk -> the portal address it came from."""
+        return Fact("client-portals", self.client_sessions_command(), self.parse_client_path_portals, "paths")
 
     # What scenarios ask of hosts. Each returns shell text; the stack knows its tools, the scenario doesn't.
 
