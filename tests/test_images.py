@@ -12,6 +12,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -29,6 +30,8 @@ from lab.images.debian import (
     image_dir_for,
     kernel_cmdline,
 )
+from lab.images.debian.__main__ import main as debian_main
+from lab.images.debian.chroot import _debian_uris
 
 PUBKEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTestsOnly0000000000000000000000 test@lab"
 
@@ -54,9 +57,27 @@ def test_cache_dir_falls_back_to_xdg_then_home(monkeypatch, tmp_path):
 # --- recipe hash ----------------------------------------------------------------------------------
 
 
+RECIPE_HASH = "6ebbaf84cd54b188ef69ab0eaa9219b16122ee5cfa79618b35e8a57700b22da3"
+"""The default recipe's hash, printed before debian.py was split into a package: a change renames the cache
+directory, so every user's cached image is rebuilt (5-8 min). Change it only with the recipe, on purpose."""
+
+
 def test_recipe_hash_is_stable():
     assert debian_recipe_hash() == debian_recipe_hash() == DebianRecipe().hash()
     assert len(debian_recipe_hash()) == 64
+
+
+def test_recipe_hash_is_the_one_every_cached_image_is_named_by():
+    assert debian_recipe_hash() == RECIPE_HASH
+
+
+def test_the_recipe_hash_command_prints_the_cache_key(capsys):
+    assert debian_main([]) == 0
+    assert capsys.readouterr().out == RECIPE_HASH + "\n"
+    assert debian_main(["extra"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    result = subprocess.run([sys.executable, "-m", "lab.images.debian"], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (0, RECIPE_HASH + "\n")
 
 
 @pytest.mark.parametrize(
@@ -209,12 +230,12 @@ def test_build_needs_root_and_debootstrap(monkeypatch, tmp_path):
 
 def test_mirror_read_from_deb822_and_one_line_sources():
     deb822 = "Types: deb\n# note\nURIs: http://mirror.example/debian\nSuites: bookworm\n"
-    assert list(debian._debian_uris(deb822)) == ["http://mirror.example/debian"]
+    assert list(_debian_uris(deb822)) == ["http://mirror.example/debian"]
     one_line = (
         "deb http://security.debian.org/debian-security bookworm-security main\n"
         "deb [arch=amd64] http://ftp.example/debian/ bookworm main\n"
     )
-    assert list(debian._debian_uris(one_line)) == ["http://ftp.example/debian/"]
+    assert list(_debian_uris(one_line)) == ["http://ftp.example/debian/"]
 
 
 # --- kernel command line --------------------------------------------------------------------------
