@@ -7,11 +7,14 @@ This module knows no drill, stack or provider: only the shape of the files.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from lab.errors import LabError
+from lab.labdir import inside
 
 RESULTS_NAME = "results.json"
 EVENTS_NAME = "events.jsonl"
@@ -53,6 +56,36 @@ class EventKind(StrEnum):
     REPORT_FAILED = "report-failed"
     LAB_KEPT = "lab-kept"
     LAB_REMOVED = "lab-removed"
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of ``events.jsonl``. ``kind`` is None for a kind this version does not know (a file from an
+    older or newer drill): the line is kept, readers that follow the run's course pass over it."""
+
+    kind: EventKind | None
+    raw_kind: str
+    ts: float | None
+    t: float | None
+    fields: dict[str, Any]
+    """The line as written, ``ts``, ``t`` and ``kind`` included."""
+
+    def text(self, key: str) -> str:
+        """A field as text, "" when absent or empty."""
+        value = self.fields.get(key)
+        return "" if value is None else str(value)
+
+    def number(self, key: str) -> float | None:
+        return as_number(self.fields.get(key))
+
+    @classmethod
+    def from_json(cls, data: Any) -> Event:
+        if not isinstance(data, dict):
+            raise SchemaError(f"event {data!r} is not an object")
+        raw = data.get("kind")
+        known = raw in EventKind._value2member_map_ if isinstance(raw, str) else False
+        return cls(kind=EventKind(raw) if known else None, raw_kind=str(raw) if raw is not None else "",
+                   ts=as_number(data.get("ts")), t=as_number(data.get("t")), fields=data)
 
 
 class Expectation(StrEnum):
@@ -125,7 +158,7 @@ class ClaimVerdict:
                        reason=Reason(data.get("reason", Reason.CONFIRMED if data.get("held") else Reason.NOT_HELD)),
                        text=_typed(data, "text", str, ""), detail=_typed(data, "detail", str, ""),
                        excuse=_typed(data, "excuse", str, ""))
-        except ValueError as error:
+        except (ValueError, SchemaError) as error:
             raise SchemaError(f"claim {data['claim']!r}: {error}") from None
 
 
@@ -136,13 +169,19 @@ class StepStatus(StrEnum):
 
 @dataclass(frozen=True)
 class StepResult:
-    """One step of a scenario as it ran."""
+    """One step of a scenario as it ran. ``duration_s`` is None when the step failed before it was timed;
+    ``ended_s`` is when it ended, in seconds since the run started (the events' ``t``), when known."""
 
     index: int
     name: str
     status: StepStatus
-    duration_s: float
+    duration_s: float | None
     error: str = ""
+    ended_s: float | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.status is StepStatus.PASSED
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "status": str(self.status)}
@@ -152,11 +191,33 @@ class StepResult:
         if not isinstance(data, dict):
             raise SchemaError(f"step {data!r} is not an object")
         try:
+            duration, ended = (_typed(data, key, (int, float, type(None)), None) for key in ("duration_s", "ended_s"))
             return cls(index=_typed(data, "index", int), name=_typed(data, "name", str),
-                       status=StepStatus(data.get("status")),
-                       duration_s=float(_typed(data, "duration_s", (int, float))), error=_typed(data, "error", str, ""))
-        except ValueError as error:
+                       status=StepStatus(data.get("status")), duration_s=as_number(duration),
+                       error=_typed(data, "error", str, ""), ended_s=as_number(ended))
+        except (ValueError, SchemaError) as error:
             raise SchemaError(f"step {data.get('name')!r}: {error}") from None
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """Which drill a run was: the part of ``results.json`` a reader can still show when the rest is damaged."""
+
+    scenario: str = ""
+    stack: str = ""
+    fault: str = ""
+    arbitrator: str = ""
+    victim: str = ""
+
+    @classmethod
+    def from_json(cls, data: Any) -> RunIdentity:
+        """Every identity field that holds text; the others empty (never raises)."""
+        if not isinstance(data, dict):
+            return cls()
+        return cls(**{name: value for name in IDENTITY_FIELDS if isinstance(value := data.get(name), str)})
+
+
+IDENTITY_FIELDS = ("scenario", "stack", "fault", "arbitrator", "victim")
 
 
 @dataclass
@@ -172,10 +233,18 @@ class Results:
     facts: dict[str, Any] = field(default_factory=dict)
     steps: list[StepResult] = field(default_factory=list)
     interrupted: bool = False
+    recorded_failed_steps: list[str] = field(default_factory=list)
+    """Failed steps the file names that ``steps`` does not hold: a results.json from before ``steps`` only
+    listed their names."""
+
+    @property
+    def identity(self) -> RunIdentity:
+        return RunIdentity(self.scenario, self.stack, self.fault, self.arbitrator, self.victim)
 
     @property
     def failed_steps(self) -> list[str]:
-        return [s.name for s in self.steps if s.status is StepStatus.FAILED]
+        failed = [s.name for s in self.steps if s.status is StepStatus.FAILED]
+        return failed + [name for name in self.recorded_failed_steps if name not in failed]
 
     @property
     def unexpected(self) -> list[str]:
@@ -192,16 +261,59 @@ class Results:
 
     @classmethod
     def from_json(cls, data: Any) -> Results:
-        """The typed results; SchemaError naming the first field that holds the wrong type."""
+        """The typed results; SchemaError naming the first field that holds the wrong type. A file from before
+        ``steps``, ``reason`` and ``detail`` loads with their defaults; its failed step names are kept."""
         if not isinstance(data, dict):
             raise SchemaError(f"it holds a JSON {type(data).__name__}, not an object")
-        claims = _typed(data, "claims", list, [])
-        steps = _typed(data, "steps", list, [])
-        return cls(scenario=_typed(data, "scenario", str, ""), stack=_typed(data, "stack", str, ""),
-                   fault=_typed(data, "fault", str, ""), arbitrator=_typed(data, "arbitrator", str, ""),
-                   victim=_typed(data, "victim", str, ""), claims=[ClaimVerdict.from_json(c) for c in claims],
-                   facts=_typed(data, "facts", dict, {}), steps=[StepResult.from_json(s) for s in steps],
-                   interrupted=bool(_typed(data, "interrupted", (bool, type(None)), False)))
+        identity = {name: _typed(data, name, str, "") for name in IDENTITY_FIELDS}
+        claims = [ClaimVerdict.from_json(c) for c in _typed(data, "claims", list, [])]
+        steps = [StepResult.from_json(s) for s in _typed(data, "steps", list, [])]
+        derived = {s.name for s in steps}
+        recorded = [name for name in _names(data, "failed_steps") if name not in derived]
+        _names(data, "unexpected")
+        return cls(**identity, claims=claims, facts=_typed(data, "facts", dict, {}), steps=steps,
+                   interrupted=bool(_typed(data, "interrupted", (bool, type(None)), False)),
+                   recorded_failed_steps=recorded)
+
+    def write(self, folder: Path) -> Path:
+        """Write ``results.json`` into the run folder (never through a symlink out of it); its path."""
+        path = inside(Path(folder), Path(folder) / RESULTS_NAME)
+        path.write_text(json.dumps(self.to_json(), indent=2, default=str) + "\n")
+        return path
+
+
+def read_results(folder: Path) -> Results | None:
+    """The run folder's ``results.json``; None when there is none (the run stopped before writing it),
+    SchemaError saying what is wrong when it is damaged or hand-edited into other types."""
+    path = Path(folder) / RESULTS_NAME
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise SchemaError(f"{RESULTS_NAME} cannot be read ({error.strerror or error})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise SchemaError(f"{RESULTS_NAME} is damaged ({error})") from None
+    try:
+        return Results.from_json(data)
+    except SchemaError as error:
+        raise SchemaError(f"{RESULTS_NAME} does not match the schema: {error}") from None
+
+
+def _names(data: dict[str, Any], key: str) -> list[str]:
+    names = _typed(data, key, list, [])
+    if not all(isinstance(name, str) for name in names):
+        raise SchemaError(f"{key!r} holds something other than names")
+    return names
+
+
+def as_number(value: Any) -> float | None:
+    """A JSON number as a float; None for anything else (a bool included)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def _typed(data: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
@@ -210,7 +322,8 @@ def _typed(data: dict[str, Any], key: str, kind: type | tuple[type, ...], defaul
             raise SchemaError(f"{key!r} is missing")
         return default
     value = data[key]
-    if not isinstance(value, kind) or (kind in (int, (int, float)) and isinstance(value, bool)):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        names = " or ".join(k.__name__ for k in kinds)
         raise SchemaError(f"{key!r} is a {type(value).__name__}, not a {names}")
     return value

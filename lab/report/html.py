@@ -10,6 +10,7 @@ from typing import Any
 
 from lab.labdir import inside
 from lab.report.run import NOT_RECORDED, PoolFile, RunView, check_run_folder, load_run, utc_text
+from lab.runfolder import RESULTS_NAME, ClaimVerdict
 
 REPORT_NAME = "report.html"
 PLOT_NAME = "throughput.png"
@@ -95,8 +96,8 @@ def _steps(run: RunView) -> str:
     rows = []
     for step in steps:
         verdict = '<span class="ok">passed</span>' if step.passed else '<span class="bad">FAILED</span>'
-        duration = f"{step.duration:.1f} s" if step.duration is not None else ""
-        at = f"{step.t:.1f} s" if step.t is not None else ""
+        duration = f"{step.duration_s:.1f} s" if step.duration_s is not None else ""
+        at = f"{step.ended_s:.1f} s" if step.ended_s is not None else ""
         rows.append(f'<tr data-step="{_attr(step.name)}" data-verdict="{"passed" if step.passed else "failed"}">'
                     f"<td><code>{escape(step.name)}</code></td><td>{verdict}</td><td class=num>{at}</td>"
                     f"<td class=num>{duration}</td><td>{escape(step.error)}</td></tr>")
@@ -104,35 +105,40 @@ def _steps(run: RunView) -> str:
             f'<th>error</th></tr>{"".join(rows)}</table>')
 
 
-def _expectation(claim: dict[str, Any]) -> str:
+def _expectation(claim: ClaimVerdict) -> str:
     """The expectations file's word, and when an earlier failure excused the claim, why."""
-    text = escape(str(claim.get("expectation", "")))
-    if claim.get("excuse"):
-        text += f' <span class="note">→ maybe: {escape(str(claim["excuse"]))}</span>'
+    text = escape(str(claim.expectation))
+    if claim.excuse:
+        text += f' <span class="note">→ maybe: {escape(claim.excuse)}</span>'
     return text
+
+
+def _results_note(run: RunView) -> str:
+    """Why results.json is not read: "not recorded", or what is wrong with it."""
+    return f"{RESULTS_NAME} {run.results_problem}" if run.results_problem == NOT_RECORDED else run.results_problem
 
 
 def _claims(run: RunView) -> str:
     claims = run.claims
     source = run.claims_source
-    note = ("" if source == "results.json" else
-            f'<p class="note">results.json {escape(run.results_problem)}: these are the claim events the run '
+    note = ("" if source == RESULTS_NAME else
+            f'<p class="note">{escape(_results_note(run))}: these are the claim events the run '
             "recorded before it stopped.</p>")
+    if run.unreadable_claim_events:
+        note += (f'<p class="note">{run.unreadable_claim_events} claim event(s) did not match the schema and '
+                 "are left out.</p>")
     if not claims:
         return note + f"<p>{_missing('no claims recorded')}</p>"
     rows = []
     for claim in claims:
-        held, expected = claim.get("held"), claim.get("expected")
-        here = ('<span class="ok">reproduced</span>' if held is True else
-                '<span class="warn">not reproduced</span>' if held is False else _missing())
-        verdict = ('<span class="ok">as expected</span>' if expected is True else
-                   '<span class="bad">UNEXPECTED</span>' if expected is False else _missing())
+        here = '<span class="ok">reproduced</span>' if claim.held else '<span class="warn">not reproduced</span>'
+        verdict = '<span class="ok">as expected</span>' if claim.expected else '<span class="bad">UNEXPECTED</span>'
         rows.append(
-            f'<tr data-claim="{_attr(claim.get("claim", ""))}" data-held="{_attr(held)}" '
-            f'data-expectation="{_attr(claim.get("expectation", ""))}" data-expected="{_attr(expected)}">'
-            f'<td><code>{escape(str(claim.get("claim", "")))}</code></td><td>{escape(str(claim.get("text", "")))}</td>'
-            f'<td>{here}</td><td>{_expectation(claim)}</td><td>{verdict}</td>'
-            f'<td>{escape(str(claim.get("evidence", "")))}</td></tr>')
+            f'<tr data-claim="{_attr(claim.claim)}" data-held="{_attr(claim.held)}" '
+            f'data-expectation="{_attr(claim.expectation)}" data-expected="{_attr(claim.expected)}" '
+            f'data-reason="{_attr(claim.reason)}"><td><code>{escape(claim.claim)}</code></td>'
+            f"<td>{escape(claim.text)}</td><td>{here}</td><td>{_expectation(claim)}</td><td>{verdict}</td>"
+            f"<td>{escape(claim.evidence)}</td></tr>")
     return (note + f'<table id="claims" data-source="{source}"><tr><th>claim</th><th>the paper says</th>'
             "<th>here</th><th>expected</th><th>verdict</th><th>evidence</th></tr>" + "".join(rows) + "</table>")
 
@@ -162,7 +168,7 @@ def _facts(run: RunView) -> str:
         label = FACT_LABELS.get(key, key.replace("_", " "))
         rows.append(f'<tr data-fact="{_attr(key)}"><th>{escape(label)}</th>'
                     f"<td>{_fact_value(run, key, facts.get(key))}</td></tr>")
-    note = "" if run.results is not None else f'<p class="note">results.json {escape(run.results_problem)}.</p>'
+    note = "" if run.results is not None else f'<p class="note">{escape(_results_note(run))}.</p>'
     return note + f'<table id="facts">{"".join(rows)}</table>'
 
 
@@ -246,6 +252,9 @@ def _files(run: RunView) -> str:
 def report_html(run: RunView, png: bytes | None) -> str:
     damaged = (f'<p class="note">{run.damaged_event_lines} damaged line(s) of events.jsonl were skipped.</p>'
                if run.damaged_event_lines else "")
+    if unknown := run.unknown_event_kinds:
+        damaged += (f'<p class="note" id="unknown-events">events.jsonl holds kinds this version does not know, '
+                    f"kept but not read: {escape(', '.join(unknown))}.</p>")
     events = "" if run.events else f"<p>{_missing('events.jsonl not recorded')}</p>"
     sections = [
         ("Run", _header(run) + _banner(run) + damaged + events),

@@ -7,7 +7,6 @@ came out as the expectations file says. Built from the runs' results.json alone.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
@@ -20,6 +19,7 @@ from lab.drill.probe import longest_stall, parse_probe_log
 from lab.errors import LabError, ParseError
 from lab.labdir import inside
 from lab.report.html import STYLE
+from lab.runfolder import Reason, Results, SchemaError, read_results
 
 MATRIX_NAME = "matrix.html"
 DEFAULT_FAULT = "kill-ctrl-a"
@@ -67,41 +67,38 @@ class Cell:
                 self.verdict]
 
 
-def _claim(results: dict[str, Any], name: str) -> dict[str, Any] | None:
-    return next((c for c in results.get("claims", []) if isinstance(c, dict) and c.get("claim") == name), None)
+MD5_CLAIMS = {"md5_final": "final_md5", "md5_from_disk": "md5_from_disk"}
+"""The fact holding the copy's md5 read back, and the claim that judged it."""
 
 
-def _data(results: dict[str, Any]) -> str:
-    facts = results.get("facts", {})
-    stalled = facts.get("copy_stalled_at_bytes")
+def _data(results: Results) -> str:
+    stalled = results.facts.get("copy_stalled_at_bytes")
     seen = _data_read_back(results)
     return seen if stalled is None else f"copy stalled at {stalled} bytes; {seen}"
 
 
-def _data_read_back(results: dict[str, Any]) -> str:
-    facts = results.get("facts", {})
-    source = facts.get("source_md5")
-    key = next((k for k in ("md5_final", "md5_from_disk") if k in facts), None)
-    if source is None or key is None:
+def _data_read_back(results: Results) -> str:
+    facts = results.facts
+    key = next((k for k in MD5_CLAIMS if k in facts), None)
+    if facts.get("source_md5") is None or key is None:
         return "not checked"
-    final = facts[key]
-    if final is None:
-        claim = _claim(results, "final_md5") or _claim(results, "md5_from_disk")
-        evidence = str(claim.get("evidence", "")) if claim else ""
-        why = evidence.split("(", 1)[-1].rstrip(")") if "(" in evidence else ""
-        why = why if len(why) <= WHY_CHARS else why[:WHY_CHARS - 1] + "…"
-        return f"unreadable{': ' + why if why else ''}"
-    return "intact" if final == source else "differs"
+    claim = results.claim(MD5_CLAIMS[key])
+    if claim is not None and claim.reason is Reason.DATA_UNREADABLE:
+        return f"unreadable{': ' + _shortened(claim.detail, WHY_CHARS) if claim.detail else ''}"
+    if facts[key] is None:
+        return "unreadable"
+    return "intact" if facts[key] == facts["source_md5"] else "differs"
 
 
-def _pools(results: dict[str, Any]) -> str:
-    claim = _claim(results, "final_pools_clean")
+def _pools(results: Results) -> str:
+    claim = results.claim("final_pools_clean")
     if claim is None:
         return "not checked"
-    if claim.get("held"):
-        return "clean"
-    evidence = str(claim.get("evidence", "not clean"))
-    return evidence if len(evidence) <= POOLS_CHARS else evidence[:POOLS_CHARS - 1] + "…"
+    return "clean" if claim.held else _shortened(claim.evidence or "not clean", POOLS_CHARS)
+
+
+def _shortened(text: str, most: int) -> str:
+    return text if len(text) <= most else text[:most - 1] + "…"
 
 
 def _stall(folder: Path, facts: dict[str, Any]) -> tuple[float | None, bool]:
@@ -116,31 +113,20 @@ def _stall(folder: Path, facts: dict[str, Any]) -> tuple[float | None, bool]:
     return (stall.seconds, stall.ongoing) if stall else (None, False)
 
 
-RESULT_TYPES: dict[str, type | tuple[type, ...]] = {
-    "facts": dict, "claims": list, "unexpected": list, "failed_steps": list, "fault": str, "arbitrator": str,
-    "interrupted": (bool, type(None)),
-}
-"""What each results.json field the matrix reads must hold; a run whose file says otherwise is left out."""
-
-
 def load_cell(folder: Path) -> Cell | None:
-    """A run folder's cell; None when it has no readable results.json, or one hand-edited into other types."""
+    """A run folder's cell; None when it has no results.json matching the schema (damaged or hand-edited)."""
     try:
-        results = json.loads((Path(folder) / "results.json").read_text())
-    except (OSError, ValueError):
+        results = read_results(Path(folder))
+    except SchemaError:
         return None
-    if not isinstance(results, dict):
+    if results is None:
         return None
-    if any(key in results and not isinstance(results[key], kind) for key, kind in RESULT_TYPES.items()):
-        return None
-    stall, ongoing = _stall(Path(folder), results.get("facts", {}))
+    stall, ongoing = _stall(Path(folder), results.facts)
     return Cell(
-        folder=Path(folder), fault=str(results.get("fault", DEFAULT_FAULT)),
-        arbitrator=str(results.get("arbitrator", DEFAULT_ARBITRATOR)), data=_data(results), pools=_pools(results),
-        stall_s=stall, stall_ongoing=ongoing,
-        unexpected=tuple(map(str, results.get("unexpected", []))),
-        failed_steps=tuple(map(str, results.get("failed_steps", []))),
-        interrupted=bool(results.get("interrupted", False)),
+        folder=Path(folder), fault=results.fault or DEFAULT_FAULT, arbitrator=results.arbitrator or DEFAULT_ARBITRATOR,
+        data=_data(results), pools=_pools(results), stall_s=stall, stall_ongoing=ongoing,
+        unexpected=tuple(results.unexpected), failed_steps=tuple(results.failed_steps),
+        interrupted=results.interrupted,
     )
 
 

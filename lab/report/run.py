@@ -11,6 +11,20 @@ from typing import Any
 from lab.drill.probe import ProbeSample, Stall, longest_stall, parse_probe_log
 from lab.errors import LabError, ParseError
 from lab.parsers.zpool import PoolStatus, parse_zpool_status
+from lab.runfolder import (
+    EVENTS_NAME,
+    RESULTS_NAME,
+    ClaimVerdict,
+    Event,
+    EventKind,
+    Results,
+    RunIdentity,
+    SchemaError,
+    StepResult,
+    StepStatus,
+    as_number,
+    read_results,
+)
 
 NOT_RECORDED = "not recorded"
 CLOCK_TOLERANCE_S = 15.0
@@ -20,15 +34,6 @@ def utc_text(epoch: float | None) -> str:
     if epoch is None:
         return NOT_RECORDED
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    passed: bool
-    duration: float | None
-    error: str
-    t: float | None
 
 
 @dataclass(frozen=True)
@@ -52,67 +57,74 @@ class ClockCheck:
 
 @dataclass
 class RunView:
+    """The run folder through the schema's types: ``results`` when results.json matched it, and otherwise
+    what events.jsonl recorded (an interrupted run's claim and step events)."""
+
     folder: Path
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
     damaged_event_lines: int = 0
-    results: dict[str, Any] | None = None
+    results: Results | None = None
     results_problem: str = NOT_RECORDED
+    identity: RunIdentity = field(default_factory=RunIdentity)
+    """What results.json says of the run even when the rest of it is damaged."""
     probe: list[ProbeSample] | None = None
     probe_problem: str = NOT_RECORDED
     damaged_probe_lines: int = 0
     pool_files: list[PoolFile] = field(default_factory=list)
 
-    def _first(self, kind: str) -> dict[str, Any] | None:
-        return next((e for e in self.events if e.get("kind") == kind), None)
+    def _first(self, kind: EventKind) -> Event | None:
+        return next((e for e in self.events if e.kind is kind), None)
 
-    def _event_ts(self, kind: str) -> float | None:
+    def _event_ts(self, kind: EventKind) -> float | None:
         event = self._first(kind)
-        return _number(event.get("ts")) if event else None
+        return event.ts if event else None
+
+    def _event_text(self, kind: EventKind, name: str) -> str:
+        event = self._first(kind)
+        return (event.text(name) if event else "") or NOT_RECORDED
+
+    @property
+    def unknown_event_kinds(self) -> list[str]:
+        """Kinds of event lines this version does not know: kept in ``events``, read by nothing."""
+        return list(dict.fromkeys(e.raw_kind for e in self.events if e.kind is None))
 
     @property
     def scenario(self) -> str:
-        if self.results and self.results.get("scenario"):
-            return str(self.results["scenario"])
-        start = self._first("run-start")
-        return str(start.get("scenario")) if start and start.get("scenario") else self.folder.name
+        if self.identity.scenario:
+            return self.identity.scenario
+        scenario = self._event_text(EventKind.RUN_START, "scenario")
+        return scenario if scenario != NOT_RECORDED else self.folder.name
 
     def lab_field(self, name: str) -> str:
         """A field results.json or the "lab" event recorded (fault, arbitrator, victim, stack)."""
-        if self.results and self.results.get(name):
-            return str(self.results[name])
-        lab = self._first("lab")
-        return str(lab.get(name)) if lab and lab.get(name) else NOT_RECORDED
+        return getattr(self.identity, name) or self._event_text(EventKind.LAB, name)
 
     @property
     def stack(self) -> str:
-        if self.results and self.results.get("stack"):
-            return str(self.results["stack"])
-        lab = self._first("lab")
-        return str(lab.get("stack")) if lab and lab.get("stack") else NOT_RECORDED
+        return self.lab_field("stack")
 
     @property
     def provider(self) -> str:
-        lab = self._first("lab")
-        return str(lab.get("provider")) if lab and lab.get("provider") else NOT_RECORDED
+        return self._event_text(EventKind.LAB, "provider")
 
     @property
     def started(self) -> float | None:
-        if (start := self._event_ts("run-start")) is not None:
+        if (start := self._event_ts(EventKind.RUN_START)) is not None:
             return start
-        return _number(self.events[0].get("ts")) if self.events else None
+        return self.events[0].ts if self.events else None
 
     @property
     def ended(self) -> float | None:
-        return self._event_ts("run-end")
+        return self._event_ts(EventKind.RUN_END)
 
     @property
     def interrupted(self) -> bool:
         """The run stopped before its end (no run-end), or was stopped by Ctrl-C and only tidied up."""
-        return self.ended is None or any(e.get("kind") == "interrupted" for e in self.events)
+        return self.ended is None or self._first(EventKind.INTERRUPTED) is not None
 
     @property
     def last_seen(self) -> float | None:
-        stamps = [ts for e in self.events if (ts := _number(e.get("ts"))) is not None]
+        stamps = [e.ts for e in self.events if e.ts is not None]
         return max(stamps) if stamps else None
 
     @property
@@ -121,73 +133,53 @@ class RunView:
         return round(end - self.started, 1) if end is not None and self.started is not None else None
 
     @property
-    def steps(self) -> list[Step]:
-        """One verdict per drill step, in the order they ran; a step that failed in any phase failed."""
-        steps: dict[str, Step] = {}
-        for event in self.events:
-            kind = event.get("kind")
-            if kind not in ("step-passed", "step-failed") or not event.get("step"):
-                continue
-            name = str(event["step"])
-            previous = steps.get(name)
-            if kind == "step-passed":
-                if previous is None:
-                    steps[name] = Step(name, True, _number(event.get("duration")), "", _number(event.get("t")))
-                continue
-            error = str(event.get("error") or "")
-            when = event.get("when")
-            if when and when != "call":
-                error = f"[{when}] {error}"
-            if previous is not None and not previous.passed:
-                error = f"{previous.error}; {error}"
-            steps[name] = Step(name, False, previous.duration if previous else None, error,
-                               previous.t if previous else _number(event.get("t")))
-        return list(steps.values())
+    def steps(self) -> list[StepResult]:
+        """results.json's steps; from a run without them, the step events, in the order the steps ran."""
+        if self.results is not None and self.results.steps:
+            return self.results.steps
+        return steps_from_events(self.events)
 
     @property
     def claims_source(self) -> str:
-        if self.results is not None and isinstance(self.results.get("claims"), list):
-            return "results.json"
-        return "events.jsonl"
+        return RESULTS_NAME if self.results is not None else EVENTS_NAME
 
     @property
-    def claims(self) -> list[dict[str, Any]]:
+    def claims(self) -> list[ClaimVerdict]:
         """results.json's claims; from an interrupted run, the claim events it recorded before it stopped."""
-        if self.claims_source == "results.json":
-            return [c for c in self.results["claims"] if isinstance(c, dict)]
-        return [{k: v for k, v in e.items() if k not in ("ts", "t", "kind")}
-                for e in self.events if e.get("kind") == "claim"]
+        if self.results is not None:
+            return self.results.claims
+        return claims_from_events(self.events)[0]
+
+    @property
+    def unreadable_claim_events(self) -> int:
+        return 0 if self.results is not None else claims_from_events(self.events)[1]
 
     @property
     def facts(self) -> dict[str, Any]:
-        facts = self.results.get("facts") if self.results else None
-        return facts if isinstance(facts, dict) else {}
+        return self.results.facts if self.results is not None else {}
 
     @property
     def failed_steps(self) -> list[str]:
-        if self.results and isinstance(self.results.get("failed_steps"), list):
-            return [str(s) for s in self.results["failed_steps"]]
-        return [s.name for s in self.steps if not s.passed]
+        failed = self.results.failed_steps if self.results is not None else []
+        return failed + [s.name for s in self.steps if not s.passed and s.name not in failed]
 
     @property
     def unexpected(self) -> list[str]:
-        if self.results and isinstance(self.results.get("unexpected"), list):
-            return [str(c) for c in self.results["unexpected"]]
-        return [str(c.get("claim")) for c in self.claims if c.get("expected") is False]
+        return self.results.unexpected if self.results is not None else [c.claim for c in self.claims
+                                                                         if not c.expected]
 
     @property
     def fault_at(self) -> float | None:
         """Host clock: the fault event, or the drill's fact when the event is missing."""
-        return self._event_ts("fault") or _number(self.facts.get("fault_at"))
+        return self._event_ts(EventKind.FAULT) or as_number(self.facts.get("fault_at"))
 
     @property
     def fault_host(self) -> str:
-        fault = self._first("fault")
-        return str(fault.get("host")) if fault and fault.get("host") else NOT_RECORDED
+        return self._event_text(EventKind.FAULT, "host")
 
     @property
     def copy_started_at(self) -> float | None:
-        return self._event_ts("copy-started") or _number(self.facts.get("copy_started"))
+        return self._event_ts(EventKind.COPY_STARTED) or as_number(self.facts.get("copy_started"))
 
     @property
     def stall(self) -> Stall | None:
@@ -220,25 +212,49 @@ class RunView:
         return fault, (min(resumed) if resumed else None)
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
+def steps_from_events(events: list[Event]) -> list[StepResult]:
+    """One verdict per drill step, in the order they ran; a step that failed in any phase failed."""
+    steps: dict[str, StepResult] = {}
+    for event in events:
+        name = event.text("step")
+        if event.kind not in (EventKind.STEP_PASSED, EventKind.STEP_FAILED) or not name:
+            continue
+        previous = steps.get(name)
+        index = previous.index if previous else len(steps)
+        if event.kind is EventKind.STEP_PASSED:
+            if previous is None:
+                steps[name] = StepResult(index, name, StepStatus.PASSED, event.number("duration"), "", event.t)
+            continue
+        error, when = event.text("error"), event.text("when")
+        if when and when != "call":
+            error = f"[{when}] {error}"
+        if previous is not None and not previous.passed:
+            error = f"{previous.error}; {error}"
+        steps[name] = StepResult(index, name, StepStatus.FAILED, previous.duration_s if previous else None, error,
+                                 previous.ended_s if previous else event.t)
+    return list(steps.values())
 
 
-def _read_events(path: Path) -> tuple[list[dict[str, Any]], int]:
+def claims_from_events(events: list[Event]) -> tuple[list[ClaimVerdict], int]:
+    """The claim events as verdicts, and how many did not match the schema (left out)."""
+    claims, unreadable = [], 0
+    for event in events:
+        if event.kind is EventKind.CLAIM:
+            try:
+                claims.append(ClaimVerdict.from_json(event.fields))
+            except SchemaError:
+                unreadable += 1
+    return claims, unreadable
+
+
+def _read_events(path: Path) -> tuple[list[Event], int]:
     events, damaged = [], 0
     for line in path.read_text(errors="replace").splitlines():
         if not line.strip():
             continue
         try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            damaged += 1
-            continue
-        if isinstance(entry, dict):
-            events.append(entry)
-        else:
+            events.append(Event.from_json(json.loads(line)))
+        except (json.JSONDecodeError, SchemaError):
             damaged += 1
     return events, damaged
 
@@ -271,16 +287,16 @@ def check_run_folder(folder: Path) -> Path:
     resolved = Path(folder).resolve()
     if not resolved.is_dir():
         raise LabError(f"no run folder at {folder}; pass one of the folders under artifacts/")
-    events = resolved / "events.jsonl"
+    events = resolved / EVENTS_NAME
     started = False
     if events.is_file() and not events.is_symlink():
         with open(events, "rb") as handle:
             first = handle.readline(4096)
         try:
-            started = json.loads(first).get("kind") == "run-start"
+            started = json.loads(first).get("kind") == EventKind.RUN_START
         except (ValueError, AttributeError):
             started = False
-    results = resolved / "results.json"
+    results = resolved / RESULTS_NAME
     if not started and not (results.is_file() and not results.is_symlink()):
         raise LabError(f"{folder} is not a run folder (it has no results.json, and no events.jsonl starting with "
                        "run-start); pass one of the folders a drill made under artifacts/")
@@ -290,20 +306,17 @@ def check_run_folder(folder: Path) -> Path:
 def load_run(folder: Path) -> RunView:
     """Whatever the run left; never raises for a missing or damaged piece, it notes it instead."""
     run = RunView(Path(folder))
-    events_path = run.folder / "events.jsonl"
+    events_path = run.folder / EVENTS_NAME
     if events_path.is_file():
         run.events, run.damaged_event_lines = _read_events(events_path)
-    results_path = run.folder / "results.json"
-    if results_path.is_file():
-        try:
-            data = json.loads(results_path.read_text(errors="replace"))
-        except json.JSONDecodeError as error:
-            run.results_problem = f"results.json is damaged ({error})"
-        else:
-            if isinstance(data, dict):
-                run.results, run.results_problem = data, ""
-            else:
-                run.results_problem = "results.json is not an object"
+    try:
+        run.results = read_results(run.folder)
+    except SchemaError as error:
+        run.results_problem = str(error)
+        run.identity = RunIdentity.from_json(_json_or_none(run.folder / RESULTS_NAME))
+    else:
+        if run.results is not None:
+            run.results_problem, run.identity = "", run.results.identity
     probe_path = run.folder / "probe.log"
     if probe_path.is_file():
         run.probe, run.damaged_probe_lines = _read_probe(probe_path.read_text(errors="replace"))
@@ -312,3 +325,10 @@ def load_run(folder: Path) -> RunView:
     if zpool_dir.is_dir():
         run.pool_files = [_read_pool_file(p) for p in sorted(zpool_dir.glob("*.txt"))]
     return run
+
+
+def _json_or_none(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(errors="replace"))
+    except (OSError, ValueError):
+        return None

@@ -33,15 +33,13 @@ def render_summary(run_folder: Path, console: Console) -> None:
         console.print("steps: [dim]not recorded[/]")
 
     if run.claims:
-        title = "The paper's claims" + ("" if run.claims_source == "results.json" else " (from events.jsonl)")
+        title = "The paper's claims" + ("" if run.results is not None else " (from events.jsonl)")
         claims = Table("claim", "here", "expected", "verdict", "evidence", title=title)
         for claim in run.claims:
-            held, expected = claim.get("held"), claim.get("expected")
-            claims.add_row(escape(str(claim.get("claim", ""))),
-                           "[green]reproduced[/]" if held else "[yellow]not reproduced[/]",
-                           escape(str(claim.get("expectation", ""))),
-                           "[green]as expected[/]" if expected else "[bold red]UNEXPECTED[/]",
-                           escape(str(claim.get("evidence", ""))))
+            claims.add_row(escape(claim.claim), "[green]reproduced[/]" if claim.held else "[yellow]not reproduced[/]",
+                           escape(str(claim.expectation)),
+                           "[green]as expected[/]" if claim.expected else "[bold red]UNEXPECTED[/]",
+                           escape(claim.evidence))
         console.print(claims)
     else:
         console.print("claims: [dim]not recorded[/]")
