@@ -16,7 +16,7 @@ from lab.topology.model import (
     Client,
     Disk,
     DiskRole,
-    Drill,
+    DrillSettings,
     Host,
     Iscsi,
     LabSettings,
@@ -386,7 +386,7 @@ class _Reader:
                       f"list one entry for each of {', '.join(pools)}")
         return Client(host, stripe, mountpoint, tuple(multipaths))
 
-    def drill(self, t: _Table) -> Drill:
+    def drill(self, t: _Table) -> DrillSettings:
         copy_size = t.take("copy_size_mb", int, 96)
         if not 1 <= copy_size <= 1 << 16:
             self.fail("drill.copy_size_mb", f"{copy_size} is out of range", "use 1 to 65536")
@@ -395,7 +395,7 @@ class _Reader:
         interval = t.take("probe_interval_s", float, 0.5)
         self.check("drill.probe_interval_s", rules.finite_problem(interval, 0.05, 60, "seconds"))
         t.done()
-        return Drill(copy_size, kill_after, interval)
+        return DrillSettings(copy_size, kill_after, interval)
 
     def names_unique(self, pools: dict[str, Pool], client: Client) -> None:
         """Device names share one namespace on a controller or the client (/dev/multipath, /dev/stripe)."""

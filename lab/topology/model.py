@@ -6,6 +6,11 @@ import ipaddress
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+__all__ = [
+    "Bus", "Client", "Disk", "DiskRole", "DrillSettings", "Host", "Iscsi", "LabSettings", "Multipath", "Network",
+    "Pool", "Role", "Topology", "Zvol",
+]
+
 
 class Role(StrEnum):
     CONTROLLER = "controller"
@@ -106,7 +111,10 @@ class Iscsi:
 
 
 @dataclass(frozen=True)
-class Drill:
+class DrillSettings:
+    """The topology's [drill] table: how big the client's copy is, when the fault strikes, how often the probe
+    writes (the drill's own state is ``lab.drill``'s)."""
+
     copy_size_mb: int
     kill_after_s: float
     probe_interval_s: float
@@ -133,7 +141,7 @@ class Topology:
     pools: dict[str, Pool]
     iscsi: Iscsi
     client: Client
-    drill: Drill
+    drill: DrillSettings
     source: str = field(default="", compare=False)
     """Where the topology was read from, for messages."""
 

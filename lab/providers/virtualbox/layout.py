@@ -8,12 +8,10 @@ the provider puts the VM name there.
 
 from __future__ import annotations
 
-import ipaddress
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
-from lab.topology import Bus, Disk, Host, Role, Topology
+from lab.topology import Bus, Disk, Host, Network, Role, Topology
 
 VM_PLACEHOLDER = ":id"
 DEFAULT_BOX = "freebsd/FreeBSD-10.3-RELEASE"
@@ -42,20 +40,9 @@ ROOT_PASSWORD = "vagrant"
 """Root's password in the official FreeBSD Vagrant boxes (their image has no sudo)."""
 
 
-@dataclass(frozen=True)
-class HostOnlyNetwork:
-    """A host-only interface the lab needs: the host side takes the network's first address."""
-
-    network: str
-    cidr: ipaddress.IPv4Network
-
-    @property
-    def host_ip(self) -> str:
-        return str(self.cidr.network_address + 1)
-
-    @property
-    def netmask(self) -> str:
-        return str(self.cidr.netmask)
+def host_side_address(network: Network) -> tuple[str, str]:
+    """The address and netmask of the host-only interface for ``network``: the host takes its first address."""
+    return str(network.cidr.network_address + 1), str(network.cidr.netmask)
 
 
 def box_name() -> str:
@@ -92,8 +79,8 @@ def guest_interfaces(host: Host) -> dict[str, str]:
     return {network: f"em{index}" for index, network in enumerate(host.addresses)}
 
 
-def host_only_networks(topology: Topology) -> list[HostOnlyNetwork]:
-    return [HostOnlyNetwork(name, net.cidr) for name, net in topology.networks.items()]
+def host_only_networks(topology: Topology) -> list[Network]:
+    return list(topology.networks.values())
 
 
 def networks_conf_line(topology: Topology) -> str:
@@ -179,9 +166,10 @@ def machine_commands(host: Host, lab_dir: Path, vm: str = VM_PLACEHOLDER) -> lis
     return commands
 
 
-def host_only_create_commands(network: HostOnlyNetwork, interface: str) -> list[list[str]]:
+def host_only_create_commands(network: Network, interface: str) -> list[list[str]]:
     """Give a freshly created host-only interface the network's first address."""
-    return [["hostonlyif", "ipconfig", interface, "--ip", network.host_ip, "--netmask", network.netmask]]
+    ip, netmask = host_side_address(network)
+    return [["hostonlyif", "ipconfig", interface, "--ip", ip, "--netmask", netmask]]
 
 
 def delete_medium_command(path: Path) -> list[str]:

@@ -41,16 +41,8 @@ from rich.progress import Progress
 from lab.errors import LabError, MissingToolError
 from lab.labdir import checked_lab_dir, default_lab_dir, inside, lab_lock
 from lab.providers.base import HostState, HostStatus, Provider, SshTarget
-from lab.providers.virtualbox import layout
+from lab.providers.virtualbox import firstboot, layout
 from lab.providers.virtualbox.compat import check_vagrant_drives, parse_vagrant_version, uses_host_only_networks
-from lab.providers.virtualbox.firstboot import (
-    REMOTE_KEY,
-    REMOTE_SCRIPT,
-    SU_COMMAND,
-    FirstBoot,
-    parse_first_boot,
-    root_access_script,
-)
 from lab.providers.virtualbox.sessions import SessionWaiter, is_not_found
 from lab.providers.virtualbox.storagecheck import check_storage
 from lab.providers.virtualbox.vboxmanage import (
@@ -132,7 +124,7 @@ class VirtualBoxProvider(Provider):
         self.vagrant_root = vagrant_root
         self.host_platform = host_platform
         self.pyvbox_failure: str | None = None
-        self.first_boot: dict[str, FirstBoot] = {}
+        self.first_boot: dict[str, firstboot.FirstBoot] = {}
         self.sessions = SessionWaiter(self.vboxmanage)
         self._vagrant: Any = None
 
@@ -425,19 +417,20 @@ class VirtualBoxProvider(Provider):
         public_key = Path(f"{self.ensure_key()}.pub").read_text()
         conn = remote.connect(SshTarget(port=port, key_path=key, user=user, name=host))
         try:
-            conn.put(io.StringIO(public_key), REMOTE_KEY)
+            conn.put(io.StringIO(public_key), firstboot.REMOTE_KEY)
             interfaces = list(layout.guest_interfaces(self.topology.hosts[host]).values())
-            conn.put(io.StringIO(root_access_script(interfaces)), REMOTE_SCRIPT)
+            conn.put(io.StringIO(firstboot.root_access_script(interfaces)), firstboot.REMOTE_SCRIPT)
             password = os.environ.get("BEAST_ROOT_PASSWORD", layout.ROOT_PASSWORD)
-            result = conn.run(SU_COMMAND, pty=True, hide=True, warn=True, in_stream=False, timeout=SU_TIMEOUT_SECONDS,
-                              watchers=[Responder(pattern=r"Password:", response=f"{password}\n")])
+            su_password = Responder(pattern=r"Password:", response=f"{password}\n")
+            result = conn.run(firstboot.SU_COMMAND, pty=True, hide=True, warn=True, in_stream=False,
+                              timeout=SU_TIMEOUT_SECONDS, watchers=[su_password])
         finally:
             conn.close()
         if result.exited != 0:
             last = (result.stdout.strip().splitlines() or ["no output"])[-1]
-            raise LabError(f"{host}: `{SU_COMMAND}` as {user} exited {result.exited} ({last}); check root's password "
-                           "(set BEAST_ROOT_PASSWORD) and that the box user is in group wheel")
-        self.first_boot[host] = parse_first_boot(host, result.stdout)
+            raise LabError(f"{host}: `{firstboot.SU_COMMAND}` as {user} exited {result.exited} ({last}); "
+                           "check root's password (set BEAST_ROOT_PASSWORD) and that the box user is in group wheel")
+        self.first_boot[host] = firstboot.parse_first_boot(host, result.stdout)
 
     def settle_first_boot(self, host: str) -> None:
         """Wait out the moment after the box's first boot in which its rc(8) may still reboot it (see

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from lab.errors import LabError, MissingToolError
 from lab.providers.virtualbox.compat import host_only_ranges_apply
-from lab.providers.virtualbox.layout import HostOnlyNetwork, host_only_create_commands, networks_conf_line
-from lab.topology import Topology
+from lab.providers.virtualbox.layout import host_only_create_commands, host_side_address, networks_conf_line
+from lab.topology import Network, Topology
 
 VBOXMANAGE = "VBoxManage"
 VBOXMANAGE_INSTALL_HINT = "apt-get install -y virtualbox (or Oracle's virtualbox-7.0 package from virtualbox.org)"
@@ -172,7 +172,7 @@ def parse_created_interface(text: str) -> str:
     return match.group(1)
 
 
-def ensure_host_only_networks(run: Runner, networks: list[HostOnlyNetwork]) -> dict[str, str]:
+def ensure_host_only_networks(run: Runner, networks: list[Network]) -> dict[str, str]:
     """Network name -> host-only interface, creating and addressing the missing ones."""
     existing = parse_host_only_interfaces(run(["list", "hostonlyifs"]))
     chosen = {}
@@ -182,9 +182,9 @@ def ensure_host_only_networks(run: Runner, networks: list[HostOnlyNetwork]) -> d
             name = parse_created_interface(run(["hostonlyif", "create"]))
             for command in host_only_create_commands(network, name):
                 run(command)
-            match = HostOnlyInterface(name, network.host_ip, network.netmask)
+            match = HostOnlyInterface(name, *host_side_address(network))
             existing.append(match)
-        chosen[network.network] = match.name
+        chosen[network.name] = match.name
     return chosen
 
 
