@@ -302,3 +302,78 @@ def test_the_header_names_fault_mode_and_victim_or_says_they_were_not_recorded(t
     page.feed(render_report(folder).read_text())
     assert "split-brain" in page.all_text and "takeover" in page.all_text
     assert 'data-field="victim"' in render_report(folder).read_text()
+
+
+BEFORE_SCHEMA = "20261130T191158Z-failover-paper-before-schema"
+
+
+def test_steps_come_from_results_json_when_it_has_them(tmp_path):
+    """The steps table reads results.json's steps; the events are for a run that has none."""
+    folder = tmp_path / COMPLETE
+    shutil.copytree(RUNS / COMPLETE, folder)
+    results = json.loads((folder / "results.json").read_text())
+    steps = [{"index": 0, "name": "provision", "status": "passed", "duration_s": 90.5, "ended_s": 90.5},
+             {"index": 1, "name": "recover", "status": "failed", "duration_s": None, "error": "mount [sdb] failed"}]
+    (folder / "results.json").write_text(json.dumps({**results, "steps": steps, "failed_steps": ["recover"]}))
+    page = ReportPage()
+    page.feed(render_report(folder).read_text())
+    assert [(r["data-step"], r["data-verdict"]) for r in page.rows["data-step"]] == [
+        ("provision", "passed"), ("recover", "failed")]
+    assert page.cells[("data-step", "recover")][-1] == "mount [sdb] failed"
+    assert page.cells[("data-step", "provision")][2:4] == ["90.5 s", "90.5 s"]
+    assert "failed steps: recover" in page.all_text
+
+
+def test_an_event_kind_this_version_does_not_know_is_kept_and_named(tmp_path):
+    folder = tmp_path / INTERRUPTED
+    shutil.copytree(RUNS / INTERRUPTED, folder)
+    with open(folder / "events.jsonl", "a") as events:
+        events.write("\n" + json.dumps({"ts": 1714000300.0, "t": 300.0, "kind": "nemesis-started", "step": "x"}) + "\n")
+    run = load_run(folder)
+    assert [e.raw_kind for e in run.events if e.kind is None] == ["nemesis-started"]
+    assert "x" not in [s.name for s in run.steps]
+    page = ReportPage()
+    page.feed(render_report(folder).read_text())
+    assert "unknown-events" in page.by_id and "kept but not read: nemesis-started" in page.all_text
+
+
+def test_claim_events_become_verdicts_and_broken_ones_are_left_out_with_a_note(tmp_path):
+    folder = tmp_path / INTERRUPTED
+    shutil.copytree(RUNS / INTERRUPTED, folder)
+    with open(folder / "events.jsonl", "a") as events:
+        events.write("\n")
+        for claim in ({"claim": "copy_completes", "held": False, "evidence": "cp killed", "expectation": "hold",
+                       "excuse": "provisioned did not hold", "expected": False},
+                      {"claim": "md5_after_copy", "held": "yes", "evidence": "", "expectation": "hold"}):
+            events.write(json.dumps({"ts": 1714000300.0, "t": 300.0, "kind": "claim", **claim}) + "\n")
+    page = ReportPage()
+    page.feed(render_report(folder).read_text())
+    rows = {r["data-claim"]: r for r in page.rows["data-claim"]}
+    assert list(rows) == ["provisioned", "copy_completes"]
+    assert rows["copy_completes"]["data-expected"] == "true", "an excused claim may go either way"
+    assert "1 claim event(s) did not match the schema" in page.all_text
+
+
+def test_a_damaged_results_json_is_one_line_and_its_identity_still_shown(tmp_path):
+    folder = tmp_path / COMPLETE
+    shutil.copytree(RUNS / COMPLETE, folder)
+    results = json.loads((folder / "results.json").read_text())
+    (folder / "results.json").write_text(json.dumps({**results, "claims": 5, "scenario": "fail[/over]"}))
+    run = load_run(folder)
+    assert run.results is None and run.scenario == "fail[/over]" and run.stack == "linux"
+    assert run.results_problem == "results.json does not match the schema: 'claims' is a int, not a list"
+    page = ReportPage()
+    page.feed(render_report(folder).read_text())
+    assert page.by_id["claims"]["data-source"] == "events.jsonl"
+    assert f"{run.results_problem}: these are the claim events" in page.all_text
+
+
+def test_a_run_from_before_the_schema_is_reported(tmp_path):
+    """A real run's folder, results.json without steps, reasons or details: steps come from its events."""
+    folder, page = _render(tmp_path, BEFORE_SCHEMA)
+    results = json.loads((folder / "results.json").read_text())
+    assert [r["data-claim"] for r in page.rows["data-claim"]] == [c["claim"] for c in results["claims"]]
+    assert {r["data-reason"] for r in page.rows["data-claim"]} == {"confirmed", "not-held"}
+    assert len(page.rows["data-step"]) == 7 and {r["data-verdict"] for r in page.rows["data-step"]} == {"passed"}
+    assert page.by_id["verdict"]["data-verdict"] == "passed"
+    assert float(page.by_id["stall"]["data-seconds"]) == results["facts"]["failover_stall_s"]

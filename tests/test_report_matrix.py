@@ -150,3 +150,37 @@ def test_hand_edited_results_are_left_out_and_brackets_stay_text(tmp_path):
     console.print(matrix_table(cells))
     text = console.export_text()
     assert "kill[/x]" in text and "[bold]paper" in text
+
+
+BEFORE_SCHEMA = RUNS / "20261130T191158Z-failover-paper-before-schema"
+
+
+def _claims_with(results: dict, name: str, **changes) -> list[dict]:
+    return [{**c, **changes} if c["claim"] == name else c for c in results["claims"]]
+
+
+def test_why_the_data_was_unreadable_comes_from_the_claims_reason_not_its_prose(tmp_path):
+    results = json.loads((COMPLETE / "results.json").read_text())
+    claims = _claims_with(results, "final_md5", held=False, reason="data-unreadable", detail="wrong fs type",
+                          evidence="source 5f3c, final None (mount exited 32: bad superblock)")
+    run = _run(tmp_path, "20260101T000000Z-failover", claims=claims, facts={"md5_final": None})
+    assert load_cell(run).data == "unreadable: wrong fs type"
+    plain = _run(tmp_path, "20260102T000000Z-failover", facts={"md5_final": None},
+                 claims=_claims_with(results, "final_md5", held=False, reason="not-held"))
+    assert load_cell(plain).data == "unreadable"
+
+
+def test_a_results_json_from_before_the_schema_still_makes_a_cell():
+    """A real run written before reason/detail/steps: what it can show, the md5 without a why."""
+    cell = load_cell(BEFORE_SCHEMA)
+    assert (cell.fault, cell.arbitrator) == ("kill-ctrl-a", "paper")
+    assert cell.data == "unreadable" and cell.pools == "clean"
+    assert cell.stall_s == 12.105 and not cell.stall_ongoing
+    assert cell.as_expected and cell.verdict == "as expected"
+
+
+def test_a_claim_with_an_unknown_reason_leaves_the_run_out(tmp_path):
+    results = json.loads((COMPLETE / "results.json").read_text())
+    run = _run(tmp_path, "20260101T000000Z-failover",
+               claims=_claims_with(results, "md5_from_disk", reason="cosmic rays"))
+    assert load_cell(run) is None
