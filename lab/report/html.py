@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from lab.labdir import inside
-from lab.report.run import NOT_RECORDED, PoolFile, RunView, check_run_folder, load_run, utc_text
+from lab.report.files import PoolFile, check_run_folder
+from lab.report.run import NOT_RECORDED, RunView, load_run, utc_text
 from lab.runfolder import RESULTS_NAME, ClaimVerdict
 
 REPORT_NAME = "report.html"

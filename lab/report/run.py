@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lab.drill.probe import ProbeSample, Stall, longest_stall, parse_probe_log
-from lab.errors import LabError, ParseError
-from lab.parsers.zpool import PoolStatus, parse_zpool_status
+from lab.drill.probe import ProbeSample, Stall, longest_stall
+from lab.report.files import (
+    PoolFile,
+    check_run_folder,
+    claims_from_events,
+    json_or_none,
+    read_events,
+    read_pool_file,
+    read_probe,
+    steps_from_events,
+)
 from lab.runfolder import (
     EVENTS_NAME,
     RESULTS_NAME,
@@ -21,10 +28,11 @@ from lab.runfolder import (
     RunIdentity,
     SchemaError,
     StepResult,
-    StepStatus,
     as_number,
     read_results,
 )
+
+__all__ = ["NOT_RECORDED", "ClockCheck", "PoolFile", "RunView", "check_run_folder", "load_run", "utc_text"]
 
 NOT_RECORDED = "not recorded"
 CLOCK_TOLERANCE_S = 15.0
@@ -34,16 +42,6 @@ def utc_text(epoch: float | None) -> str:
     if epoch is None:
         return NOT_RECORDED
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-@dataclass(frozen=True)
-class PoolFile:
-    """One saved ``zpool status``; ``pools`` is None when the text did not parse and is shown raw."""
-
-    name: str
-    text: str
-    pools: tuple[PoolStatus, ...] | None
-    problem: str = ""
 
 
 @dataclass(frozen=True)
@@ -212,123 +210,26 @@ class RunView:
         return fault, (min(resumed) if resumed else None)
 
 
-def steps_from_events(events: list[Event]) -> list[StepResult]:
-    """One verdict per drill step, in the order they ran; a step that failed in any phase failed."""
-    steps: dict[str, StepResult] = {}
-    for event in events:
-        name = event.text("step")
-        if event.kind not in (EventKind.STEP_PASSED, EventKind.STEP_FAILED) or not name:
-            continue
-        previous = steps.get(name)
-        index = previous.index if previous else len(steps)
-        if event.kind is EventKind.STEP_PASSED:
-            if previous is None:
-                steps[name] = StepResult(index, name, StepStatus.PASSED, event.number("duration"), "", event.t)
-            continue
-        error, when = event.text("error"), event.text("when")
-        if when and when != "call":
-            error = f"[{when}] {error}"
-        if previous is not None and not previous.passed:
-            error = f"{previous.error}; {error}"
-        steps[name] = StepResult(index, name, StepStatus.FAILED, previous.duration_s if previous else None, error,
-                                 previous.ended_s if previous else event.t)
-    return list(steps.values())
-
-
-def claims_from_events(events: list[Event]) -> tuple[list[ClaimVerdict], int]:
-    """The claim events as verdicts, and how many did not match the schema (left out)."""
-    claims, unreadable = [], 0
-    for event in events:
-        if event.kind is EventKind.CLAIM:
-            try:
-                claims.append(ClaimVerdict.from_json(event.fields))
-            except SchemaError:
-                unreadable += 1
-    return claims, unreadable
-
-
-def _read_events(path: Path) -> tuple[list[Event], int]:
-    events, damaged = [], 0
-    for line in path.read_text(errors="replace").splitlines():
-        if not line.strip():
-            continue
-        try:
-            events.append(Event.from_json(json.loads(line)))
-        except (json.JSONDecodeError, SchemaError):
-            damaged += 1
-    return events, damaged
-
-
-def _read_probe(text: str) -> tuple[list[ProbeSample], int]:
-    """Every sample that parses: a probe killed mid-write leaves a torn last line, which should not hide the rest."""
-    try:
-        return parse_probe_log(text), 0
-    except ParseError:
-        samples, damaged = [], 0
-        for line in text.splitlines():
-            try:
-                samples += parse_probe_log(line)
-            except ParseError:
-                damaged += 1
-        return samples, damaged
-
-
-def _read_pool_file(path: Path) -> PoolFile:
-    text = path.read_text(errors="replace")
-    try:
-        return PoolFile(path.stem, text, tuple(parse_zpool_status(text)))
-    except (LabError, KeyError, ValueError, IndexError) as error:
-        return PoolFile(path.stem, text, None, str(error) or type(error).__name__)
-
-
-def check_run_folder(folder: Path) -> Path:
-    """``folder`` resolved, once it is a run folder a drill wrote; LabError otherwise, so a report is never
-    written into a directory that is not a run's (``bst report ~``)."""
-    resolved = Path(folder).resolve()
-    if not resolved.is_dir():
-        raise LabError(f"no run folder at {folder}; pass one of the folders under artifacts/")
-    events = resolved / EVENTS_NAME
-    started = False
-    if events.is_file() and not events.is_symlink():
-        with open(events, "rb") as handle:
-            first = handle.readline(4096)
-        try:
-            started = json.loads(first).get("kind") == EventKind.RUN_START
-        except (ValueError, AttributeError):
-            started = False
-    results = resolved / RESULTS_NAME
-    if not started and not (results.is_file() and not results.is_symlink()):
-        raise LabError(f"{folder} is not a run folder (it has no results.json, and no events.jsonl starting with "
-                       "run-start); pass one of the folders a drill made under artifacts/")
-    return resolved
-
-
 def load_run(folder: Path) -> RunView:
     """Whatever the run left; never raises for a missing or damaged piece, it notes it instead."""
     run = RunView(Path(folder))
     events_path = run.folder / EVENTS_NAME
     if events_path.is_file():
-        run.events, run.damaged_event_lines = _read_events(events_path)
+        run.events, run.damaged_event_lines = read_events(events_path)
     try:
         run.results = read_results(run.folder)
     except SchemaError as error:
         run.results_problem = str(error)
-        run.identity = RunIdentity.from_json(_json_or_none(run.folder / RESULTS_NAME))
+        run.identity = RunIdentity.from_json(json_or_none(run.folder / RESULTS_NAME))
     else:
         if run.results is not None:
             run.results_problem, run.identity = "", run.results.identity
     probe_path = run.folder / "probe.log"
     if probe_path.is_file():
-        run.probe, run.damaged_probe_lines = _read_probe(probe_path.read_text(errors="replace"))
+        run.probe, run.damaged_probe_lines = read_probe(probe_path.read_text(errors="replace"))
         run.probe_problem = "" if run.probe else "probe.log has no samples"
     zpool_dir = run.folder / "zpool"
     if zpool_dir.is_dir():
-        run.pool_files = [_read_pool_file(p) for p in sorted(zpool_dir.glob("*.txt"))]
+        run.pool_files = [read_pool_file(p) for p in sorted(zpool_dir.glob("*.txt"))]
     return run
 
-
-def _json_or_none(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(errors="replace"))
-    except (OSError, ValueError):
-        return None
