@@ -5,61 +5,34 @@ on writing. No takeover is made (fencing cannot confirm a frozen VM is off); wha
 and the client do is recorded.
 """
 
-from __future__ import annotations
+from lab.drill import checks, steps
+from lab.drill.context import Drill
+from lab.drill.nemesis import Freeze
+from lab.drill.scenario import Scenario, Step
 
-import time
-
-import pytest
-from failover import test_1_lab_is_provisioned_and_healthy, test_2_copy_starts
-
-from lab.drill import actions
-from lab.drill.runner import Drill, StepError
-
-pytestmark = pytest.mark.vm
-
-FAULT = "freeze-ctrl-a"
-VICTIM = "ctrl-a"
 FREEZE_S = 30
 """Longer than open-iscsi's replacement_timeout and multihost's failure window."""
 
-__all__ = ["test_1_lab_is_provisioned_and_healthy", "test_2_copy_starts"]
+
+def look_while_frozen(drill: Drill) -> None:
+    drill.pool_status(drill.survivor, "during-freeze")
+    drill.client_paths("during-freeze")
 
 
-def test_3_freeze_ctrl_a_during_the_copy(drill: Drill):
-    drill.requires("test_2_")
-    topo, provider = drill.session.topo, drill.session.provider
-    actions.into_the_copy(drill)
-    provider.pause(drill.victim)
-    try:
-        drill.facts["fault_at"] = time.time()
-        drill.record.event("fault", action="pause", host=drill.victim, seconds=FREEZE_S)
-        time.sleep(FREEZE_S / 2)
-        drill.pool_status(topo.peer(drill.victim).name, "during-freeze")
-        drill.client_paths("during-freeze")
-        time.sleep(FREEZE_S / 2)
-    finally:
-        provider.resume(drill.victim)
-        drill.record.event("fault-undone", action="resume", host=drill.victim)
-    drill.facts["resumed_at"] = time.time()
-
-
-def test_4_copy_finishes_and_reads_back(drill: Drill):
-    drill.requires("test_3_")
-    actions.copy_finishes_and_reads_back(drill)
-
-
-def test_5_the_frozen_controller_and_the_pools_afterwards(drill: Drill):
-    drill.requires("test_3_")
+def frozen_pool_back(drill: Drill) -> None:
     own = drill.session.topo.pool_of(drill.victim).name
-    statuses = {s.name: s for s in drill.pool_status(drill.victim, "after-freeze")}
-    status = statuses.get(own)
-    evidence = actions.errors_summary(status) if status else f"{drill.victim} no longer has {own} imported"
-    errors = []
-    for check in (lambda: drill.claim("frozen_pool_back", status is not None and status.state == "ONLINE", evidence),
-                  lambda: actions.final_state_after_a_transient_fault(drill)):
-        try:
-            check()
-        except StepError as error:
-            errors.append(str(error))
-    if errors:
-        raise StepError("; ".join(errors))
+    status = {s.name: s for s in drill.pool_status(drill.victim, "after-freeze")}.get(own)
+    evidence = checks.errors_summary(status) if status else f"{drill.victim} no longer has {own} imported"
+    drill.all_of(lambda: drill.claim("frozen_pool_back", status is not None and status.state == "ONLINE", evidence),
+                 lambda: steps.paths_come_back_and_pools_are_clean(drill))
+
+
+SCENARIO = Scenario(
+    fault="freeze-ctrl-a", victim="ctrl-a", nemesis=Freeze,
+    steps=(steps.HEALTHY, steps.COPY,
+           Step("freeze_ctrl_a_during_the_copy", steps.transient_fault(FREEZE_S, look_while_frozen), strikes=True),
+           steps.COPY_READ_BACK,
+           Step("the_frozen_controller_and_the_pools_afterwards", frozen_pool_back)),
+    claims=("provisioned", "copy_completes", "md5_after_copy", "md5_from_disk", "frozen_pool_back",
+            "final_pools_clean", "final_paths_back"),
+)

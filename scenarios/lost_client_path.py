@@ -4,40 +4,20 @@ Both controllers stay up: the client's I/O for ctrl-a's volume must go the passi
 arbitrator and the private network back to ctrl-a, and nothing may be lost.
 """
 
-from __future__ import annotations
+from functools import partial
 
-import time
+from lab.drill import steps
+from lab.drill.nemesis import CutLink
+from lab.drill.scenario import Scenario, Step
 
-import pytest
-from failover import test_1_lab_is_provisioned_and_healthy, test_2_copy_starts
-
-from lab.drill import actions
-from lab.drill.runner import Drill
-
-pytestmark = pytest.mark.vm
-
-FAULT = "lost-client-path"
-VICTIM = "ctrl-a"
-LINK = "public"
 LOSS_S = 30
 
-__all__ = ["test_1_lab_is_provisioned_and_healthy", "test_2_copy_starts"]
-
-
-def test_3_cut_the_clients_path_to_ctrl_a_during_the_copy(drill: Drill):
-    drill.requires("test_2_")
-    actions.into_the_copy(drill)
-    with actions.link_cut(drill, drill.victim, LINK):
-        time.sleep(LOSS_S / 2)
-        drill.client_paths("during-loss")
-        time.sleep(LOSS_S / 2)
-
-
-def test_4_copy_finishes_and_reads_back(drill: Drill):
-    drill.requires("test_3_")
-    actions.copy_finishes_and_reads_back(drill)
-
-
-def test_5_paths_come_back_and_pools_are_clean(drill: Drill):
-    drill.requires("test_3_")
-    actions.final_state_after_a_transient_fault(drill)
+SCENARIO = Scenario(
+    fault="lost-client-path", victim="ctrl-a", nemesis=partial(CutLink, network="public"),
+    steps=(steps.HEALTHY, steps.COPY,
+           Step("cut_the_clients_path_to_ctrl_a_during_the_copy",
+                steps.transient_fault(LOSS_S, lambda drill: drill.client_paths("during-loss")), strikes=True),
+           steps.COPY_READ_BACK, steps.PATHS_AND_POOLS),
+    claims=("provisioned", "copy_completes", "md5_after_copy", "md5_from_disk", "final_pools_clean",
+            "final_paths_back"),
+)

@@ -10,7 +10,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from lab import cli
-from lab.drill.claims import ClaimResult, Expectation, claims_table
+from lab.drill.claims import Expectation, claims_table, verdict
 from lab.plan import Step
 from lab.providers.base import SshTarget
 
@@ -24,7 +24,7 @@ def rendered(renderable) -> str:
 
 
 def test_claim_evidence_from_a_guest_keeps_its_brackets():
-    text = rendered(claims_table([ClaimResult("md5_after_copy", False, GUEST_TEXT, Expectation.HOLD)]))
+    text = rendered(claims_table([verdict("md5_after_copy", False, GUEST_TEXT, Expectation.HOLD)]))
     assert GUEST_TEXT in text
 
 

@@ -1,6 +1,6 @@
 """The drill can fail: injected faults turn the matching steps red, each with a message saying what was wrong.
 
-Runs the whole drill on a lab of its own (real VMs) with every fault of lab.drill.runner.INJECTIONS.
+Runs the whole drill on a lab of its own (real VMs) with every fault of lab.drill.context.INJECTIONS.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.drill.runner import INJECTIONS
+from lab.drill.context import INJECTIONS
 
 pytestmark = [pytest.mark.vm, pytest.mark.checker]
 

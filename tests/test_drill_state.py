@@ -3,10 +3,11 @@
 import pytest
 
 from lab.drill.claims import Expectation
-from lab.drill.runner import Drill
+from lab.drill.context import Drill
 from lab.drill.state import load_state, resume, save_state
 from lab.errors import LabError
 from lab.record import RunRecord
+from lab.runfolder import StepResult, StepStatus
 
 EXPECTATIONS = {"provisioned": Expectation.HOLD, "md5_after_copy": Expectation.HOLD}
 
@@ -19,7 +20,9 @@ def test_rerunning_a_step_starts_from_the_kept_facts_and_verdicts(tmp_path):
     kept = _drill(tmp_path, "first")
     kept.facts["source_md5"] = "ab" * 16
     kept.claim("provisioned", True, "fine")
-    kept.failed_steps += ["test_4_copy_finishes", "test_5_scrub"]
+    kept.steps += [StepResult(3, "test_3_kill", StepStatus.PASSED, 1.0),
+                   StepResult(4, "test_4_copy_finishes", StepStatus.FAILED, 1.0, "no"),
+                   StepResult(5, "test_5_scrub", StepStatus.FAILED, 1.0, "no")]
     save_state(kept, tmp_path, "failover")
     again = _drill(tmp_path, "second")
     resume(again, load_state(tmp_path, "failover", "paper"), "test_4_")
@@ -39,10 +42,12 @@ def test_no_kept_drill_or_another_scenario_is_one_clear_line(tmp_path):
 @pytest.mark.parametrize(("content", "why"), [
     ("[1, 2]", "it holds a JSON list, not an object"),
     ('{"scenario": "failover", "arbitrator": "paper", "facts": [1]}', "'facts' is a list, not a dict"),
-    ('{"scenario": "failover", "arbitrator": "paper", "failed_steps": 3}', "'failed_steps' is a int, not a list"),
+    ('{"scenario": "failover", "arbitrator": "paper", "steps": 3}', "'steps' is a int, not a list"),
+    ('{"scenario": "failover", "arbitrator": "paper", "steps": [{"index": 1, "name": "x", "status": "won"}]}',
+     "step 'x'"),
     ('{"scenario": "failover", "arbitrator": "paper", "claims": [7]}', "claim 7 is not an object"),
     ('{"scenario": "failover", "arbitrator": "paper", "claims": [{"claim": "x", "expectation": "?"}]}',
-     "claim 'x' has no known expectation"),
+     "claim 'x'"),
     ("not json", "Expecting value"),
 ])
 def test_a_hand_edited_state_is_one_clear_line(tmp_path, content, why):

@@ -1,16 +1,23 @@
-"""The paper's claims, what each stack is expected to show for them, and the verdict table."""
+"""The claims a drill checks (the paper's and beyond), what each stack is expected to show, the verdict table.
+
+A scenario declares which claims it checks; ``scenarios/expectations.toml`` says, per stack, arbitrator
+mode and fault, whether each must hold, is known to fail, or may go either way.
+"""
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass
-from enum import StrEnum
 from pathlib import Path
 
 from rich.markup import escape
 from rich.table import Table
 
 from lab.errors import LabError
+from lab.runfolder import ClaimVerdict, Expectation, Reason
+from lab.topology.load import ARBITRATORS
+
+__all__ = ["ARBITRATORS", "CLAIMS", "PAPER_CLAIMS", "ClaimVerdict", "Expectation", "Reason", "claims_table",
+           "load_expectations", "verdict"]
 
 CLAIMS: dict[str, str] = {
     "provisioned": "both pools ONLINE on both controllers; the client's multipaths have all their paths",
@@ -33,58 +40,23 @@ CLAIMS: dict[str, str] = {
 
 PAPER_CLAIMS = ("provisioned", "copy_completes", "md5_after_copy", "md5_from_disk", "survivor_pool_clean",
                 "failed_pool_clean", "recovery_imports", "final_pools_clean", "final_paths_back", "final_md5")
-_LINK_CLAIMS = ("provisioned", "copy_completes", "md5_after_copy", "md5_from_disk", "final_pools_clean",
-                "final_paths_back")
-FAULT_CLAIMS: dict[str, tuple[str, ...]] = {
-    "kill-ctrl-a": PAPER_CLAIMS,
-    "kill-ctrl-b": PAPER_CLAIMS,
-    "freeze-ctrl-a": (*_LINK_CLAIMS[:4], "frozen_pool_back", *_LINK_CLAIMS[4:]),
-    "lost-client-path": _LINK_CLAIMS,
-    "split-brain": ("provisioned", "no_double_import", *_LINK_CLAIMS[1:]),
-    "kill-during-recovery": ("provisioned", "copy_completes", "md5_after_copy", "md5_from_disk", "io_after_second_kill",
-                             "recovery_imports", "final_pools_clean", "final_paths_back", "final_md5"),
-}
-"""The claims each fault's scenario checks, in the order it checks them."""
-ARBITRATORS = ("paper", "takeover")
+"""What the paper's experiment checks, in the order it checks them."""
 
 
-class Expectation(StrEnum):
-    HOLD = "hold"
-    FAIL = "fail"
-    MAYBE = "maybe"
-
-    def accepts(self, held: bool) -> bool:
-        return self is Expectation.MAYBE or (self is Expectation.HOLD) == held
-
-
-@dataclass
-class ClaimResult:
-    claim: str
-    held: bool
-    evidence: str
-    expectation: Expectation
-    excuse: str = ""
-    """Why a claim expected to hold could not hold in this run (an earlier claim it rests on failed);
-    an excused claim may go either way, and the excuse is shown beside its verdict."""
-
-    @property
-    def effective_expectation(self) -> Expectation:
-        return Expectation.MAYBE if self.excuse and self.expectation is Expectation.HOLD else self.expectation
-
-    @property
-    def expected(self) -> bool:
-        return self.effective_expectation.accepts(self.held)
-
-    def to_json(self) -> dict:
-        return {**asdict(self), "text": CLAIMS[self.claim], "expected": self.expected}
+def verdict(claim: str, held: bool, evidence: str, expectation: Expectation, reason: Reason | None = None,
+            detail: str = "", excuse: str = "") -> ClaimVerdict:
+    """A claim's verdict in the words of CLAIMS; a claim that held has the reason "confirmed", one that did
+    not has ``reason`` (by default "not held")."""
+    if claim not in CLAIMS:
+        raise LabError(f"{claim!r} is not a claim; use one of {', '.join(CLAIMS)}")
+    why = Reason.CONFIRMED if held else (reason or Reason.NOT_HELD)
+    return ClaimVerdict(claim, held, evidence, expectation, why, CLAIMS[claim], detail, excuse)
 
 
-def load_expectations(path: Path, stack: str, arbitrator: str = "paper",
-                      fault: str = "kill-ctrl-a") -> dict[str, Expectation]:
+def load_expectations(path: Path, stack: str, arbitrator: str, fault: str,
+                      claims: tuple[str, ...]) -> dict[str, Expectation]:
     """Read ``[<stack>.<arbitrator>.<fault>]`` of the expectations file: claim -> hold | fail | maybe; every
-    claim the fault checks must be listed, and nothing else."""
-    if fault not in FAULT_CLAIMS:
-        raise LabError(f"'{fault}' is not a fault; use one of {', '.join(FAULT_CLAIMS)}")
+    claim the fault's scenario checks (``claims``) must be listed, and nothing else."""
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as err:
@@ -93,21 +65,21 @@ def load_expectations(path: Path, stack: str, arbitrator: str = "paper",
     table = data.get(stack, {}).get(arbitrator, {}).get(fault)
     if not isinstance(table, dict):
         raise LabError(f"expectations file {path} has no [{where}] table; add one with a line per claim "
-                       f"({', '.join(FAULT_CLAIMS[fault])})")
+                       f"({', '.join(claims)})")
     expectations: dict[str, Expectation] = {}
-    for claim in FAULT_CLAIMS[fault]:
+    for claim in claims:
         value = table.get(claim)
         if value not in Expectation.__members__.values():
             raise LabError(f"expectations file {path}: [{where}].{claim} is {value!r}; use hold, fail or maybe")
         expectations[claim] = Expectation(value)
-    unknown = sorted(set(table) - set(FAULT_CLAIMS[fault]))
+    unknown = sorted(set(table) - set(claims))
     if unknown:
         raise LabError(f"expectations file {path}: [{where}].{unknown[0]} is not a claim of {fault}; "
-                       f"use one of {', '.join(FAULT_CLAIMS[fault])}")
+                       f"use one of {', '.join(claims)}")
     return expectations
 
 
-def claims_table(results: list[ClaimResult]) -> Table:
+def claims_table(results: list[ClaimVerdict]) -> Table:
     table = Table("claim", "the paper says", "here", "expected", "verdict", "evidence", title="The paper's claims")
     for result in results:
         here = "[green]reproduced[/]" if result.held else "[yellow]not reproduced[/]"
@@ -115,6 +87,6 @@ def claims_table(results: list[ClaimResult]) -> Table:
         expectation = str(result.expectation)
         if result.effective_expectation is not result.expectation:
             expectation += f" → {result.effective_expectation} ({result.excuse})"
-        table.add_row(escape(result.claim), escape(CLAIMS[result.claim]), here, escape(expectation), verdict,
-                      escape(result.evidence))
+        words = result.text or CLAIMS.get(result.claim, "")
+        table.add_row(escape(result.claim), escape(words), here, escape(expectation), verdict, escape(result.evidence))
     return table

@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lab.drill.claims import ClaimResult, Expectation
-from lab.drill.runner import Drill
+from lab.drill.context import Drill
 from lab.errors import LabError
 from lab.labdir import inside
+from lab.runfolder import ClaimVerdict, EventKind, SchemaError, StepResult, StepStatus
 
 STATE_NAME = "drill-state.json"
-STATE_TYPES: dict[str, type] = {"facts": dict, "failed_steps": list, "claims": list, "run": str}
+STATE_TYPES: dict[str, type] = {"facts": dict, "steps": list, "claims": list, "run": str}
 """Fields ``resume`` reads and what each must hold; a hand-edited file with other types is refused."""
 
 
@@ -20,7 +20,7 @@ def save_state(drill: Drill, lab_dir: Path, scenario: str) -> Path:
     path = inside(lab_dir, Path(lab_dir) / STATE_NAME)
     path.write_text(json.dumps({
         "scenario": scenario, "fault": drill.fault, "arbitrator": drill.arbitrator, "victim": drill.victim,
-        "run": str(drill.record.folder), "facts": drill.facts, "failed_steps": drill.failed_steps,
+        "run": str(drill.record.folder), "facts": drill.facts, "steps": [s.to_json() for s in drill.steps],
         "claims": [r.to_json() for r in drill.results],
     }, indent=2, default=str))
     return path
@@ -53,22 +53,22 @@ def _state_problem(state: Any) -> str | None:
     for key, kind in STATE_TYPES.items():
         if key in state and not isinstance(state[key], kind):
             return f"{key!r} is a {type(state[key]).__name__}, not a {kind.__name__}"
-    for claim in state.get("claims", []):
-        if not isinstance(claim, dict) or not isinstance(claim.get("claim"), str):
-            return f"claim {claim!r} is not an object with a claim name"
-        try:
-            Expectation(claim.get("expectation"))
-        except ValueError:
-            return f"claim {claim['claim']!r} has no known expectation"
+    try:
+        for claim in state.get("claims", []):
+            ClaimVerdict.from_json(claim)
+        for step in state.get("steps", []):
+            StepResult.from_json(step)
+    except SchemaError as error:
+        return str(error)
     return None
 
 
 def resume(drill: Drill, state: dict[str, Any], rerun_prefix: str) -> None:
     """Give a fresh Drill what the kept one had learnt; the steps being rerun no longer count as failed."""
     drill.facts.update(state.get("facts", {}))
-    drill.failed_steps.extend(s for s in map(str, state.get("failed_steps", [])) if not s.startswith(rerun_prefix))
-    for claim in state.get("claims", []):
-        if claim.get("claim") in drill.expectations:
-            drill.results.append(ClaimResult(claim["claim"], bool(claim["held"]), str(claim.get("evidence", "")),
-                                             Expectation(claim["expectation"]), str(claim.get("excuse", ""))))
-    drill.record.event("resumed", from_run=state.get("run"), rerun=rerun_prefix)
+    drill.steps.extend(step for step in map(StepResult.from_json, state.get("steps", []))
+                       if step.status is StepStatus.PASSED or not step.name.startswith(rerun_prefix))
+    drill.results.extend(verdict for verdict in map(ClaimVerdict.from_json, state.get("claims", []))
+                         if verdict.claim in drill.expectations)
+    drill.event(EventKind.RESUMED, from_run=state.get("run"), rerun=rerun_prefix)
+

@@ -1,0 +1,104 @@
+"""Nemeses: the faults a drill strikes the lab with, Jepsen's way.
+
+A nemesis only injects a fault (``start``) and heals it (``stop``); it never repairs the system's state
+(no import, no fencing: that is the system's job, or the takeover oracle's). Each records its own events,
+and ``teardown`` heals whatever is still broken when a step fails half-way (a cable is always plugged
+back, a frozen VM always resumed).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from lab.drill.context import Drill
+from lab.runfolder import EventKind
+
+
+@dataclass
+class Nemesis:
+    """A fault on one host of the lab; ``active`` while it is in effect."""
+
+    action: str = "fault"
+    undo: str = "heal"
+    active: bool = field(default=False, init=False)
+
+    def start(self, drill: Drill, host: str) -> None:
+        self._strike(drill, host)
+        self.active = True
+        drill.facts.setdefault("fault_at", time.time())
+        drill.event(EventKind.FAULT, action=self.action, host=host, **self.details())
+
+    def stop(self, drill: Drill, host: str) -> None:
+        if not self.active:
+            return
+        self._heal(drill, host)
+        self.active = False
+        drill.event(EventKind.FAULT_UNDONE, action=self.undo, host=host, **self.details())
+
+    def teardown(self, drill: Drill, host: str) -> None:
+        """Heal a fault a failed step left in effect; a permanent fault (a power-off) stays."""
+        if self.active and self.transient:
+            self.stop(drill, host)
+
+    transient = True
+    """Healed by the scenario itself after a while (a freeze, a cut cable), not by a recovery."""
+
+    def details(self) -> dict:
+        return {}
+
+    def _strike(self, drill: Drill, host: str) -> None:
+        raise NotImplementedError
+
+    def _heal(self, drill: Drill, host: str) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class PowerOff(Nemesis):
+    """Pull the power: the VM stops at once, as the paper's "kill ctrl-a". Healing starts it again (its
+    software recovery is the scenario's recovery step, not the nemesis's)."""
+
+    action: str = "power-off"
+    undo: str = "start"
+    transient = False
+
+    def _strike(self, drill: Drill, host: str) -> None:
+        drill.session.provider.power_off(host)
+        drill.session.forget(host)
+
+    def _heal(self, drill: Drill, host: str) -> None:
+        drill.session.provider.start(host)
+        drill.session.forget(host)
+
+
+@dataclass
+class Freeze(Nemesis):
+    """Pause the VM: it looks dead to everyone, then carries on where it stopped."""
+
+    action: str = "pause"
+    undo: str = "resume"
+
+    def _strike(self, drill: Drill, host: str) -> None:
+        drill.session.provider.pause(host)
+
+    def _heal(self, drill: Drill, host: str) -> None:
+        drill.session.provider.resume(host)
+
+
+@dataclass
+class CutLink(Nemesis):
+    """Pull one of the host's cables (``network``), then plug it back."""
+
+    network: str = "public"
+    action: str = "link-down"
+    undo: str = "link-up"
+
+    def details(self) -> dict:
+        return {"network": self.network}
+
+    def _strike(self, drill: Drill, host: str) -> None:
+        drill.session.provider.set_link(host, self.network, up=False)
+
+    def _heal(self, drill: Drill, host: str) -> None:
+        drill.session.provider.set_link(host, self.network, up=True)

@@ -1,0 +1,242 @@
+"""The steps scenarios are made of: the paper's experiment, and what every transient fault shares.
+
+A step acts through the ``Drill`` (workload, nemesis, the takeover oracle), gathers typed observations
+and judges them with ``lab.drill.checks``; it never branches on provider or stack.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from lab.drill import checks, workload
+from lab.drill.context import Drill, StepError
+from lab.drill.paths import controllers_behind_dead_paths
+from lab.drill.scenario import Step
+from lab.drill.takeover import take_over
+from lab.errors import LabError
+from lab.parsers.zpool import PoolStatus, ScanState
+from lab.runfolder import Reason
+from lab.stacks.shell import quote
+
+SCRUB_TIMEOUT_S = 600
+PATHS_BACK_TIMEOUT_S = 120
+
+
+def observed_layout(drill: Drill, label: str) -> dict[str, list[PoolStatus]]:
+    return {c.name: drill.pool_status(c.name, label) for c in drill.session.topo.controllers}
+
+
+def layout(drill: Drill) -> dict[str, list[str]]:
+    return checks.expected_layout(drill.session.topo, drill.arbitrator)
+
+
+def client_path_problems(drill: Drill, label: str) -> list[str]:
+    return checks.path_problems(drill.client_paths(label), [m.name for m in drill.session.topo.client.multipaths])
+
+
+def scrub(drill: Drill, host: str, pool: str, label: str) -> PoolStatus:
+    """Scrub one pool on one host and wait for the scan to end; the final status."""
+    drill.on_progress(f"scrubbing {pool} on {host}")
+    drill.must(host, drill.session.stack.scrub_command(pool), 60, f"scrub-{label}")
+
+    def finished() -> PoolStatus | None:
+        for status in drill.pool_status(host, f"scrub-{label}"):
+            if status.name == pool and status.scan and status.scan.state is not ScanState.IN_PROGRESS:
+                return status
+        return None
+
+    return drill.wait_for(f"the scrub of {pool} on {host}", finished, SCRUB_TIMEOUT_S)
+
+
+def provisioned_and_healthy(drill: Drill) -> None:
+    problems = (checks.layout_problems(observed_layout(drill, "before-fault"), layout(drill))
+                + client_path_problems(drill, "before-fault"))
+    where = ("both pools ONLINE on both controllers" if drill.arbitrator == "paper"
+             else "each pool ONLINE on its owner only")
+    drill.claim("provisioned", not problems, "; ".join(problems) or f"{where}; every client multipath has 2 live paths",
+                reason=Reason.POOL_MISSING)
+
+
+def copy_starts(drill: Drill) -> None:
+    workload.start(drill)
+
+
+def kill_during_the_copy(drill: Drill) -> None:
+    """The nemesis strikes the victim during the copy; in takeover mode the survivor then takes over."""
+    still_copying = workload.into_the_copy(drill)
+    drill.nemesis.start(drill, drill.victim)
+    if not still_copying:
+        raise StepError(f"the copy had already finished when {drill.victim} was struck: raise drill.copy_size_mb "
+                        "or lower drill.kill_after_s in the topology")
+    take_over(drill, drill.victim)
+
+
+def transient_fault(seconds: float, during: Callable[[Drill], None] = lambda drill: None) -> Callable[[Drill], None]:
+    """A step that strikes during the copy, holds the fault ``seconds`` with ``during`` run half-way, then
+    heals it (always, even when ``during`` fails)."""
+
+    def strike(drill: Drill) -> None:
+        workload.into_the_copy(drill)
+        drill.nemesis.start(drill, drill.victim)
+        try:
+            drill.on_progress(f"{drill.nemesis.action} on {drill.victim} for {seconds:.0f} s")
+            time.sleep(seconds / 2)
+            during(drill)
+            time.sleep(seconds / 2)
+        finally:
+            drill.nemesis.stop(drill, drill.victim)
+        drill.facts["resumed_at"] = time.time()
+
+    return strike
+
+
+def copy_finishes_and_reads_back(drill: Drill, survivor: str | None = None) -> None:
+    """The copy's exit code and md5 right after it, then read back from disk after a remount (with the
+    ``survivor``'s pools and the client's paths saved before). A copy that stalled is read back all the
+    same: what the client then holds is the observation."""
+    client = drill.session.topo.client.host
+    copy_reason = Reason.COPY_FAILED
+    try:
+        rc = workload.wait(drill)
+        finished = f"cp exited {rc} after {drill.facts['copy_seconds']} s"
+    except workload.CopyStalled as stalled:
+        rc, finished, copy_reason = None, str(stalled), Reason.COPY_STALLED
+        drill.client_paths("copy-stalled")
+        kernel = drill.session.run(client, "dmesg | tail -n 60", 30, "dmesg-copy-stalled").stdout
+        drill.record.save(f"dmesg/{client}-copy-stalled.txt", kernel)
+    source = drill.facts["source_md5"]
+    target = quote(f"of={workload.copy_path(drill)}")
+    drill.injects("corrupt-copy", client, f"printf BEAST | dd {target} bs=1 seek=4096 conv=notrunc")
+    try:
+        after_copy: str | None = workload.md5(drill, workload.copy_path(drill), "md5-after-copy")
+        read, read_reason = f"copy {after_copy}", Reason.DATA_DIFFERS
+    except StepError as error:
+        after_copy, read, read_reason = None, f"the copy could not be read: {error}", Reason.DATA_UNREADABLE
+    drill.facts["md5_after_copy"] = after_copy
+    workload.collect_probe(drill)
+    if survivor is not None:
+        drill.pool_status(survivor, "after-fault")
+        drill.client_paths("after-fault")
+    back = workload.remounted_md5(drill, "from-disk")
+    drill.facts["md5_from_disk"] = back.md5
+    drill.claims(
+        ("copy_completes", rc == "0", finished, "", copy_reason),
+        ("md5_after_copy", after_copy == source, f"source {source}, {read}", "", read_reason),
+        ("md5_from_disk", back.md5 == source, f"source {source}, from disk {back.md5} ({back.how})", "",
+         Reason.DATA_DIFFERS if back.md5 else Reason.DATA_UNREADABLE, back.detail),
+    )
+
+
+def copy_finishes_through_the_survivor(drill: Drill) -> None:
+    copy_finishes_and_reads_back(drill, survivor=drill.survivor)
+
+
+def scrub_on_the_survivor(drill: Drill) -> None:
+    topo, stack = drill.session.topo, drill.session.stack
+    survivor = drill.survivor
+    failed_status = scrub(drill, survivor, topo.pool_of(drill.victim).name, "survivor-failed-pool")
+    drill.injects("pool-error", survivor, stack.corrupt_disk_command(topo, topo.pool_of(survivor).data[0]))
+    own_status = scrub(drill, survivor, topo.pool_of(survivor).name, "survivor-own-pool")
+    drill.facts["scrub_survivor"] = {s.name: checks.errors_summary(s) for s in (failed_status, own_status)}
+    drill.claims(*((claim, checks.is_clean(status), checks.errors_summary(status), "", Reason.POOL_ERRORS)
+                   for claim, status in (("survivor_pool_clean", own_status), ("failed_pool_clean", failed_status))))
+
+
+def restart(drill: Drill) -> None:
+    """The nemesis heals (the victim is started again) and the drill waits for it to boot."""
+    drill.nemesis.stop(drill, drill.victim)
+    drill.on_progress(f"{drill.victim}: booting")
+    drill.session.provider.wait_for_ssh(drill.victim, drill.session.topo.lab.boot_timeout_s)
+    drill.session.save_console(drill.victim, "restarted")
+
+
+def recover(drill: Drill, label: str) -> str:
+    """The stack's recovery plan on the restarted victim; the plan's error, or "" when it went through."""
+    drill.on_progress(f"{drill.victim}: the recovery plan")
+    try:
+        drill.session.apply(drill.session.stack.recovery(drill.session.topo, drill.victim), label)
+    except LabError as error:
+        return str(error)
+    return ""
+
+
+def recovery_as_the_paper_describes(drill: Drill) -> None:
+    failed = drill.victim
+    drill.facts.pop("recovery_error", None)
+    restart(drill)
+    plan_error = recover(drill, "recovery")
+    if plan_error:
+        drill.facts["recovery_error"] = plan_error
+    wanted = layout(drill)[failed]
+    problems = checks.pool_problems(drill.pool_status(failed, "after-recovery"), failed, wanted)
+    evidence = "; ".join(problems) or f"{failed} imported {' and '.join(wanted)} again"
+    if plan_error:
+        evidence += f"; the recovery plan stopped: {plan_error}"
+    drill.claims(("recovery_imports", not problems, evidence, "", Reason.RECOVERY_FAILED))
+
+
+def final_state(drill: Drill) -> None:
+    topo = drill.session.topo
+    observed = observed_layout(drill, "final")
+    problems = checks.layout_problems(observed, layout(drill)) + checks.unclean_pools(observed, layout(drill))
+    first_map = topo.client.multipaths[0].name
+    drill.injects("dead-path", topo.client.host, drill.session.stack.fail_client_path_command(topo, first_map))
+    states = drill.client_paths("final")
+    paths = checks.path_problems(states, [m.name for m in topo.client.multipaths])
+    paths_excuse = ""
+    if paths and drill.held("recovery_imports") is False:
+        behind = controllers_behind_dead_paths(topo, states, drill.client_path_portals("final"))
+        if behind == {drill.victim}:
+            paths_excuse = (f"{drill.victim} did not import its pools again (recovery_imports), so the paths it "
+                            "serves cannot come back; every dead path leads to it")
+    back = workload.remounted_md5(drill, "final")
+    drill.facts["md5_final"] = back.md5
+    source = drill.facts["source_md5"]
+    drill.claims(
+        ("final_pools_clean", not problems,
+         "; ".join(problems) or "every pool ONLINE where it belongs, no known data errors", "", Reason.POOL_ERRORS),
+        ("final_paths_back", not paths, "; ".join(paths) or "every client multipath has 2 live paths", paths_excuse,
+         Reason.PATHS_FAILED),
+        ("final_md5", back.md5 == source, f"source {source}, final {back.md5} ({back.how})", "",
+         Reason.DATA_DIFFERS if back.md5 else Reason.DATA_UNREADABLE, back.detail),
+    )
+
+
+def paths_come_back_and_pools_are_clean(drill: Drill) -> None:
+    """Once the fault is healed: the client's paths come back by themselves, and a scrub of each pool on
+    its owner finds it clean."""
+    topo = drill.session.topo
+    try:
+        drill.wait_for("every client path to come back", lambda: not client_path_problems(drill, "paths-back"),
+                       PATHS_BACK_TIMEOUT_S, interval=5)
+    except StepError:
+        pass
+    paths = client_path_problems(drill, "final")
+    problems = []
+    for controller in topo.controllers:
+        status = scrub(drill, controller.name, topo.pool_of(controller.name).name, f"{controller.name}-own-final")
+        if not checks.is_clean(status):
+            problems.append(f"on {controller.name}: {checks.errors_summary(status)}")
+    drill.claims(
+        ("final_pools_clean", not problems, "; ".join(problems) or "each pool ONLINE on its owner, scrub clean", "",
+         Reason.POOL_ERRORS),
+        ("final_paths_back", not paths, "; ".join(paths) or "every client multipath has 2 live paths", "",
+         Reason.PATHS_FAILED),
+    )
+
+
+HEALTHY = Step("lab_is_provisioned_and_healthy", provisioned_and_healthy)
+COPY = Step("copy_starts", copy_starts)
+COPY_READ_BACK = Step("copy_finishes_and_reads_back", copy_finishes_and_reads_back)
+PATHS_AND_POOLS = Step("paths_come_back_and_pools_are_clean", paths_come_back_and_pools_are_clean)
+PAPER_STEPS = (
+    HEALTHY,
+    COPY,
+    Step("kill_a_controller_during_the_copy", kill_during_the_copy, strikes=True),
+    Step("copy_finishes_through_the_survivor_and_md5_matches", copy_finishes_through_the_survivor),
+    Step("scrub_on_the_survivor", scrub_on_the_survivor),
+    Step("recovery_as_the_paper_describes", recovery_as_the_paper_describes),
+    Step("final_state", final_state),
+)
+"""The paper's experiment: copy a file, kill a controller, check md5, scrub, recover, final state."""

@@ -1,0 +1,90 @@
+"""A nemesis only strikes and heals, records both, and never leaves a transient fault in effect."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from lab.drill.context import Drill
+from lab.drill.nemesis import CutLink, Freeze, PowerOff
+from lab.record import RunRecord
+
+
+class Provider:
+    def __init__(self):
+        self.calls = []
+
+    def set_link(self, host, network, up):
+        self.calls.append(("link", host, network, up))
+
+    def pause(self, host):
+        self.calls.append(("pause", host))
+
+    def resume(self, host):
+        self.calls.append(("resume", host))
+
+    def power_off(self, host):
+        self.calls.append(("power_off", host))
+
+    def start(self, host):
+        self.calls.append(("start", host))
+
+
+def _drill(tmp_path) -> tuple[Drill, Provider]:
+    provider = Provider()
+    session = SimpleNamespace(provider=provider, forget=lambda host: provider.calls.append(("forget", host)))
+    return Drill(session, RunRecord.create(tmp_path, "t"), {}), provider
+
+
+def _faults(drill: Drill) -> list[tuple]:
+    events = [json.loads(line) for line in (drill.record.folder / "events.jsonl").read_text().splitlines()]
+    return [(e["kind"], e["action"], e.get("network")) for e in events if e["kind"].startswith("fault")]
+
+
+def test_a_cut_link_is_plugged_back_and_both_ends_are_recorded(tmp_path):
+    drill, provider = _drill(tmp_path)
+    nemesis = CutLink(network="private")
+    nemesis.start(drill, "ctrl-a")
+    nemesis.stop(drill, "ctrl-a")
+    nemesis.stop(drill, "ctrl-a")
+    assert provider.calls == [("link", "ctrl-a", "private", False), ("link", "ctrl-a", "private", True)]
+    assert _faults(drill) == [("fault", "link-down", "private"), ("fault-undone", "link-up", "private")]
+    assert "fault_at" in drill.facts
+
+
+def test_teardown_heals_a_transient_fault_a_failed_step_left_but_never_restarts_a_killed_host(tmp_path):
+    drill, provider = _drill(tmp_path)
+    freeze, kill = Freeze(), PowerOff()
+    freeze.start(drill, "ctrl-a")
+    kill.start(drill, "ctrl-b")
+    freeze.teardown(drill, "ctrl-a")
+    kill.teardown(drill, "ctrl-b")
+    assert provider.calls == [("pause", "ctrl-a"), ("power_off", "ctrl-b"), ("forget", "ctrl-b"),
+                              ("resume", "ctrl-a")]
+    assert kill.active and not freeze.active
+
+
+def test_healing_a_power_off_starts_the_host_again(tmp_path):
+    drill, provider = _drill(tmp_path)
+    kill = PowerOff()
+    kill.start(drill, "ctrl-a")
+    first = drill.facts["fault_at"]
+    kill.stop(drill, "ctrl-a")
+    kill.start(drill, "ctrl-a")
+    assert provider.calls[2:4] == [("start", "ctrl-a"), ("forget", "ctrl-a")]
+    assert drill.facts["fault_at"] == first
+    assert [f[:2] for f in _faults(drill)] == [("fault", "power-off"), ("fault-undone", "start"),
+                                                ("fault", "power-off")]
+
+
+def test_a_strike_that_fails_leaves_the_nemesis_inactive(tmp_path):
+    drill, provider = _drill(tmp_path)
+
+    def refuse(host, network, up):
+        raise OSError("no such switch")
+
+    provider.set_link = refuse
+    nemesis = CutLink()
+    with pytest.raises(OSError):
+        nemesis.start(drill, "ctrl-a")
+    assert not nemesis.active and _faults(drill) == []

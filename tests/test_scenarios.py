@@ -1,0 +1,55 @@
+"""Scenarios are declarations: each module of scenarios/ declares one, and none imports another."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from lab.drill import steps
+from lab.drill.nemesis import PowerOff
+from lab.drill.scenario import Scenario, Step, load_scenario, scenario_paths
+from lab.errors import LabError
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+PATHS = scenario_paths(SCENARIOS)
+
+
+def test_every_module_declares_a_scenario_with_its_own_fault():
+    declared = [load_scenario(path) for path in PATHS]
+    assert [s.name for s in declared] == [p.stem for p in PATHS] and len(declared) >= 6
+    assert len({s.fault for s in declared}) == len(declared)
+    assert all(s.doc for s in declared)
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.stem)
+def test_no_scenario_imports_another_or_defines_tests(path):
+    tree = ast.parse(path.read_text())
+    siblings = {p.stem for p in PATHS} | {"conftest", "scenarios"}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            assert not {a.name.split(".")[0] for a in node.names} & siblings, ast.unparse(node)
+        if isinstance(node, ast.ImportFrom):
+            assert node.level == 0 and (node.module or "").split(".")[0] not in siblings, ast.unparse(node)
+        if isinstance(node, ast.FunctionDef):
+            assert not node.name.startswith("test"), f"{path.name} defines {node.name}: declare steps instead"
+
+
+def test_steps_up_to_the_strike_need_the_one_before_and_later_ones_need_the_strike():
+    paper = Scenario(fault="f", victim="ctrl-a", nemesis=PowerOff, steps=steps.PAPER_STEPS, claims=("provisioned",))
+    assert [paper.needs(n) for n in range(1, 8)] == [
+        None, "test_1_lab_is_provisioned_and_healthy", "test_2_copy_starts",
+        *["test_3_kill_a_controller_during_the_copy"] * 4]
+
+
+def test_a_declaration_with_an_unknown_claim_or_no_strike_is_one_clear_line():
+    with pytest.raises(LabError, match="checks 'fast', which is not a claim"):
+        Scenario(fault="f", victim="ctrl-a", nemesis=PowerOff, steps=steps.PAPER_STEPS, claims=("fast",))
+    with pytest.raises(LabError, match="exactly one step that strikes"):
+        Scenario(fault="f", victim="ctrl-a", nemesis=PowerOff, steps=(Step("a", print),), claims=())
+
+
+def test_a_module_without_a_declaration_is_refused(tmp_path):
+    path = tmp_path / "meteor.py"
+    path.write_text("def test_1():\n    pass\n")
+    with pytest.raises(LabError, match="declares no SCENARIO"):
+        load_scenario(path)
