@@ -126,6 +126,42 @@ def rebuild_and_provision(provider, topo: Topology, stack, plan: Plan) -> None:
     LabSession(topo, provider, stack).apply(plan, "bench")
 
 
+def failover_drills(runs: int, topology: str | None, lab_dir: Path, artifacts: Path) -> dict[str, dict]:
+    """``runs`` kill-ctrl-a drills per arbitrator mode through the drill's orchestrator, each from the mode's
+    snapshot (saved by the first run); per mode the client's stall (median, max) and what the data did."""
+    from lab.drill.claims import ARBITRATORS
+    from lab.drill.scenario import load_scenario
+    from lab.providers.qemu import QemuProvider
+
+    scenario = load_scenario(Path(__file__).resolve().parents[1] / "scenarios" / "failover.py")
+    provider = QemuProvider(load_topology(topology), lab_dir=lab_dir)
+    try:
+        return {mode: _failover_drills(scenario, mode, runs, topology, lab_dir, artifacts) for mode in ARBITRATORS}
+    finally:
+        provider.down()
+        for manifest in provider.snapshots():
+            if manifest.name in {f"{SNAPSHOT}-{mode}" for mode in ARBITRATORS}:
+                provider.snapshot_delete(manifest.name)
+
+
+def _failover_drills(scenario, mode: str, runs: int, topology: str | None, lab_dir: Path, artifacts: Path) -> dict:
+    from lab.drill.orchestrator import DrillOptions, DrillRun
+
+    stalls, data = [], []
+    for run in range(runs):
+        console.print(f"[bold]failover drill {run + 1}/{runs} ({mode})[/]")
+        options = DrillOptions(topology=topology, arbitrator=mode, lab_dir=lab_dir, artifacts=artifacts,
+                               snapshot=SNAPSHOT, save_snapshot=run == 0, keep_lab="never")
+        results = DrillRun(scenario, options).run()
+        stall = results.facts.get("failover_stall_s")
+        if isinstance(stall, int | float):
+            stalls.append(float(stall))
+        from_disk = results.claim("md5_from_disk")
+        data.append("not checked" if from_disk is None else "intact" if from_disk.held else str(from_disk.reason))
+    return {"runs": runs, "stall_median_s": round(statistics.median(stalls), 1) if stalls else None,
+            "stall_max_s": max(stalls) if stalls else None, "data_from_disk": data}
+
+
 def comparisons(figures: list[Figure]) -> dict[str, dict]:
     """How many times faster a snapshot restore is than what it replaces, from the medians."""
     medians = {f.name: f.median for f in figures}
@@ -146,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--provision", action="store_true",
                         help="also time provisioning (parallel vs serial) and snapshot save/restore "
                         "vs rebuilding and provisioning")
+    parser.add_argument("--failover", type=int, default=0, metavar="N",
+                        help="also run N kill-ctrl-a drills per arbitrator mode from the snapshot and compare the "
+                        "client's stall and the data")
     parser.add_argument("--topology", default=None)
     parser.add_argument("--output", default="bench/results.json")
     args = parser.parse_args(argv)
@@ -162,11 +201,20 @@ def main(argv: list[str] | None = None) -> int:
     for comparison in compared.values():
         console.print(f"{comparison['what']}: {comparison['times_faster']}x faster, "
                       f"{comparison['seconds_saved']} s saved")
+    failover = (failover_drills(args.failover, args.topology, Path(".lab") / "bench", Path("artifacts") / "bench")
+                if args.failover > 0 else {})
+    if failover:
+        drills = Table("mode", "drills", "stall median s", "stall max s", "data read back from disk",
+                       title="kill-ctrl-a drills")
+        for mode, row in failover.items():
+            drills.add_row(mode, str(row["runs"]), str(row["stall_median_s"]), str(row["stall_max_s"]),
+                           ", ".join(row["data_from_disk"]))
+        console.print(drills)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps({"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": where,
                                   "figures": {f.name: f.to_json() for f in figures},
-                                  "comparisons": compared}, indent=2) + "\n")
+                                  "comparisons": compared, "failover_drills": failover}, indent=2) + "\n")
     console.print(f"written to {output}", markup=False, highlight=False)
     return 0
 
