@@ -155,35 +155,39 @@ def _scan(text: str, i: int, nested: bool) -> tuple[list[str], int]:
             assert close > 0, f"unbalanced quote in: {text}"
             word.append(text[i + 1:close])
             i = close + 1
-        elif c == "\\":
-            word.append(text[i + 1])
-            i += 2
-        elif text.startswith("$(", i):
-            inner, i = _scan(text, i + 2, nested=True)
-            words += inner
-            word.append("$(…)")
+        elif (after := _escape_or_substitution(text, i, word, words, escapable=None)) is not None:
+            i = after
         elif c == '"':
             i += 1
             while True:
                 assert i < len(text), f"unbalanced double quote in: {text}"
                 if text[i] == '"':
                     break
-                if text[i] == "\\" and text[i + 1] in '$`"\\':
-                    word.append(text[i + 1])
-                    i += 2
-                elif text.startswith("$(", i):
-                    inner, i = _scan(text, i + 2, nested=True)
-                    words += inner
-                    word.append("$(…)")
-                else:
+                after = _escape_or_substitution(text, i, word, words, escapable='$`"\\')
+                if after is None:
                     word.append(text[i])
-                    i += 1
+                    after = i + 1
+                i = after
             i += 1
         else:
             word.append(c)
             i += 1
     finish()
     return words, i
+
+
+def _escape_or_substitution(text: str, i: int, word: list[str], words: list[str], escapable: str | None) -> int | None:
+    """A backslash escape (of any character, or inside double quotes of one in ``escapable``) or a ``$(...)``
+    at ``i``, added to ``word`` (the substitution's own words to ``words``): the index after it, or None."""
+    if text[i] == "\\" and (escapable is None or text[i + 1] in escapable):
+        word.append(text[i + 1])
+        return i + 2
+    if text.startswith("$(", i):
+        inner, end = _scan(text, i + 2, nested=True)
+        words += inner
+        word.append("$(…)")
+        return end
+    return None
 
 
 def topology_words(topo: Topology) -> set[str]:

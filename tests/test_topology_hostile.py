@@ -94,30 +94,21 @@ def test_pool_names_zfs_reserves_are_refused(paper_data, name):
     assert f"pools.{name} '{name}'" in text and "reserve" in text
 
 
-@pytest.mark.parametrize(("value", "message"), [
-    ("..", "'..' is not a valid dataset name"),
-    (".", "'.' is not a valid dataset name"),
-    ("-rf", "'-rf' is not a valid dataset name"),
-    ("v0/../../x", "'v0/../../x' is not a valid dataset name"),
-    ("v 0", "'v 0' is not a valid dataset name"),
+@pytest.mark.parametrize(("field", "value", "message"), [
+    # names that are paths or options
+    *(("name", name, f"pools.ctrl-a_m0.zvol.name '{name}' is not a valid dataset name")
+      for name in ("..", ".", "-rf", "v0/../../x", "v 0")),
+    # sizes that do not fit the pool or are not sizes
+    ("size", "99999T", "99999T is larger than the pool's data disks (512 MiB in all)"),
+    ("size", "513M", "is larger than the pool's data disks"),
+    ("size", "120M\n", "is not a size"),
+    ("size", "16777217", "is not a whole number of MiB"),
+    ("size", "１２０M", "is not a size"),
+    ("size", "99999999999999999999T", "is not a size"),
 ])
-def test_zvol_names_that_are_paths_or_options_are_refused(paper_data, value, message):
+def test_zvol_names_and_sizes_the_pool_cannot_take_are_refused(paper_data, field, value, message):
     data = copy.deepcopy(paper_data)
-    data["pools"]["ctrl-a_m0"]["zvol"]["name"] = value
-    assert f"pools.ctrl-a_m0.zvol.name {message}" in refused(data)
-
-
-@pytest.mark.parametrize(("size", "message"), [
-    ("99999T", "99999T is larger than the pool's data disks (512 MiB in all)"),
-    ("513M", "is larger than the pool's data disks"),
-    ("120M\n", "is not a size"),
-    ("16777217", "is not a whole number of MiB"),
-    ("１２０M", "is not a size"),
-    ("99999999999999999999T", "is not a size"),
-])
-def test_zvol_sizes_must_fit_the_pool(paper_data, size, message):
-    data = copy.deepcopy(paper_data)
-    data["pools"]["ctrl-a_m0"]["zvol"]["size"] = size
+    data["pools"]["ctrl-a_m0"]["zvol"][field] = value
     assert message in refused(data)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from virtualbox_support import refusal
 
 from lab.errors import LabError
 from lab.providers.virtualbox import VirtualBoxProvider, layout
@@ -81,10 +82,7 @@ def test_a_vm_without_the_sata_serials_is_refused_after_boot(tmp_path: Path):
     """A VM made before the serials were set keeps VirtualBox's ``VB...`` serials: bst says so, not the stack."""
     wrong = [(key, "VB1f2e3d4c-5b6a7988" if value == "beast-d10" else value) for key, value in serials_of("ctrl-b")]
     provider, _ = provider_seeing(tmp_path, "ctrl-b", wrong)
-    with pytest.raises(LabError) as err:
-        provider.verify_storage("ctrl-b")
-    message = str(err.value)
-    assert "\n" not in message
+    message = refusal(provider.verify_storage, "ctrl-b")
     assert message.startswith("ctrl-b lacks serial beast-d10 on its SATA disk's port (extradata "
                               "VBoxInternal/Devices/ahci/0/Config/Port2/SerialNumber is VB1f2e3d4c-5b6a7988)")
     assert message.endswith("run `bst down` and `bst up` again")
@@ -96,10 +94,8 @@ def test_a_vm_without_the_sata_serials_is_refused_after_boot(tmp_path: Path):
 
 def test_serials_on_another_ahci_instance_are_refused(tmp_path: Path):
     provider, _ = provider_seeing(tmp_path, "ctrl-a", serials_of("ctrl-a"), sata_instance=1)
-    with pytest.raises(LabError) as err:
-        provider.verify_storage("ctrl-a")
-    assert str(err.value).startswith("ctrl-a's SATA Controller is AHCI instance 1, but the disk serials are set "
-                                     "on instance 0")
+    assert refusal(provider.verify_storage, "ctrl-a").startswith(
+        "ctrl-a's SATA Controller is AHCI instance 1, but the disk serials are set on instance 0")
 
 
 def test_the_client_has_no_serial_to_check(tmp_path: Path):

@@ -6,12 +6,13 @@ every call so a test can compare the exact command lines.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 from vagrant import Box
 
+from lab.errors import LabError
 from lab.providers.virtualbox import VirtualBoxProvider, layout
 from lab.topology import load_topology
 
@@ -129,3 +130,10 @@ def one_line(err: pytest.ExceptionInfo) -> str:
     message = str(err.value)
     assert "\n" not in message
     return message
+
+
+def refusal(call: Callable[..., object], *args: object) -> str:
+    """The LabError ``call(*args)`` must raise, checked to be one line: what ``bst`` would print."""
+    with pytest.raises(LabError) as err:
+        call(*args)
+    return one_line(err)
