@@ -7,6 +7,7 @@ from enum import IntEnum
 from functools import partial
 
 from lab.errors import LabError
+from lab.parsers.digest import parse_md5
 from lab.parsers.zpool import PoolStatus, parse_zpool_status
 from lab.plan import Plan
 from lab.stacks.facts import Fact
@@ -121,6 +122,10 @@ class Stack(ABC):
         """The client's iSCSI disk -> the portal address it came from."""
         return Fact("client-portals", self.client_sessions_command(), self.parse_client_path_portals, "paths")
 
+    def md5_fact(self, path: str) -> Fact[str]:
+        """The file's md5, 32 lower-case hex digits (anything else: ParseError)."""
+        return Fact("md5", self.md5_command(path), parse_md5, "md5", timeout_s=300.0)
+
     # What scenarios ask of hosts. Each returns shell text; the stack knows its tools, the scenario doesn't.
 
     def pool_status_command(self, pool: str | None = None) -> str:
@@ -174,7 +179,11 @@ class Stack(ABC):
 
     def force_import_command(self, topo: Topology, pool: str) -> str:
         """A forced import of ``pool`` that mounts nothing: what a naive failover does (split-brain scenario)."""
-        raise NotImplementedError(f"the {self.name} stack does not say how to force an import")
+        return " ".join(["zpool import -f -N", *self.pool_search_options(topo, pool), quote(pool)])
+
+    def pool_search_options(self, topo: Topology, pool: str) -> list[str]:
+        """Where ``zpool import`` looks for ``pool``'s disks (``-d ...``); none: the system's default search."""
+        return []
 
     # Faults the drill injects to prove its checker can fail (``pytest scenarios/failover.py --inject ...``).
 

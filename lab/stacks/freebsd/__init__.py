@@ -9,8 +9,6 @@ twice changes nothing, and ``verify`` commands that wait for what the paper read
 from __future__ import annotations
 
 from lab.errors import LabError
-from lab.parsers import parse_gmultipath_status
-from lab.parsers.iscsi import parse_iscsictl_list
 from lab.plan import Plan, Step
 from lab.stacks.base import RecoveryStage, Stack, Stage
 from lab.stacks.checks import pool_imported, property_is, vdev_in, wait_until
@@ -26,6 +24,7 @@ from lab.stacks.freebsd.devices import (
     session_disk,
     session_exists,
 )
+from lab.stacks.freebsd.faults import FreeBSDFaults
 from lab.stacks.freebsd.files import (
     CTL_CONF,
     HOSTID_FILE,
@@ -40,6 +39,7 @@ from lab.stacks.freebsd.files import (
     sysctl_conf_merge,
     zvol_device,
 )
+from lab.stacks.freebsd.queries import FreeBSDQueries
 from lab.stacks.shell import dquote, quote, words
 from lab.topology import Host, Pool, Role, Topology
 from lab.wire import through_csh
@@ -53,7 +53,7 @@ IMPORTED_AT = "/var/db/beast-recovery-imported"
 BOOT_TIME = "sysctl -n kern.boottime | sed 's/^{ sec = \\([0-9]*\\),.*/\\1/'"
 
 
-class FreeBSDStack(Stack):
+class FreeBSDStack(FreeBSDQueries, FreeBSDFaults, Stack):
     """The paper's commands as plans; see the module docstring for what is added to them."""
 
     name = "freebsd"
@@ -115,65 +115,6 @@ class FreeBSDStack(Stack):
         plan[survivor.name] += self.survivor_arbitrator_steps(topo, host, survivor)
         plan[topo.client.host] += self.client_recovery_steps(topo, host)
         return plan
-
-    # Queries a scenario runs on a host; the output goes to lab.parsers.
-
-    def multipath_status_command(self, name: str | None = None) -> str:
-        return f"gmultipath status {quote(name)}" if name else "gmultipath status"
-
-    def sessions_command(self) -> str:
-        return "iscsictl -L"
-
-
-    def md5_command(self, path: str) -> str:
-        """md5(1) as the paper used it; ``-q`` prints the digest alone."""
-        return f"md5 -q {quote(path)}"
-
-    def client_paths_command(self, topo: Topology) -> str:
-        return "gmultipath status " + words(*(m.name for m in topo.client.multipaths))
-
-    def parse_client_paths(self, topo: Topology, text: str) -> dict[str, dict[str, str]]:
-        """gmultipath's ACTIVE/READ components serve I/O, PASSIVE ones stand by, FAIL ones are gone."""
-        states = {"ACTIVE": "active", "READ": "active", "PASSIVE": "standby", "FAIL": "failed"}
-        return {device.name.removeprefix("multipath/"):
-                {c.name: states.get(c.state, "failed") for c in device.components}
-                for device in parse_gmultipath_status(text)}
-
-    def force_import_command(self, topo: Topology, pool: str) -> str:
-        return f"zpool import -f -N {quote(pool)}"
-
-    def client_sessions_command(self) -> str:
-        return "iscsictl -L"
-
-    def parse_client_path_portals(self, text: str) -> dict[str, str]:
-        return {device: session.portal.split(":")[0]
-                for session in parse_iscsictl_list(text) for device in session.devices}
-
-    def remount_commands(self, topo: Topology) -> list[str]:
-        mountpoint = topo.client.mountpoint
-        device = f"/dev/stripe/{topo.client.stripe}"
-        return [f"! mount | grep -q {quote(f'^{device} on {mountpoint} (')} || umount {quote(mountpoint)}",
-                f"mount {words(device, mountpoint)}"]
-
-    def corrupt_disk_command(self, topo: Topology, disk: str) -> str:
-        """GEOM refuses writes to a disk ZFS holds open unless kern.geom.debugflags has 0x10 ("allow foot
-        shooting"); the flag is set for the dd alone and the old value put back."""
-        dd = f"dd if=/dev/random of=/dev/{disk_device(topo, disk)} bs=1m oseek=4 count=96 conv=notrunc"
-        return (f"old=$(sysctl -n kern.geom.debugflags); sysctl kern.geom.debugflags=0x10 >/dev/null && {dd}; "
-                f"rc=$?; sysctl kern.geom.debugflags=$old >/dev/null; [ $rc -eq 0 ]")
-
-    def fail_client_path_command(self, topo: Topology, multipath: str) -> str:
-        last = f"$(gmultipath list {quote(multipath)} | awk '/^[0-9]+\\. Name:/ {{name = $3}} END {{print name}}')"
-        return f"gmultipath fail {quote(multipath)} {last}"
-
-    def probe_command(self, topo: Topology, log_path: str, interval_s: float) -> str:
-        """FreeBSD 10.3's date(1) has no sub-second format, so samples have one-second resolution;
-        its dd(1) has no sync flags, so each write is followed by fsync(1)."""
-        probe = f"{topo.client.mountpoint}/.beast-probe"
-        write_read = (f"dd if=/dev/random {quote(f'of={probe}')} bs=4096 count=1 conv=notrunc 2>/dev/null && "
-                      f"fsync {quote(probe)} && dd {quote(f'if={probe}')} of=/dev/null bs=4096 2>/dev/null")
-        return (f"while :; do s=$(date +%s); if {write_read}; then r=ok; else r=fail; fi; "
-                f'echo "$s $(date +%s) $r" >> {quote(log_path)}; sleep {quote(f"{interval_s:g}")}; done')
 
     # Provisioning, in the paper's order.
 

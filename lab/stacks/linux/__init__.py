@@ -81,15 +81,15 @@ and the copy had their md5. What the first tries found:
 The package, by concern: ``parts`` (names and settings), ``pools`` (each host's disks and ZFS steps),
 ``targets`` (LIO, iSCSI logins, multipath maps, the client's stripe), ``provision`` (the provisioning
 plan's order), ``recovery`` (recovery, takeover, takeback), ``queries`` (what the drill asks of hosts, as
-facts), ``faults`` (what the drill injects). ``LinuxStack`` only validates and delegates.
+facts), ``faults`` (what the drill injects). ``LinuxStack`` validates, delegates the plans and mixes in
+the queries and faults.
 """
 
 from __future__ import annotations
 
 from lab.plan import Plan
 from lab.stacks.base import RecoveryStage, Stack, Stage, TakebackStage
-from lab.stacks.facts import Fact
-from lab.stacks.linux import faults, queries
+from lab.stacks.linux.faults import LinuxFaults
 from lab.stacks.linux.parts import (
     HELPER_DIR,
     HELPERS,
@@ -101,11 +101,12 @@ from lab.stacks.linux.parts import (
     lun_path,
 )
 from lab.stacks.linux.provision import provision_plan
+from lab.stacks.linux.queries import LinuxQueries
 from lab.stacks.linux.recovery import recovery_plan, takeover_plan
 from lab.topology import Topology
 
 
-class LinuxStack(Stack):
+class LinuxStack(LinuxQueries, LinuxFaults, Stack):
     """The paper's architecture with Linux parts; see the package docstring for the correspondences."""
 
     name = "linux"
@@ -131,58 +132,6 @@ class LinuxStack(Stack):
         if topo.lab.arbitrator == "paper":
             return {}
         return takeover_plan(topo, failed)
-
-    # What the drill asks of hosts.
-
-    def client_paths_fact(self, topo: Topology) -> Fact[dict[str, dict[str, str]]]:
-        return queries.client_paths_fact(topo)
-
-    def client_portals_fact(self) -> Fact[dict[str, str]]:
-        return queries.client_portals_fact()
-
-    def md5_command(self, path: str) -> str:
-        return queries.md5_command(path)
-
-    def remount_commands(self, topo: Topology) -> list[str]:
-        return queries.remount_commands(topo)
-
-    def probe_command(self, topo: Topology, log_path: str, interval_s: float) -> str:
-        return queries.probe_command(topo, log_path, interval_s)
-
-    def multipath_status_command(self, name: str | None = None) -> str:
-        return queries.multipath_status_command(name)
-
-    def multipath_table_command(self, name: str | None = None) -> str:
-        return queries.multipath_table_command(name)
-
-    def sessions_command(self) -> str:
-        return queries.sessions_command()
-
-    # The commands and parsers behind the facts, still called by lab/drill/runner.py, tests/test_linux_lab.py,
-    # tests/test_snapshot_vm.py and tests/test_quoting_property.py: drop them once those read the facts.
-
-    def client_paths_command(self, topo: Topology) -> str:
-        return queries.client_paths_command(topo)
-
-    def parse_client_paths(self, topo: Topology, text: str) -> dict[str, dict[str, str]]:
-        return queries.parse_client_paths(topo, text)
-
-    def client_sessions_command(self) -> str:
-        return queries.client_sessions_command()
-
-    def parse_client_path_portals(self, text: str) -> dict[str, str]:
-        return queries.parse_client_path_portals(text)
-
-    # Faults the drill injects.
-
-    def corrupt_disk_command(self, topo: Topology, disk: str) -> str:
-        return faults.corrupt_disk_command(topo, disk)
-
-    def fail_client_path_command(self, topo: Topology, multipath: str) -> str:
-        return faults.fail_client_path_command(topo, multipath)
-
-    def force_import_command(self, topo: Topology, pool: str) -> str:
-        return faults.force_import_command(topo, pool)
 
 
 __all__ = ["HELPERS", "HELPER_DIR", "ISCSI_FAST_FAIL", "MULTIHOST_TUNABLES", "SCRIPTS", "TAKEOVER_HELPERS",
