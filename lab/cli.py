@@ -168,7 +168,8 @@ def _provider(topology: Path | None, provider: str | None):
 
     topo = _topology(topology)
     name, reason = select_provider(topo, provider)
-    return create_provider(topo, name), name, reason
+    hardware = get_stack(resolve_stack_name(topo, None, name)).hardware
+    return create_provider(topo, name, hardware=hardware), name, reason
 
 
 @app.command()
@@ -314,6 +315,16 @@ def _snapshot_provider(name: str | None, topology: Path | None, provider: str | 
     return lab
 
 
+def _set_guest_clocks(lab) -> str:
+    """Set guest clocks left behind by a snapshot save or restore; what to add to the message."""
+    from lab.guests import sync_clocks
+
+    stack = get_stack(resolve_stack_name(lab.topology, None, lab.name))
+    found = sync_clocks(lab, stack, lab.host_names())
+    clocks = ", ".join(f"{h} {s.behind_s:.0f} s" for h, s in found.items() if s is not None and s.set)
+    return f"; guest clocks were behind by {clocks} and were set to the host's time" if clocks else ""
+
+
 @snapshot_app.command("save")
 def snapshot_save(
     name: SnapshotName,
@@ -331,7 +342,7 @@ def snapshot_save(
         manifest = lab.snapshot_save(name, progress=progress, replace=replace)
     t = manifest.timings
     out.print(f"snapshot {name} saved: {human_size(manifest.size_bytes)} in {t.get('total_s', 0):.1f} s; "
-              f"the lab was paused {t.get('paused_s', 0):.1f} s", highlight=False)
+              f"the lab was paused {t.get('paused_s', 0):.1f} s" + _set_guest_clocks(lab), highlight=False)
 
 
 @snapshot_app.command("restore")
@@ -342,11 +353,7 @@ def snapshot_restore(name: SnapshotName, provider: ProviderOption = None, topolo
     lab = _snapshot_provider(name, topology, provider)
     with Progress(console=err, transient=True) as progress:
         timings = lab.snapshot_restore(name, progress=progress)
-    behind = {h: s for h, s in timings.get("clock_offset_s", {}).items() if s is not None}
-    clocks = ", ".join(f"{h} {s:.0f} s" for h, s in behind.items())
-    out.print(f"snapshot {name} restored in {timings['total_s']:.1f} s"
-              + (f"; guest clocks were behind by {clocks} and were set to the host's time" if clocks else ""),
-              highlight=False)
+    out.print(f"snapshot {name} restored in {timings['total_s']:.1f} s" + _set_guest_clocks(lab), highlight=False)
 
 
 @snapshot_app.command("list")

@@ -256,7 +256,7 @@ def test_host_that_never_answers_ssh_fails_up_naming_it_and_its_console(tmp_path
 
 @needs_vde
 def test_up_on_a_lab_that_is_up_is_a_no_op(tmp_path: Path, make_provider, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(QemuProvider, "_wait_one", lambda self, host, deadline, progress: None)
+    monkeypatch.setattr("lab.guests.wait_for_ssh", lambda provider, host, deadline, progress, gone: None)
     provider = make_provider()
     provider.up()
     pids = {s.name: s.pid for s in provider.status()}

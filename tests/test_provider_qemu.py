@@ -237,10 +237,34 @@ def test_long_lab_dir_is_refused_before_qemu_starts(tmp_path: Path):
         provider.check_socket_paths()
 
 
-def test_freebsd_guests_get_e1000_lab_nics_named_like_the_paper(provider: QemuProvider, tmp_path: Path):
-    freebsd = GuestImage("freebsd-10.3", tmp_path / "freebsd.qcow2", None, None, "beef", "/dev/ada0")
-    devices = pairs(provider.qemu_command("ctrl-a", freebsd, 40022, "tcg", PUBKEY), "-device")
+def test_the_freebsd_stack_gets_e1000_lab_nics_named_like_the_paper(provider: QemuProvider, tmp_path: Path):
+    from lab.stacks import get_stack
+
+    provider.hardware = get_stack("freebsd").hardware
+    image = GuestImage("any-image-name", tmp_path / "guest.qcow2", None, None, "beef", "/dev/ada0")
+    devices = pairs(provider.qemu_command("ctrl-a", image, 40022, "tcg", PUBKEY), "-device")
     nics = [d for d in devices if "netdev=" in d]
     assert nics[0].startswith("virtio-net-pci,netdev=management")
     assert [n.split(",")[0] for n in nics[1:]] == ["e1000", "e1000"]
     assert nics[1].split(",")[1] == "netdev=private" and nics[2].split(",")[1] == "netdev=public"
+
+
+def test_create_provider_builds_the_hardware_the_stack_declares(tmp_path: Path, image: GuestImage):
+    from lab.providers import create_provider
+    from lab.stacks import get_stack
+
+    provider = create_provider(load_topology(), "qemu", hardware=get_stack("freebsd").hardware,
+                               lab_dir=tmp_path / "lab", image=image)
+    argv = provider.qemu_command("ctrl-a", image, 40022, "tcg", PUBKEY)
+    assert [d.split(",")[0] for d in pairs(argv, "-device") if "netdev=" in d][1:] == ["e1000", "e1000"]
+    assert "net.ifnames=0" not in option(argv, "-append").split()
+
+
+def test_importing_the_provider_loads_no_ssh_library():
+    import subprocess
+    import sys
+
+    code = ("import sys, lab.providers.qemu; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('paramiko', 'fabric') or m == 'lab.remote'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -14,7 +14,7 @@ import pytest
 from lab.errors import LabError
 from lab.images import GuestImage
 from lab.providers.qemu import QemuProvider
-from lab.providers.qmp import QmpClient
+from lab.providers.qemu.qmp import QmpClient
 from lab.providers.snapshot import (
     Manifest,
     SnapshotUnusable,
@@ -313,21 +313,25 @@ def test_send_fd_hands_the_descriptor_to_the_monitor(tmp_path: Path):
         conn, _ = server.accept()
         with conn:
             conn.sendall(b'{"QMP": {"version": {}, "capabilities": []}}\r\n')
-            buffer = b""
+            buffer, decoder = "", json.JSONDecoder()
+            fds = array.array("i")
             while True:
-                fds = array.array("i")
                 data, ancdata, _, _ = conn.recvmsg(4096, socket.CMSG_SPACE(fds.itemsize))
                 if not data:
                     return
                 for level, kind, payload in ancdata:
                     if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                         fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
-                buffer += data
-                while b"\n" in buffer:
-                    line, _, buffer = buffer.partition(b"\n")
-                    received.append((json.loads(line), list(fds)))
+                buffer += data.decode()
+                while buffer.strip():
+                    try:
+                        request, end = decoder.raw_decode(buffer.lstrip())
+                    except ValueError:
+                        break
+                    buffer = buffer.lstrip()[end:]
+                    received.append((request, list(fds)))
                     fds = array.array("i")
-                    conn.sendall(b'{"return": {}}\r\n')
+                    conn.sendall(json.dumps({"return": {}, "id": request.get("id")}).encode() + b"\r\n")
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -341,6 +345,7 @@ def test_send_fd_hands_the_descriptor_to_the_monitor(tmp_path: Path):
     thread.join(5)
     server.close()
     request, fds = received[-1]
+    request.pop("id", None)
     assert request == {"execute": "getfd", "arguments": {"fdname": "beast-snapshot"}}
     assert len(fds) == 1
     os.write(fds[0], b"through the passed descriptor")

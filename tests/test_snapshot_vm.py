@@ -117,7 +117,7 @@ def test_provisioned_lab_is_healthy(session: LabSession):
 
 
 def test_a_failed_save_continues_the_lab_and_leaves_no_snapshot(session: LabSession, monkeypatch):
-    import lab.providers.qemu as qemu
+    import lab.providers.qemu.snapshots as qemu
 
     provider = session.provider
 

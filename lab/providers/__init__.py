@@ -5,11 +5,14 @@ from __future__ import annotations
 import importlib
 import shutil
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lab.errors import LabError, MissingToolError
-from lab.providers.base import HostState, HostStatus, Provider, SshTarget
+from lab.providers.base import HostState, HostStatus, Provider
 from lab.topology import Topology
+
+if TYPE_CHECKING:
+    from lab.stacks.hardware import GuestHardware
 
 PROVIDERS: dict[str, str] = {
     "qemu": "lab.providers.qemu:QemuProvider",
@@ -81,9 +84,15 @@ def select_provider(topology: Topology, override: str | None = None) -> tuple[st
     )
 
 
-def create_provider(topology: Topology, override: str | None = None, **kwargs: Any) -> Provider:
+def create_provider(
+    topology: Topology, override: str | None = None, hardware: GuestHardware | None = None, **kwargs: Any
+) -> Provider:
+    """The chosen provider for ``topology``; ``hardware``: the devices the stack's guests expect
+    (``Stack.hardware``), None for the Linux stack's."""
     name, _ = select_provider(topology, override)
-    return provider_class(name)(topology, **kwargs)
+    provider = provider_class(name)(topology, **kwargs)
+    provider.hardware = hardware
+    return provider
 
 
 def doctor(provider: str = "qemu") -> list[MissingTool]:
@@ -116,7 +125,6 @@ __all__ = [
     "HostStatus",
     "MissingTool",
     "Provider",
-    "SshTarget",
     "create_provider",
     "doctor",
     "provider_class",

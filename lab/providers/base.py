@@ -6,12 +6,15 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.progress import Progress
 
 from lab.errors import LabError
 from lab.topology import Topology
+
+if TYPE_CHECKING:
+    from lab.stacks.hardware import GuestHardware
 
 
 class HostState(StrEnum):
@@ -47,6 +50,8 @@ class Provider(ABC):
     """Creates, powers and removes the VMs of one lab described by a topology."""
 
     name: str = ""
+    hardware: GuestHardware | None = None
+    """The devices the stack's guests expect (Stack.hardware); None: the Linux stack's."""
 
     def __init__(self, topology: Topology):
         self.topology = topology
@@ -99,7 +104,8 @@ class Provider(ABC):
 
     @abstractmethod
     def wait_for_ssh(self, host: str, timeout: float | None = None) -> None:
-        """Return once the host accepts the lab key over SSH; raise LabError naming the console log."""
+        """Return once the host accepts the lab key over SSH; raise LabError naming the console log.
+        (The qemu provider delegates to lab.guests.wait_for_ssh, imported only then.)"""
 
     # snapshots: a whole provisioned lab saved and restored together (RAM, devices, every disk)
 
@@ -110,7 +116,8 @@ class Provider(ABC):
         raise LabError(f"the {self.name} provider cannot take snapshots yet; use the qemu provider")
 
     def snapshot_restore(self, name: str, progress: Progress | None = None) -> dict[str, Any]:
-        """Put the lab back exactly as it was when ``name`` was saved, running; returns timings.
+        """Put the lab back exactly as it was when ``name`` was saved, running; returns timings. Guest
+        clocks are left behind by the snapshot's age: the caller sets them (lab.guests.sync_clocks).
 
         Raises lab.providers.snapshot.SnapshotUnusable, having changed nothing, when the snapshot does
         not exist or was taken from another topology or guest image."""

@@ -11,6 +11,7 @@ from lab.parsers.digest import parse_md5
 from lab.parsers.zpool import PoolStatus, parse_zpool_status
 from lab.plan import Plan
 from lab.stacks.facts import Fact
+from lab.stacks.hardware import LINUX_HARDWARE, GuestHardware
 from lab.stacks.shell import quote
 from lab.topology import Host, Topology
 from lab.wire import as_is
@@ -68,6 +69,8 @@ class Stack(ABC):
     name: str
     arbitrator_modes: tuple[str, ...] = ("paper",)
     """The ``[lab] arbitrator`` modes this stack can build."""
+    hardware: GuestHardware = LINUX_HARDWARE
+    """The virtual devices this stack's guests expect (the provider builds them)."""
 
     @abstractmethod
     def provision(self, topo: Topology) -> Plan:
@@ -140,6 +143,14 @@ class Stack(ABC):
     def scrub_command(self, pool: str) -> str:
         """The survivor's first look at the failed controller's pool, before trusting its status."""
         return f"zpool scrub {quote(pool)}"
+
+    def clock_read_command(self) -> str:
+        """Prints the guest's wall clock as seconds since the epoch (GNU date has a fraction)."""
+        return "date +%s.%N"
+
+    def clock_set_command(self, epoch: float) -> str:
+        """Sets the guest's wall clock to ``epoch`` seconds since the epoch, printing nothing."""
+        return f"date -u -s @{epoch:.3f} >/dev/null"
 
     def mount_status_command(self, mountpoint: str) -> str:
         return f"df -h {quote(mountpoint)}"

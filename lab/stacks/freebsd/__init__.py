@@ -40,6 +40,7 @@ from lab.stacks.freebsd.files import (
     zvol_device,
 )
 from lab.stacks.freebsd.queries import FreeBSDQueries
+from lab.stacks.hardware import FREEBSD_HARDWARE
 from lab.stacks.shell import dquote, quote, words
 from lab.topology import Host, Pool, Role, Topology
 from lab.wire import through_csh
@@ -57,6 +58,15 @@ class FreeBSDStack(FreeBSDQueries, FreeBSDFaults, Stack):
     """The paper's commands as plans; see the module docstring for what is added to them."""
 
     name = "freebsd"
+    hardware = FREEBSD_HARDWARE
+
+    def clock_read_command(self) -> str:
+        """FreeBSD's date(1) has no %N: whole seconds."""
+        return "date +%s"
+
+    def clock_set_command(self, epoch: float) -> str:
+        """date(1) -f parses the new date with strptime(3), whose %s is seconds since the epoch."""
+        return f"date -u -f %s {int(epoch)} >/dev/null"
 
     def wire(self, cmd: str) -> str:
         """Root's login shell is the paper's /bin/csh: every command goes to /bin/sh through it intact."""

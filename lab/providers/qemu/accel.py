@@ -1,0 +1,122 @@
+"""Which accelerator a lab's VMs run under: KVM when a Linux kernel really boots under it here, else TCG.
+
+Knows qemu's accelerator options and how to probe /dev/kvm; knows nothing of labs, hosts or guests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+QEMU = "qemu-system-x86_64"
+KVM_PROBE_SECONDS = 12.0
+ACCEL_ENV = "BEAST_LAB_ACCEL"
+
+
+@dataclass(frozen=True)
+class Accel:
+    name: str
+    """``kvm`` or ``tcg``."""
+    reason: str
+
+    @property
+    def qemu_args(self) -> list[str]:
+        if self.name == "kvm":
+            return ["-accel", "kvm", "-cpu", "host"]
+        return ["-accel", "tcg,thread=multi"]
+
+
+def probe_kvm(kernel: Path, qemu: str = QEMU, timeout: float = KVM_PROBE_SECONDS) -> tuple[bool, str]:
+    """Whether a Linux kernel really runs under KVM here: boot it without a root disk until it panics.
+
+    Some hosts have a /dev/kvm on which firmware runs but ordinary kernels hang or die with "KVM
+    internal error ... emulation failure", so opening /dev/kvm proves nothing.
+    """
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False, "/dev/kvm is missing or not accessible"
+    with tempfile.TemporaryDirectory(prefix="beast-kvm-probe-") as tmp:
+        console = Path(tmp) / "console.log"
+        argv = [
+            qemu,
+            "-accel",
+            "kvm",
+            "-cpu",
+            "host",
+            "-machine",
+            "pc",
+            "-m",
+            "256",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-no-reboot",
+            "-kernel",
+            str(kernel),
+            "-append",
+            "console=ttyS0 panic=-1 loglevel=4",
+            "-serial",
+            f"file:{console}",
+        ]
+        try:
+            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False, f"a Linux kernel did not get to its first panic within {timeout:.0f} s under KVM"
+        text = console.read_text(errors="replace") if console.exists() else ""
+        errors = done.stderr.decode(errors="replace")
+        if "KVM internal error" in errors or "emulation failure" in errors:
+            return False, "KVM reports an internal error (emulation failure) running a Linux kernel"
+        if done.returncode == 0 and "Kernel panic" in text:
+            return True, "a Linux kernel boots under KVM"
+        last = (errors.strip().splitlines() or ["no output"])[-1]
+        return False, f"qemu -accel kvm failed: {last}"
+
+
+def choose_accel(kernel: Path | None, cache_dir: Path | None, qemu: str = QEMU) -> Accel:
+    """KVM when it really runs a kernel here, else TCG; the probe result is cached per host boot."""
+    forced = os.environ.get(ACCEL_ENV, "").strip()
+    if forced in ("kvm", "tcg"):
+        return Accel(forced, f"{ACCEL_ENV}={forced} is set")
+    if kernel is None:
+        return Accel("tcg", "no kernel to probe KVM with")
+    key = {"boot_id": _boot_id(), "qemu": _qemu_version(qemu), "kernel": str(kernel)}
+    cache = (cache_dir / "kvm-probe.json") if cache_dir else None
+    if cache is not None:
+        try:
+            cached = json.loads(cache.read_text())
+            if cached.get("key") == key:
+                return _accel_from_probe(cached["ok"], cached["reason"] + " (probed earlier this boot)")
+        except (OSError, ValueError, KeyError):
+            pass
+    ok, reason = probe_kvm(kernel, qemu)
+    if cache is not None:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps({"key": key, "ok": ok, "reason": reason}))
+        except OSError:
+            pass
+    return _accel_from_probe(ok, reason)
+
+
+def _accel_from_probe(ok: bool, reason: str) -> Accel:
+    return Accel("kvm", reason) if ok else Accel("tcg", f"TCG because {reason}")
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _qemu_version(qemu: str) -> str:
+    try:
+        return subprocess.run([qemu, "--version"], capture_output=True, text=True, timeout=10).stdout.split(
+            "\n"
+        )[0]
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
