@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import array
 import json
+import os
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,10 +15,11 @@ import pytest
 from lab.providers.qemu.qmp import QmpClient, QmpError, qmp_command
 
 
-def json_stream(conn: socket.socket):
-    """The JSON objects a client sends, as QEMU's streaming parser reads them: no newline needed between."""
+def json_stream(receive: Callable[[], bytes]):
+    """The JSON objects a client sends, as QEMU's streaming parser reads them: no newline needed between.
+    ``receive``: the next bytes from the client, b"" once it has gone."""
     decoder, buffer = json.JSONDecoder(), ""
-    while chunk := conn.recv(4096):
+    while chunk := receive():
         buffer += chunk.decode()
         while buffer.strip():
             try:
@@ -60,7 +64,7 @@ class FakeMonitor:
             return
         send({"QMP": {"version": {"qemu": {"major": 7}}, "capabilities": []}})
         negotiated = False
-        for request in json_stream(conn):
+        for request in json_stream(lambda: conn.recv(4096)):
             self.received.append(request)
             command = request["execute"]
             if command == "qmp_capabilities":
@@ -166,3 +170,50 @@ def test_sessions_work_from_threads(monitor: FakeMonitor):
     with ThreadPoolExecutor(max_workers=3) as pool:
         replies = list(pool.map(lambda _: qmp_command(monitor.path, "query-status"), range(3)))
     assert replies == [{"status": "running", "running": True}] * 3
+
+
+def test_send_fd_hands_the_descriptor_to_the_monitor_with_getfd(tmp_path: Path):
+    """The snapshot save hands qemu the state file this way: SCM_RIGHTS on the monitor socket, then
+    ``getfd``, which takes the descriptors received since the last command (as QEMU's monitor does)."""
+    path = tmp_path / "qmp.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+    received: list[tuple[dict, list[int]]] = []
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        pending = array.array("i")
+
+        def receive() -> bytes:
+            data, ancdata, _, _ = conn.recvmsg(4096, socket.CMSG_SPACE(pending.itemsize))
+            for level, kind, payload in ancdata:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    pending.frombytes(payload[: len(payload) - len(payload) % pending.itemsize])
+            return data
+
+        with conn:
+            conn.sendall(b'{"QMP": {"version": {}, "capabilities": []}}\r\n')
+            for request in json_stream(receive):
+                received.append((request, list(pending)))
+                del pending[:]
+                conn.sendall(json.dumps({"return": {}, "id": request.get("id")}).encode() + b"\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    target = tmp_path / "state"
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        with QmpClient(path) as qmp:
+            qmp.send_fd("beast-snapshot", fd)
+    finally:
+        os.close(fd)
+    thread.join(5)
+    server.close()
+    request, fds = received[-1]
+    request.pop("id", None)
+    assert request == {"execute": "getfd", "arguments": {"fdname": "beast-snapshot"}}
+    assert len(fds) == 1
+    os.write(fds[0], b"through the passed descriptor")
+    os.close(fds[0])
+    assert target.read_bytes() == b"through the passed descriptor"

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import array
 import json
-import os
-import socket
-import threading
 from pathlib import Path
 
 import pytest
@@ -14,7 +10,6 @@ import pytest
 from lab.errors import LabError
 from lab.images import GuestImage
 from lab.providers.qemu import QemuProvider
-from lab.providers.qemu.qmp import QmpClient
 from lab.providers.snapshot import (
     Manifest,
     SnapshotUnusable,
@@ -297,57 +292,3 @@ def test_virtualbox_cannot_take_snapshots_yet(tmp_path: Path):
     for call in (lambda: vbox.snapshot_save("x"), lambda: vbox.snapshot_restore("x"), vbox.snapshots):
         with pytest.raises(LabError, match="the virtualbox provider cannot take snapshots yet"):
             call()
-
-
-# QMP: the state goes to a file descriptor handed over the monitor socket
-
-
-def test_send_fd_hands_the_descriptor_to_the_monitor(tmp_path: Path):
-    path = tmp_path / "qmp.sock"
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(str(path))
-    server.listen(1)
-    received: list[tuple[dict, list[int]]] = []
-
-    def serve() -> None:
-        conn, _ = server.accept()
-        with conn:
-            conn.sendall(b'{"QMP": {"version": {}, "capabilities": []}}\r\n')
-            buffer, decoder = "", json.JSONDecoder()
-            fds = array.array("i")
-            while True:
-                data, ancdata, _, _ = conn.recvmsg(4096, socket.CMSG_SPACE(fds.itemsize))
-                if not data:
-                    return
-                for level, kind, payload in ancdata:
-                    if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                        fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
-                buffer += data.decode()
-                while buffer.strip():
-                    try:
-                        request, end = decoder.raw_decode(buffer.lstrip())
-                    except ValueError:
-                        break
-                    buffer = buffer.lstrip()[end:]
-                    received.append((request, list(fds)))
-                    fds = array.array("i")
-                    conn.sendall(json.dumps({"return": {}, "id": request.get("id")}).encode() + b"\r\n")
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    target = tmp_path / "state"
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        with QmpClient(path) as qmp:
-            qmp.send_fd("beast-snapshot", fd)
-    finally:
-        os.close(fd)
-    thread.join(5)
-    server.close()
-    request, fds = received[-1]
-    request.pop("id", None)
-    assert request == {"execute": "getfd", "arguments": {"fdname": "beast-snapshot"}}
-    assert len(fds) == 1
-    os.write(fds[0], b"through the passed descriptor")
-    os.close(fds[0])
-    assert target.read_bytes() == b"through the passed descriptor"

@@ -117,14 +117,14 @@ def test_provisioned_lab_is_healthy(session: LabSession):
 
 
 def test_a_failed_save_continues_the_lab_and_leaves_no_snapshot(session: LabSession, monkeypatch):
-    import lab.providers.qemu.snapshots as qemu
+    import lab.providers.snapshot as shared
 
     provider = session.provider
 
     def broken_copy(source, target, allocated):
         raise SnapshotError(f"could not copy {source}: injected by the test")
 
-    monkeypatch.setattr(qemu, "copy_file", broken_copy)
+    monkeypatch.setattr(shared, "copy_file", broken_copy)
     with pytest.raises(SnapshotError, match="injected by the test"):
         provider.snapshot_save("broken")
     monkeypatch.undo()

@@ -18,27 +18,10 @@ from rich.progress import Progress
 
 from lab.errors import LabError
 from lab.labdir import inside, lab_lock, process_cmdline, remove_inside
+from lab.providers import snapshot
 from lab.providers.qemu.processes import QemuProcesses
 from lab.providers.qemu.qmp import QmpClient, QmpError, qmp_command
-from lab.providers.snapshot import (
-    PARTIAL_MARK,
-    SNAPSHOTS_DIR,
-    Manifest,
-    SnapshotError,
-    SnapshotUnusable,
-    argv_difference,
-    check_name,
-    copy_file,
-    incoming_args,
-    mismatch,
-    missing_files,
-    normalise_argv,
-    read_manifest,
-    snapshot_names,
-    topology_hash,
-    utc_now,
-    write_manifest,
-)
+from lab.providers.snapshot import Manifest, SnapshotError, SnapshotUnusable
 
 SNAPSHOT_FD_NAME = "beast-snapshot"
 MIGRATE_BANDWIDTH = 8 * 1024**3
@@ -53,15 +36,15 @@ class QemuSnapshots(QemuProcesses):
     name: str
 
     def snapshot_dir(self, name: str) -> Path:
-        return self.path(SNAPSHOTS_DIR, check_name(name))
+        return self.path(snapshot.SNAPSHOTS_DIR, snapshot.check_name(name))
 
     def snapshots(self) -> list[Manifest]:
         """Complete, readable snapshots of this lab, by name."""
-        root = self.lab_dir / SNAPSHOTS_DIR
+        root = self.lab_dir / snapshot.SNAPSHOTS_DIR
         found = []
-        for name in snapshot_names(root):
+        for name in snapshot.snapshot_names(root):
             try:
-                found.append(read_manifest(root / name))
+                found.append(snapshot.read_manifest(root / name))
             except SnapshotUnusable:
                 continue
         return found
@@ -86,7 +69,7 @@ class QemuSnapshots(QemuProcesses):
         ``exec:cat > FILE``: when a migration ends QEMU closes the pipe and kills its helper within
         milliseconds, which may cut the last buffer of the file.
         """
-        check_name(name)
+        snapshot.check_name(name)
         started = time.monotonic()
         hosts = list(self.topology.hosts)
         if not self.state_path.exists():
@@ -108,11 +91,11 @@ class QemuSnapshots(QemuProcesses):
                     f"snapshot {name} already exists in {final.parent}; use another name, or replace it: "
                     f"bst snapshot save {name} --replace"
                 )
-            partial = final.with_name(f".{name}{PARTIAL_MARK}{os.getpid()}")
+            partial = final.with_name(f".{name}{snapshot.PARTIAL_MARK}{os.getpid()}")
             remove_inside(self.lab_dir, partial)
             (partial / "disks").mkdir(parents=True)
             (partial / "ssh").mkdir(mode=0o700)
-            argv = {h: normalise_argv(process_cmdline(self.running_pid(h)) or [], self.lab_dir) for h in hosts}
+            argv = {h: snapshot.normalise_argv(process_cmdline(self.running_pid(h)) or [], self.lab_dir) for h in hosts}
             timings: dict[str, float] = {}
             clients: dict[str, QmpClient] = {}
             stopped: list[str] = []
@@ -152,12 +135,12 @@ class QemuSnapshots(QemuProcesses):
                 image = state.get("image", {})
                 manifest = Manifest(
                     name=name,
-                    created_utc=utc_now(),
+                    created_utc=snapshot.utc_now(),
                     provider=self.name,
                     lab=self.topology.lab.name,
                     lab_dir=str(self.lab_dir),
                     topology_source=self.topology.source,
-                    topology_hash=topology_hash(self.topology),
+                    topology_hash=snapshot.topology_hash(self.topology),
                     image_name=str(image.get("name", "")),
                     image_hash=str(image.get("recipe_hash", "")),
                     accel=str(state.get("accel", "")),
@@ -172,7 +155,7 @@ class QemuSnapshots(QemuProcesses):
                     timings=timings,
                 )
                 timings["paused_s"] = round(time.monotonic() - stop_started, 2)
-                write_manifest(partial, manifest)
+                snapshot.write_manifest(partial, manifest)
                 old = final.with_name(f".{name}.replaced-{os.getpid()}")
                 if final.exists():
                     final.rename(old)
@@ -212,20 +195,20 @@ class QemuSnapshots(QemuProcesses):
         sets them (lab.guests.sync_clocks), as after a save.
 
         The VDE switches stay up. Works on a lab that is down too (snapshots survive `bst down`)."""
-        check_name(name)
+        snapshot.check_name(name)
         started = time.monotonic()
         hosts = list(self.topology.hosts)
         directory = self.snapshot_dir(name)
         if not directory.is_dir():
-            known = snapshot_names(directory.parent)
+            known = snapshot.snapshot_names(directory.parent)
             hint = f"snapshots here: {', '.join(known)}" if known else f"save one first: bst snapshot save {name}"
             raise SnapshotUnusable(f"no snapshot {name} in lab {self.topology.lab.name} ({directory.parent}); {hint}")
-        manifest = read_manifest(directory)
+        manifest = snapshot.read_manifest(directory)
         image = self._image(progress)
-        problem = mismatch(manifest, self.topology, image.recipe_hash, self.name)
+        problem = snapshot.mismatch(manifest, self.topology, image.recipe_hash, self.name)
         if problem:
             raise SnapshotUnusable(problem)
-        bad = missing_files(directory, manifest)
+        bad = snapshot.missing_files(directory, manifest)
         if bad:
             raise SnapshotUnusable(
                 f"snapshot {name} is incomplete ({bad[0]} is missing or has another size); "
@@ -233,10 +216,10 @@ class QemuSnapshots(QemuProcesses):
             )
         pubkey = (directory / "ssh" / "id_ed25519.pub").read_text().strip()
         for host in hosts:
-            now = normalise_argv(
+            now = snapshot.normalise_argv(
                 self.qemu_command(host, image, 0, manifest.accel, pubkey, manifest.disk_cache), self.lab_dir
             )
-            difference = argv_difference(manifest.argv.get(host, []), now)
+            difference = snapshot.argv_difference(manifest.argv.get(host, []), now)
             if difference:
                 raise SnapshotUnusable(
                     f"snapshot {name}: {host}'s qemu command line is not the one it was saved with "
@@ -252,11 +235,12 @@ class QemuSnapshots(QemuProcesses):
                 phase = time.monotonic()
                 self.key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                 for key in (self.key_path, self.key_path.with_suffix(".pub")):
-                    copy_file(directory / "ssh" / key.name, key, allocated=False)
+                    snapshot.copy_file(directory / "ssh" / key.name, key, allocated=False)
                     key.chmod(0o600)
                 state = self._prepare(progress)
                 state["accel"], state["disk_cache"] = manifest.accel, manifest.disk_cache
-                state["restored_from"] = {"snapshot": name, "created_utc": manifest.created_utc, "at": utc_now()}
+                state["restored_from"] = {"snapshot": name, "created_utc": manifest.created_utc,
+                                          "at": snapshot.utc_now()}
                 self.save_state(state)
                 copies = [(directory / "disks" / f"{d}.raw", self.disk_path(d), True) for d in self.topology.disks]
                 for host in hosts:
@@ -267,7 +251,8 @@ class QemuSnapshots(QemuProcesses):
                 phase = time.monotonic()
                 try:
                     for host in hosts:
-                        self._launch(host, state, progress, extra_args=incoming_args(directory / f"{host}.state"))
+                        incoming = snapshot.incoming_args(directory / f"{host}.state")
+                        self._launch(host, state, progress, extra_args=incoming)
                     self._wait_incoming(hosts, progress)
                     timings["load_s"] = round(time.monotonic() - phase, 2)
                     clients = {}
@@ -315,13 +300,9 @@ class QemuSnapshots(QemuProcesses):
                                 completed=1 if done else ram.get("transferred", 0))
             return status == "completed"
 
-        try:
-            _poll_each(clients, saved, SNAPSHOT_SAVE_TIMEOUT_SECONDS,
-                       lambda pending: f"saving the state of {', '.join(pending)} did not finish within "
-                                       f"{SNAPSHOT_SAVE_TIMEOUT_SECONDS:.0f} s")
-        finally:
-            for task in tasks.values():
-                progress.remove_task(task)  # type: ignore[union-attr]
+        _poll_each(clients, saved, SNAPSHOT_SAVE_TIMEOUT_SECONDS,
+                   lambda pending: f"saving the state of {', '.join(pending)} did not finish within "
+                                   f"{SNAPSHOT_SAVE_TIMEOUT_SECONDS:.0f} s", progress, list(tasks.values()))
 
     def _wait_incoming(self, hosts: list[str], progress: Progress | None) -> None:
         """Until every restored qemu has loaded its state and waits paused (QMP status ``paused``)."""
@@ -344,20 +325,16 @@ class QemuSnapshots(QemuProcesses):
                 progress.advance(task)
             return status == "paused"
 
-        try:
-            _poll_each(hosts, loaded, SNAPSHOT_LOAD_TIMEOUT_SECONDS,
-                       lambda pending: f"{', '.join(pending)} did not load the snapshot state within "
-                                       f"{SNAPSHOT_LOAD_TIMEOUT_SECONDS:.0f} s")
-        finally:
-            if progress and task is not None:
-                progress.remove_task(task)
+        _poll_each(hosts, loaded, SNAPSHOT_LOAD_TIMEOUT_SECONDS,
+                   lambda pending: f"{', '.join(pending)} did not load the snapshot state within "
+                                   f"{SNAPSHOT_LOAD_TIMEOUT_SECONDS:.0f} s", progress, [] if task is None else [task])
 
     def _copy_files(self, copies: list[tuple[Path, Path, bool]], progress: Progress | None, what: str) -> None:
         total = sum(source.stat().st_size for source, _, _ in copies)
         task = progress.add_task(escape(what), total=total) if progress else None
         try:
             for source, target, allocated in copies:
-                copy_file(source, inside(self.lab_dir, target), allocated)
+                snapshot.copy_file(source, inside(self.lab_dir, target), allocated)
                 if progress and task is not None:
                     progress.advance(task, source.stat().st_size)
         finally:
@@ -366,14 +343,18 @@ class QemuSnapshots(QemuProcesses):
 
 
 def _poll_each(hosts: Iterable[str], done: Callable[[str], bool], timeout_s: float,
-               timeout_message: Callable[[list[str]], str]) -> None:
+               timeout_message: Callable[[list[str]], str], progress: Progress | None, tasks: list[Any]) -> None:
     """Asks ``done(host)`` of every host not yet done, every 0.2 s, until all are; SnapshotError with
-    ``timeout_message(pending)`` once ``timeout_s`` has passed."""
+    ``timeout_message(pending)`` once ``timeout_s`` has passed. The progress ``tasks`` go away either way."""
     deadline = time.monotonic() + timeout_s
     pending = sorted(hosts)
-    while pending:
-        pending = [host for host in pending if not done(host)]
-        if pending and time.monotonic() > deadline:
-            raise SnapshotError(timeout_message(pending))
-        if pending:
-            time.sleep(0.2)
+    try:
+        while pending:
+            pending = [host for host in pending if not done(host)]
+            if pending and time.monotonic() > deadline:
+                raise SnapshotError(timeout_message(pending))
+            if pending:
+                time.sleep(0.2)
+    finally:
+        for task in tasks if progress else []:
+            progress.remove_task(task)  # type: ignore[union-attr]
