@@ -268,3 +268,20 @@ def test_importing_the_provider_loads_no_ssh_library():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('paramiko', 'fabric') or m == 'lab.remote'))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("stack", "lab_nic"), [("freebsd", "e1000"), ("linux", "virtio-net-pci"),
+                                                ("auto", "virtio-net-pci")])
+def test_the_cli_builds_the_hardware_of_the_topologys_stack(stack: str, lab_nic: str, tmp_path: Path,
+                                                             image: GuestImage, monkeypatch: pytest.MonkeyPatch):
+    from lab.cli import _provider
+
+    topology = tmp_path / "lab.toml"
+    text = default_topology_path().read_text()
+    assert 'stack = "auto"' in text
+    topology.write_text(text.replace('stack = "auto"', f'stack = "{stack}"', 1))
+    monkeypatch.chdir(tmp_path)
+    provider, name, _ = _provider(topology, "qemu")
+    assert name == "qemu"
+    argv = provider.qemu_command("ctrl-a", image, 40022, "tcg", PUBKEY)
+    assert {d.split(",")[0] for d in pairs(argv, "-device") if "netdev=" in d and "management" not in d} == {lab_nic}
