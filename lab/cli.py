@@ -233,9 +233,12 @@ def ssh(
     from lab.executor import FabricRunner
 
     recipe = get_stack(resolve_stack_name(lab.topology, None, provider_name))
-    result = FabricRunner(remote.connect(target, timeout=30), wire=recipe.wire).run(" ".join(command), timeout)
+    runner = FabricRunner(remote.connect(target, timeout=30), wire=recipe.wire, host=host)
+    result = runner.run(" ".join(command), timeout)
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
+    if result.exit_code is None:
+        raise LabError(remote.describe_failure(result))
     raise typer.Exit(result.exit_code)
 
 

@@ -10,25 +10,21 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import shlex
-import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
-from pathlib import Path, PurePosixPath
-from typing import Any, Protocol, TextIO
+from pathlib import PurePosixPath
+from typing import Any, Protocol
 
+from lab import remote
 from lab.errors import LabError
 from lab.plan import Plan, Step, stages
+from lab.result import CommandResult, not_run
 
 DEFAULT_COMMAND_TIMEOUT_S = 600.0
-TIMED_OUT_EXIT_CODE = 124
-"""What a runner reports for a command it gave up on (the exit code of timeout(1))."""
-UNREACHABLE_EXIT_CODE = 255
-"""What the executor records when a runner raised instead of answering (ssh's own code for that)."""
 STDERR_TAIL_CHARS = 300
 """A step by this name restarts its host. Its commands may lose the connection (their results are only
 recorded), then the executor polls the step's ``check`` (e.g. "booted after the export") until it passes."""
@@ -37,48 +33,37 @@ REBOOT_POLL_INTERVAL_S = 3.0
 REBOOT_COMMAND_TIMEOUT_S = 30.0
 
 
-@dataclass(frozen=True)
-class CommandResult:
-    cmd: str
-    exit_code: int
-    stdout: str
-    stderr: str
-    duration: float
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0
-
-
 class Runner(Protocol):
-    """Runs one shell command on one host; never raises for a failing or hanging command."""
+    """Runs one shell command on one host; never raises for a failing, hanging or unreachable command.
 
-    def run(self, cmd: str, timeout: float) -> CommandResult: ...
+    ``label`` names what sent the command (for the run record); the result carries it back."""
+
+    def run(self, cmd: str, timeout: float, label: str = "") -> CommandResult: ...
 
 
 class FabricRunner:
-    """A ``Runner`` over a fabric ``Connection``; a command past its timeout becomes exit code 124."""
+    """A ``Runner`` over a fabric ``Connection``: ``remote.run``'s result, its exit code None when the command
+    timed out (``timed_out``) or could not be sent (``stderr`` says why)."""
 
-    def __init__(self, connection: Any, wire: Callable[[str], str] | None = None) -> None:
+    def __init__(self, connection: Any, wire: Callable[[str], str] | None = None, host: str = "") -> None:
         self.connection = connection
         self.wire = wire
+        self.host = host
 
-    def run(self, cmd: str, timeout: float) -> CommandResult:
-        """``remote.run``'s record as a result; a lost connection raises (closed first: the next run opens a
-        fresh one, as the host may have rebooted). ``wire`` (the stack's) turns ``cmd`` into the string
-        sent; the result keeps the readable ``cmd``."""
-        from lab import remote
-
+    def run(self, cmd: str, timeout: float, label: str = "") -> CommandResult:
+        """A timed-out or lost connection is closed first: the next run opens a fresh one, as the host may have
+        rebooted. ``wire`` (the stack's) turns ``cmd`` into the string sent; the result keeps the readable
+        ``cmd``."""
         sent = self.wire(cmd) if self.wire is not None else cmd
-        record = remote.run(self.connection, sent, timeout=timeout)
-        if record.timed_out or record.exit_code is None:
+        result = remote.run(self.connection, sent, timeout=timeout, host=self.host or None, label=label)
+        if result.exit_code is None:
             self.connection.close()
-        if record.timed_out:
-            stderr = f"{record.stderr}\ntimed out after {timeout:g} s".lstrip()
-            return CommandResult(cmd, TIMED_OUT_EXIT_CODE, record.stdout, stderr, record.duration_s)
-        if record.exit_code is None:
-            raise remote.RemoteError(record.stderr)
-        return CommandResult(cmd, record.exit_code, record.stdout, record.stderr, record.duration_s)
+        return replace(result, command=cmd)
+
+
+def command_label(plan: str, host: str, step: str, phase: str) -> str:
+    """The label of a command a plan sent, e.g. "provision:ctrl-a:create pool:command"."""
+    return f"{plan}:{host}:{step}:{phase}"
 
 
 class Status(StrEnum):
@@ -97,6 +82,24 @@ class StepOutcome:
     error: str = ""
 
 
+@dataclass(frozen=True)
+class StepEvent:
+    """A host starting (``outcome`` None) or finishing one plan step: the live progress display's input.
+
+    ``index`` counts from 1 over the host's steps in the order they run; ``total`` is how many it has."""
+
+    host: str
+    index: int
+    total: int
+    step: str
+    outcome: StepOutcome | None = None
+
+    @property
+    def status(self) -> str:
+        """"started", or the outcome's ``Status`` value."""
+        return "started" if self.outcome is None else self.outcome.status.value
+
+
 class StepFailed(LabError):
     """A step's command or verify failed; ``outcomes`` holds everything applied up to then."""
 
@@ -105,42 +108,8 @@ class StepFailed(LabError):
         self.outcomes = outcomes or []
 
 
-class Transcript:
-    """Every command the executor ran, one JSON object a line (host, step, phase, cmd, exit, output)."""
-
-    def __init__(self, sink: Path | TextIO) -> None:
-        self._lock = threading.Lock()
-        if isinstance(sink, Path):
-            sink.parent.mkdir(parents=True, exist_ok=True)
-            self._stream: TextIO = sink.open("a", encoding="utf-8")
-            self._owned = True
-        else:
-            self._stream = sink
-            self._owned = False
-
-    def record(self, host: str, step: str, phase: str, result: CommandResult) -> None:
-        entry = {
-            "time": time.time(),
-            "host": host,
-            "step": step,
-            "phase": phase,
-            "cmd": result.cmd,
-            "exit_code": result.exit_code,
-            "duration": round(result.duration, 3),
-            "stdout": result.stdout,
-            "stderr": result.stderr,
-        }
-        with self._lock:
-            self._stream.write(json.dumps(entry) + "\n")
-            self._stream.flush()
-
-    def close(self) -> None:
-        if self._owned:
-            self._stream.close()
-
-
-Progress = Callable[[str, Step, str], None]
-"""Called with (host, step, event): event is "start" or a ``Status`` value."""
+OnStep = Callable[[StepEvent], None]
+"""Called from the host's thread when a host starts and when it finishes each plan step."""
 PoweredOff = Callable[[str], bool]
 """Whether the provider knows a host is powered off (a reboot can then never finish)."""
 
@@ -195,34 +164,28 @@ class _HostApplier:
         host: str,
         runner: Runner,
         timeout: float,
-        transcript: Transcript | None,
-        progress: Progress | None,
+        label: str,
+        total: int,
+        on_step: OnStep | None,
         reboot_timeout: float = DEFAULT_REBOOT_TIMEOUT_S,
         powered_off: PoweredOff | None = None,
     ) -> None:
         self.host = host
         self.runner = runner
         self.timeout = timeout
+        self.label = label
+        self.total = total
         self.reboot_timeout = reboot_timeout
         self.powered_off = powered_off
-        self.transcript = transcript
-        self.progress = progress
+        self.on_step = on_step
 
     def _run(self, step: Step, phase: str, cmd: str, timeout: float | None = None) -> CommandResult:
-        started = time.monotonic()
+        label = command_label(self.label, self.host, step.name, phase)
+        started = time.time()
         try:
-            result = self.runner.run(cmd, timeout or self.timeout)
-        except Exception as error:  # a lost connection fails the step, not the whole stage's threads
-            result = CommandResult(
-                cmd, UNREACHABLE_EXIT_CODE, "", f"{type(error).__name__}: {error}", time.monotonic() - started
-            )
-        if self.transcript is not None:
-            self.transcript.record(self.host, step.name, phase, result)
-        return result
-
-    def _notify(self, step: Step, event: str) -> None:
-        if self.progress is not None:
-            self.progress(self.host, step, event)
+            return self.runner.run(cmd, timeout or self.timeout, label)
+        except remote.UNREACHABLE as error:  # a lost connection fails the step; anything else is a bug
+            return not_run(cmd, error, self.host, started, label)
 
     def is_done(self, step: Step) -> bool:
         files_cmd = files_match_command(step.files)
@@ -234,17 +197,20 @@ class _HostApplier:
 
     def _failure(self, step: Step, what: str, result: CommandResult) -> str:
         tail = _tail(result.stderr) or _tail(result.stdout) or "no output"
-        return (
-            f"{self.host}: step '{step.name}' failed: {what} `{result.cmd}` exited {result.exit_code}: {tail}"
-        )
+        return f"{self.host}: step '{step.name}' failed: {what} `{result.command}` {result.ending}: {tail}"
 
-    def apply_step(self, step: Step) -> StepOutcome:
+    def _notify(self, index: int, step: Step, outcome: StepOutcome | None = None) -> None:
+        if self.on_step is not None:
+            self.on_step(StepEvent(self.host, index, self.total, step.name, outcome))
+
+    def apply_step(self, index: int, step: Step) -> StepOutcome:
         started = time.monotonic()
-        self._notify(step, "start")
+        self._notify(index, step)
 
         def outcome(status: Status, error: str = "") -> StepOutcome:
-            self._notify(step, status.value)
-            return StepOutcome(self.host, step.name, step.stage, status, time.monotonic() - started, error)
+            result = StepOutcome(self.host, step.name, step.stage, status, time.monotonic() - started, error)
+            self._notify(index, step, result)
+            return result
 
         if self.is_done(step):
             return outcome(Status.SKIPPED)
@@ -288,10 +254,10 @@ class _HostApplier:
             f"within {self.reboot_timeout:g} s of the reboot"
         )
 
-    def apply(self, steps: Iterable[Step]) -> list[StepOutcome]:
+    def apply(self, steps: Iterable[tuple[int, Step]]) -> list[StepOutcome]:
         outcomes = []
-        for step in steps:
-            outcomes.append(self.apply_step(step))
+        for index, step in steps:
+            outcomes.append(self.apply_step(index, step))
             if outcomes[-1].status is Status.FAILED:
                 break
         return outcomes
@@ -300,16 +266,17 @@ class _HostApplier:
 def apply_plan(
     plan: Plan,
     runners: dict[str, Runner],
-    transcript: Transcript | Path | TextIO | None = None,
-    progress: Progress | None = None,
+    label: str = "plan",
+    on_step: OnStep | None = None,
     timeout: float = DEFAULT_COMMAND_TIMEOUT_S,
     reboot_timeout: float = DEFAULT_REBOOT_TIMEOUT_S,
     powered_off: PoweredOff | None = None,
 ) -> list[StepOutcome]:
     """Applies ``plan``; every host finishes stage N before any starts N+1. Raises ``StepFailed``.
 
-    ``powered_off(host)`` lets a reboot step give up as soon as the provider knows the host is off, instead
-    of polling it until ``reboot_timeout``.
+    Every command is sent labelled ``command_label(label, host, step, phase)``; recording it is the runner's
+    business. ``on_step`` sees each host start and finish each step. ``powered_off(host)`` lets a reboot step
+    give up as soon as the provider knows the host is off, instead of polling it until ``reboot_timeout``.
 
     When a step fails, the other hosts of that stage still finish their steps (a half-run step on a
     storage controller is worse than a finished one); the error names the first failing host in plan order.
@@ -317,31 +284,24 @@ def apply_plan(
     missing = [host for host, steps in plan.items() if steps and host not in runners]
     if missing:
         raise LabError(f"no connection to {', '.join(missing)}: the plan needs every host it names")
-    recorder = (
-        transcript if isinstance(transcript, Transcript) or transcript is None else Transcript(transcript)
-    )
+    ordered = {host: list(enumerate(sorted(steps, key=lambda s: s.stage), start=1)) for host, steps in plan.items()}
     outcomes: list[StepOutcome] = []
-    try:
-        for stage in stages(plan):
-            work = {host: [step for step in steps if step.stage == stage] for host, steps in plan.items()}
-            work = {host: steps for host, steps in work.items() if steps}
-            with ThreadPoolExecutor(max_workers=len(work), thread_name_prefix=f"stage{stage}") as pool:
-                futures = {
-                    host: pool.submit(
-                        _HostApplier(
-                            host, runners[host], timeout, recorder, progress, reboot_timeout, powered_off
-                        ).apply,
-                        steps,
-                    )
-                    for host, steps in work.items()
-                }
-                results = {host: future.result() for host, future in futures.items()}
-            for host in work:
-                outcomes.extend(results[host])
-            failed = [o for o in outcomes if o.status is Status.FAILED]
-            if failed:
-                raise StepFailed(failed[0].error, outcomes)
-    finally:
-        if recorder is not None and recorder is not transcript:
-            recorder.close()
+    for stage in stages(plan):
+        work = {host: [(i, s) for i, s in steps if s.stage == stage] for host, steps in ordered.items()}
+        work = {host: steps for host, steps in work.items() if steps}
+        with ThreadPoolExecutor(max_workers=len(work), thread_name_prefix=f"stage{stage}") as pool:
+            futures = {
+                host: pool.submit(
+                    _HostApplier(host, runners[host], timeout, label, len(ordered[host]), on_step, reboot_timeout,
+                                 powered_off).apply,
+                    steps,
+                )
+                for host, steps in work.items()
+            }
+            results = {host: future.result() for host, future in futures.items()}
+        for host in work:
+            outcomes.extend(results[host])
+        failed = [o for o in outcomes if o.status is Status.FAILED]
+        if failed:
+            raise StepFailed(failed[0].error, outcomes)
     return outcomes

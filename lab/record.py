@@ -5,28 +5,18 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from lab.labdir import inside
+from lab.result import CommandResult
+from lab.runfolder import EVENTS_NAME, EventKind
 
 
 def utc_stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
-@dataclass
-class CommandRecord:
-    host: str
-    command: str
-    exit_code: int | None
-    stdout: str
-    stderr: str
-    started: float
-    duration: float
-    label: str = ""
 
 
 @dataclass
@@ -55,7 +45,7 @@ class RunRecord:
             latest.unlink(missing_ok=True)
             latest.symlink_to(folder.name)
         record = cls(folder, scenario)
-        record.event("run-start", scenario=scenario)
+        record.event(EventKind.RUN_START, scenario=scenario)
         return record
 
     def _append(self, name: str, line: str) -> None:
@@ -63,17 +53,28 @@ class RunRecord:
             handle.write(line)
             handle.flush()
 
-    def event(self, kind: str, **data: Any) -> None:
-        entry = {"ts": round(time.time(), 3), "t": round(time.time() - self.started, 3), "kind": kind, **data}
-        self._append("events.jsonl", json.dumps(entry, default=str) + "\n")
+    def event(self, kind: EventKind | str, **data: Any) -> None:
+        """One line of events.jsonl; a kind ``EventKind`` does not list is a bug (ValueError), not a new kind."""
+        try:
+            kind = EventKind(kind)
+        except ValueError:
+            raise ValueError(f"unknown event kind {kind!r}: events.jsonl holds only lab.runfolder.EventKind values"
+                             ) from None
+        entry = {"ts": round(time.time(), 3), "t": round(time.time() - self.started, 3), "kind": str(kind), **data}
+        self._append(EVENTS_NAME, json.dumps(entry, default=str) + "\n")
 
-    def command(self, record: CommandRecord) -> None:
-        self._append("commands.jsonl", json.dumps(asdict(record)) + "\n")
-        tail = f"[{record.exit_code}] {record.duration:.2f}s"
-        text = f"$ {record.command}   # {tail}\n{record.stdout}"
-        if record.stderr:
-            text += f"[stderr]\n{record.stderr}"
-        self._append(f"hosts/{record.host}.log", text if text.endswith("\n") else text + "\n")
+    def command(self, result: CommandResult) -> None:
+        """The one place a command is written: commands.jsonl and the host's log."""
+        self._append("commands.jsonl", json.dumps(result.to_json()) + "\n")
+        ending = "timed out" if result.timed_out else "not run" if result.exit_code is None else result.exit_code
+        text = f"$ {result.command}   # [{ending}] {result.duration_s:.2f}s\n{result.stdout}"
+        if result.stderr:
+            text += f"[stderr]\n{result.stderr}"
+        self._append(f"hosts/{result.host}.log", text if text.endswith("\n") else text + "\n")
+
+    def append_json(self, relative: str, data: Any) -> None:
+        """One JSON line appended to a file of the run folder (e.g. a plan's step outcomes)."""
+        self._append(relative, json.dumps(data, default=str) + "\n")
 
     def save(self, relative: str, text: str) -> Path:
         """Keep one output (a ``zpool status -v``, a console log) under a readable name, inside the run

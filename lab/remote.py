@@ -13,13 +13,14 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import paramiko
 from fabric import Config, Connection
 from invoke.exceptions import CommandTimedOut
 
 from lab.errors import LabError
-from lab.providers.base import SshTarget
+from lab.result import CommandResult
 
 CONNECT_TIMEOUT_SECONDS = 10.0
 COMMAND_TIMEOUT_SECONDS = 60.0
@@ -32,24 +33,23 @@ class RemoteError(LabError):
     """A host could not be reached, or a checked command failed."""
 
 
+UNREACHABLE = (OSError, EOFError, paramiko.SSHException, RemoteError)
+"""What reaching a host can raise (socket.timeout is an OSError): such a command's result has no exit code."""
+
+
 @dataclass(frozen=True)
-class CommandRecord:
-    """One remote command and what came of it; exit_code is None when it timed out or never ran."""
+class SshTarget:
+    """Where a host's sshd is reachable from this machine: always a forwarded port on loopback."""
 
-    host: str
-    cmd: str
-    exit_code: int | None
-    stdout: str
-    stderr: str
-    duration_s: float
-    timed_out: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0
+    port: int
+    key_path: Path
+    host: str = "127.0.0.1"
+    user: str = "root"
+    name: str = ""
+    """The lab host this target reaches, for messages and transcripts."""
 
 
-Transcript = list[CommandRecord] | Callable[[CommandRecord], None]
+Transcript = list[CommandResult] | Callable[[CommandResult], None]
 
 
 def check_loopback(target: SshTarget) -> None:
@@ -127,37 +127,33 @@ def run(
     transcript: Transcript | None = None,
     check: bool = False,
     host: str | None = None,
-) -> CommandRecord:
-    """Run ``cmd`` with a deadline and record it; ``check`` raises RemoteError unless it exits 0."""
+    label: str = "",
+) -> CommandResult:
+    """Run ``cmd`` with a deadline and record it; ``check`` raises RemoteError unless it exits 0.
+
+    A timeout or a lost connection is a result without an exit code, never an exception."""
     host = host or f"{conn.host}:{conn.port}"
-    started = time.monotonic()
+    started, clock = time.time(), time.monotonic()
+    outcome: dict = {"host": host, "started": started, "label": label}
     try:
-        result = conn.run(cmd, hide=True, warn=True, timeout=timeout, in_stream=False)
-        record = CommandRecord(
-            host, cmd, result.exited, result.stdout, result.stderr, time.monotonic() - started
-        )
+        reply = conn.run(cmd, hide=True, warn=True, timeout=timeout, in_stream=False)
+        result = CommandResult(cmd, reply.exited, reply.stdout, reply.stderr, time.monotonic() - clock, **outcome)
     except CommandTimedOut as err:
         partial = err.result
-        record = CommandRecord(
-            host, cmd, None, partial.stdout, partial.stderr, time.monotonic() - started, timed_out=True
-        )
+        result = CommandResult(cmd, None, partial.stdout, partial.stderr, time.monotonic() - clock,
+                               timed_out=True, **outcome)
     except (OSError, paramiko.SSHException, EOFError) as err:
-        record = CommandRecord(
-            host, cmd, None, "", f"{type(err).__name__}: {err}", time.monotonic() - started
-        )
-    _record(transcript, record)
-    if check and not record.ok:
-        raise RemoteError(describe_failure(record))
-    return record
+        result = CommandResult(cmd, None, "", f"{type(err).__name__}: {err}", time.monotonic() - clock, **outcome)
+    _record(transcript, result)
+    if check and not result.ok:
+        raise RemoteError(describe_failure(result))
+    return result
 
 
-def describe_failure(record: CommandRecord) -> str:
-    if record.timed_out:
-        return f"{record.host}: `{record.cmd}` did not finish within its timeout ({record.duration_s:.0f} s)"
-    last = (record.stderr.strip() or record.stdout.strip()).splitlines()[-1:] or ["no output"]
-    if record.exit_code is None:
-        return f"{record.host}: `{record.cmd}` could not run: {last[0]}"
-    return f"{record.host}: `{record.cmd}` exited {record.exit_code}: {last[0]}"
+def describe_failure(result: CommandResult) -> str:
+    if result.timed_out:
+        return f"{result.host}: `{result.command}` {result.ending}"
+    return f"{result.host}: `{result.command}` {result.ending}: {result.last_line()}"
 
 
 def ssh_command(target: SshTarget, command: str | None = None) -> list[str]:
@@ -188,10 +184,10 @@ def ssh_command(target: SshTarget, command: str | None = None) -> list[str]:
     return argv
 
 
-def _record(transcript: Transcript | None, record: CommandRecord) -> None:
+def _record(transcript: Transcript | None, result: CommandResult) -> None:
     if transcript is None:
         return
     if callable(transcript):
-        transcript(record)
+        transcript(result)
     else:
-        transcript.append(record)
+        transcript.append(result)

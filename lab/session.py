@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from lab.executor import CommandResult, FabricRunner, Runner, StepOutcome, Transcript, apply_plan
+from lab import remote
+from lab.executor import FabricRunner, OnStep, Runner, StepEvent, StepOutcome, apply_plan
 from lab.plan import Plan
 from lab.providers.base import HostState
-from lab.record import CommandRecord, RunRecord
+from lab.record import RunRecord
+from lab.result import CommandResult, not_run
+from lab.runfolder import EventKind
 from lab.stacks import Stack
 from lab.topology import Topology
 
@@ -29,10 +33,8 @@ class LabSession:
     def runner(self, host: str) -> Runner:
         with self._lock:
             if host not in self._runners:
-                from lab import remote
-
                 connection = remote.connect(self.provider.ssh_target(host), timeout=30)
-                self._runners[host] = FabricRunner(connection, wire=self.stack.wire)
+                self._runners[host] = FabricRunner(connection, wire=self.stack.wire, host=host)
             return self._runners[host]
 
     def forget(self, host: str) -> None:
@@ -46,25 +48,31 @@ class LabSession:
                 pass
 
     def run(self, host: str, cmd: str, timeout: float = 60, label: str = "") -> CommandResult:
+        """The command's result, recorded once. An unreachable host is a result without an exit code (the
+        reason in stderr); any other exception is a bug and propagates."""
         started = time.time()
         try:
-            result = self.runner(host).run(cmd, timeout)
-        except Exception as error:  # noqa: BLE001 - an unreachable host is a result, not a crash
+            answer = self.runner(host).run(cmd, timeout, label)
+            result = replace(answer, host=host, label=label, started=answer.started or started)
+        except remote.UNREACHABLE as error:
             self.forget(host)
-            result = CommandResult(cmd, 255, "", f"{type(error).__name__}: {error}", time.time() - started)
+            result = not_run(cmd, error, host, started, label)
         if self.record is not None:
-            self.record.command(CommandRecord(host, cmd, result.exit_code, result.stdout, result.stderr,
-                                              started, result.duration, label))
+            self.record.command(result)
         return result
 
-    def apply(self, plan: Plan, label: str) -> list[StepOutcome]:
-        runners = {host: _Recording(self, host, label) for host in plan}
-        transcript = Transcript(self.record.folder / f"plan-{label}.jsonl") if self.record else None
-        try:
-            return apply_plan(plan, runners, transcript=transcript, powered_off=self.is_powered_off)
-        finally:
-            if transcript is not None:
-                transcript.close()
+    def apply(self, plan: Plan, label: str, on_step: OnStep | None = None) -> list[StepOutcome]:
+        """Applies ``plan``: its commands go to commands.jsonl labelled ``label:host:step:phase``, each step's
+        outcome to plan-<label>.jsonl; ``on_step`` sees every host start and finish every step."""
+
+        def step_seen(event: StepEvent) -> None:
+            if self.record is not None and event.outcome is not None:
+                self.record.append_json(f"plan-{label}.jsonl", {**asdict(event.outcome), "time": time.time()})
+            if on_step is not None:
+                on_step(event)
+
+        runners = {host: _Recording(self, host) for host in plan}
+        return apply_plan(plan, runners, label=label, on_step=step_seen, powered_off=self.is_powered_off)
 
     def is_powered_off(self, host: str) -> bool:
         """Whether the provider reports ``host`` stopped (a plan's reboot wait then gives up)."""
@@ -78,13 +86,13 @@ class LabSession:
         self.provider.power_off(host)
         self.forget(host)
         if self.record:
-            self.record.event("fault", action="power-off", host=host)
+            self.record.event(EventKind.FAULT, action="power-off", host=host)
 
     def start(self, host: str) -> None:
         self.provider.start(host)
         self.forget(host)
         if self.record:
-            self.record.event("action", action="start", host=host)
+            self.record.event(EventKind.ACTION, action="start", host=host)
 
     def save_console(self, host: str, name: str) -> None:
         if self.record is None:
@@ -97,8 +105,8 @@ class LabSession:
 class _Recording:
     """Runner that goes through the session, so plan commands land in the run record too."""
 
-    def __init__(self, session: LabSession, host: str, label: str):
-        self.session, self.host, self.label = session, host, label
+    def __init__(self, session: LabSession, host: str):
+        self.session, self.host = session, host
 
-    def run(self, cmd: str, timeout: float) -> CommandResult:
-        return self.session.run(self.host, cmd, timeout, self.label)
+    def run(self, cmd: str, timeout: float, label: str = "") -> CommandResult:
+        return self.session.run(self.host, cmd, timeout, label)

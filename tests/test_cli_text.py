@@ -140,3 +140,22 @@ def test_an_os_error_that_is_a_bug_still_shows_its_traceback(monkeypatch: pytest
     monkeypatch.setattr(cli, "app", verb)
     with pytest.raises(FileNotFoundError):
         cli.main()
+
+
+def test_a_command_given_to_bst_ssh_that_times_out_is_one_error_line_not_exit_0(monkeypatch: pytest.MonkeyPatch):
+    from invoke.exceptions import CommandTimedOut
+
+    class Connection:
+        host, port = "127.0.0.1", 40022
+
+        def run(self, cmd, **kwargs):
+            raise CommandTimedOut(type("Result", (), {"stdout": "partial\n", "stderr": ""})(), kwargs["timeout"])
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(cli, "_provider", lambda topology, provider: (FakeLab("127.0.0.1", "linux"), "qemu", ""))
+    monkeypatch.setattr("lab.remote.connect", lambda target, timeout: Connection())
+    result = CliRunner().invoke(cli.app, ["ssh", "ctrl-a", "sleep 99"])
+    assert result.exit_code != 0 and "partial" in result.output
+    assert str(result.exception).startswith("ctrl-a: `sleep 99` did not finish within its timeout")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import json
 import subprocess
 import threading
 import time
@@ -12,16 +10,16 @@ from pathlib import Path
 import pytest
 
 from lab.executor import (
-    CommandResult,
     FabricRunner,
     Status,
+    StepEvent,
     StepFailed,
-    Transcript,
     apply_plan,
     files_match_command,
     write_file_command,
 )
 from lab.plan import Step
+from lab.result import CommandResult
 
 
 class FakeHost:
@@ -36,7 +34,7 @@ class FakeHost:
         self.delay = delay
         self.lock = threading.Lock()
 
-    def run(self, cmd: str, timeout: float) -> CommandResult:
+    def run(self, cmd: str, timeout: float, label: str = "") -> CommandResult:
         verb, _, what = cmd.partition(" ")
         if verb == "do":
             time.sleep(self.delay)
@@ -54,7 +52,7 @@ class FakeHost:
 class LocalRunner:
     """Runs commands in a local shell: for the file-writing commands, which must work in a real sh."""
 
-    def run(self, cmd: str, timeout: float) -> CommandResult:
+    def run(self, cmd: str, timeout: float, label: str = "") -> CommandResult:
         started = time.monotonic()
         done = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, timeout=timeout)
         return CommandResult(cmd, done.returncode, done.stdout, done.stderr, time.monotonic() - started)
@@ -146,13 +144,22 @@ def test_hosts_of_a_stage_run_in_parallel(log):
     assert len(log) == 3
 
 
-def test_runner_exception_becomes_a_failed_step():
+def test_an_unreachable_host_fails_the_step_saying_why():
     class Unreachable:
-        def run(self, cmd: str, timeout: float) -> CommandResult:
+        def run(self, cmd: str, timeout: float, label: str = "") -> CommandResult:
             raise OSError("connection refused")
 
-    with pytest.raises(StepFailed, match="exited 255: OSError: connection refused"):
+    with pytest.raises(StepFailed, match=r"a: step 'x' failed: command `do x` could not run: OSError: connection"):
         apply_plan({"a": [step("x")]}, {"a": Unreachable()})
+
+
+def test_a_bug_in_a_runner_is_not_taken_for_a_failed_step():
+    class Broken:
+        def run(self, cmd: str, timeout: float, label: str = "") -> CommandResult:
+            raise KeyError("a bug")
+
+    with pytest.raises(KeyError, match="a bug"):
+        apply_plan({"a": [step("x")]}, {"a": Broken()})
 
 
 def test_missing_runner_is_one_line_error():
@@ -160,18 +167,43 @@ def test_missing_runner_is_one_line_error():
         apply_plan({"a": [], "b": [step("x")]}, {"a": FakeHost("a", [])})
 
 
-def test_progress_and_transcript_record_every_command(log):
-    events = []
-    sink = io.StringIO()
-    apply_plan(
-        {"a": [step("x", verify="test x")]},
-        {"a": FakeHost("a", log)},
-        transcript=Transcript(sink),
-        progress=lambda host, s, event: events.append((host, s.name, event)),
-    )
-    assert events == [("a", "x", "start"), ("a", "x", "ran")]
-    phases = [(e["phase"], e["cmd"], e["exit_code"]) for e in map(json.loads, sink.getvalue().splitlines())]
-    assert phases == [("check", "test x", 1), ("command", "do x", 0), ("verify", "test x", 0)]
+class Labelled:
+    """A runner that remembers the label of every command it was given."""
+
+    def __init__(self, host: FakeHost) -> None:
+        self.host, self.sent = host, []
+
+    def run(self, cmd: str, timeout: float, label: str = "") -> CommandResult:
+        self.sent.append((label, cmd))
+        return self.host.run(cmd, timeout, label)
+
+
+def test_every_command_is_labelled_with_plan_host_step_and_phase(log):
+    runner = Labelled(FakeHost("a", log))
+    apply_plan({"a": [step("make pool", verify="test make pool")]}, {"a": runner}, label="provision")
+    assert runner.sent == [("provision:a:make pool:check", "test make pool"),
+                           ("provision:a:make pool:command", "do make pool"),
+                           ("provision:a:make pool:verify", "test make pool")]
+
+
+def test_on_step_sees_each_host_start_and_finish_each_step_in_run_order(log):
+    events: list[StepEvent] = []
+    host_b = FakeHost("b", log)
+    host_b.done.add("b-done")
+    plan = {"a": [step("a-late", stage=1), step("a-first"), Step(name="a-bad", commands=("fail x",), check="test a-bad",
+                                                                  stage=2)],
+            "b": [step("b-done")]}
+    with pytest.raises(StepFailed):
+        apply_plan(plan, {"a": FakeHost("a", log), "b": host_b}, on_step=events.append)
+    seen = sorted((e.host, e.index, e.total, e.step, e.status) for e in events)
+    assert seen == sorted([
+        ("a", 1, 3, "a-first", "started"), ("a", 1, 3, "a-first", "ran"),
+        ("a", 2, 3, "a-late", "started"), ("a", 2, 3, "a-late", "ran"),
+        ("a", 3, 3, "a-bad", "started"), ("a", 3, 3, "a-bad", "failed"),
+        ("b", 1, 1, "b-done", "started"), ("b", 1, 1, "b-done", "skipped")])
+    finished = [e for e in events if e.outcome is not None and e.host == "a"]
+    assert [e.step for e in finished] == ["a-first", "a-late", "a-bad"]
+    assert "exited 3" in finished[-1].outcome.error
 
 
 @pytest.mark.parametrize(
@@ -212,27 +244,29 @@ def test_step_with_files_is_skipped_only_when_files_and_check_agree(tmp_path: Pa
     assert path.read_text() == "rule one\n"
 
 
-def test_fabric_runner_turns_a_timeout_into_exit_124():
+def test_fabric_runner_reports_a_timeout_as_no_exit_code():
     from invoke.exceptions import CommandTimedOut
     from invoke.runners import Result
 
     class HangingConnection:
         host, port = "127.0.0.1", 2222
+        closed = False
 
         def run(self, cmd, **kwargs):
             assert kwargs["warn"] and kwargs["hide"] and kwargs["timeout"] == 5
             raise CommandTimedOut(Result(stdout="partial", stderr="", exited=-1, command=cmd), timeout=5)
 
         def close(self) -> None:
-            pass
+            self.closed = True
 
-    result = FabricRunner(HangingConnection()).run("sleep 100", timeout=5)
-    assert result.exit_code == 124 and result.stdout == "partial" and "timed out after 5 s" in result.stderr
+    connection = HangingConnection()
+    result = FabricRunner(connection, host="ctrl-a").run("sleep 100", timeout=5, label="wait")
+    assert (result.exit_code, result.timed_out, result.stdout) == (None, True, "partial")
+    assert (result.host, result.command, result.label) == ("ctrl-a", "sleep 100", "wait")
+    assert not result.ok and result.ending.startswith("did not finish within its timeout") and connection.closed
 
 
-def test_fabric_runner_closes_a_lost_connection_and_raises():
-    from lab.remote import RemoteError
-
+def test_fabric_runner_closes_a_lost_connection_and_says_why():
     class LostConnection:
         host, port = "127.0.0.1", 2222
         closed = False
@@ -244,9 +278,9 @@ def test_fabric_runner_closes_a_lost_connection_and_raises():
             self.closed = True
 
     connection = LostConnection()
-    with pytest.raises(RemoteError, match="EOFError: connection reset"):
-        FabricRunner(connection).run("true", timeout=5)
-    assert connection.closed
+    result = FabricRunner(connection).run("true", timeout=5)
+    assert (result.exit_code, result.timed_out, result.stderr) == (None, False, "EOFError: connection reset")
+    assert result.ending == "could not run" and connection.closed
 
 
 def test_reboot_step_waits_until_its_check_passes(monkeypatch):
@@ -259,7 +293,7 @@ def test_reboot_step_waits_until_its_check_passes(monkeypatch):
             self.booted = False
             self.polls = 0
 
-        def run(self, cmd: str, timeout: float) -> CommandResult:
+        def run(self, cmd: str, timeout: float, label: str = "") -> CommandResult:
             if cmd == "shutdown -r now":
                 raise OSError("connection reset by peer")
             if cmd == "booted since export":
@@ -323,10 +357,10 @@ def test_fabric_runner_sends_the_stacks_wire_and_reports_the_readable_command():
     connection = RecordingConnection()
     readable = 'zpool list -H -o name tank >/dev/null 2>&1 && echo "$(hostname)"'
     result = FabricRunner(connection, wire=through_csh).run(readable, timeout=5)
-    assert connection.sent == [through_csh(readable)] and result.cmd == readable and result.stdout == "ok\n"
+    assert connection.sent == [through_csh(readable)] and result.command == readable and result.stdout == "ok\n"
     session = LabSession(topo=None, provider=None, stack=FreeBSDStack())
     session._runners["ctrl-a"] = FabricRunner(connection, wire=session.stack.wire)
-    assert session.run("ctrl-a", "zpool status -v").cmd == "zpool status -v"
+    assert session.run("ctrl-a", "zpool status -v").command == "zpool status -v"
     assert connection.sent[-1] == through_csh("zpool status -v")
 
 

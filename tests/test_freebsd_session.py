@@ -20,13 +20,13 @@ on, two documented changes, and nothing else:
   rc.d/hostid does), ``dd`` to a pool's disk needs ``kern.geom.debugflags=0x10``, ``geom disk list``
   shows each disk's serial as its ident.
 
-The transcript the executor records is what the tests read: commands in order, outputs, skips, failures.
+The commands the executor sends (labelled by step and phase) are what the tests read: commands in order,
+outputs, skips, failures.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import re
@@ -39,10 +39,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from invoke.exceptions import CommandTimedOut
 from test_stack_freebsd import PAPER_COMMANDS, PAPER_RECOVERY_COMMANDS
 
 from lab import executor
-from lab.executor import FabricRunner, StepFailed, Transcript, apply_plan
+from lab.executor import FabricRunner, StepFailed, apply_plan
 from lab.plan import Plan
 from lab.stacks.base import RecoveryStage
 from lab.stacks.freebsd import FreeBSDStack, arbitrator_disk, disk_device
@@ -84,8 +85,9 @@ class FakeFreeBSDConnection:
         try:
             done = subprocess.run([TCSH, "-f", "-c", local], cwd=self.root, env=env, capture_output=True,
                                   text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return SimpleNamespace(exited=executor.TIMED_OUT_EXIT_CODE, stdout="", stderr="timed out")
+        except subprocess.TimeoutExpired as expired:
+            raise CommandTimedOut(SimpleNamespace(stdout=expired.stdout or "", stderr=expired.stderr or ""),
+                                  timeout) from None
         return SimpleNamespace(exited=done.returncode, stdout=done.stdout, stderr=done.stderr)
 
     def close(self) -> None:
@@ -130,17 +132,32 @@ class Lab:
         (self.world / "world.json").write_text(json.dumps(state))
 
     def apply(self, plan: Plan) -> tuple[list, list[dict]]:
-        sink = io.StringIO()
+        """The outcomes, and every command sent as host, step, phase (read back from its label), cmd, exit."""
+        results: list = []
+
+        class Recorded:
+            def __init__(self, runner: FabricRunner) -> None:
+                self.runner = runner
+
+            def run(self, cmd: str, timeout: float, label: str = ""):
+                results.append(self.runner.run(cmd, timeout, label))
+                return results[-1]
+
         try:
-            outcomes = apply_plan(plan, self.runners, transcript=Transcript(sink), timeout=60)
+            outcomes = apply_plan(plan, {name: Recorded(r) for name, r in self.runners.items()}, timeout=60)
         finally:
-            self.transcript = [json.loads(line) for line in sink.getvalue().splitlines()]
+            self.transcript = [transcript_entry(result) for result in results]
         return outcomes, self.transcript
 
     def sh(self, host: str, cmd: str) -> str:
         result = self.runners[host].run(cmd, 30)
         assert result.ok, result
         return result.stdout
+
+
+def transcript_entry(result) -> dict:
+    _plan, host, *step, phase = result.label.split(":")
+    return {"host": host, "step": ":".join(step), "phase": phase, "cmd": result.command, "exit_code": result.exit_code}
 
 
 def commands(transcript: list[dict], host: str) -> list[str]:

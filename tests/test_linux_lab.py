@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.executor import FabricRunner, Status, Transcript, apply_plan
+from lab.executor import FabricRunner, Status, apply_plan
 from lab.plan import Plan
 from lab.stacks.linux import LinuxStack
 from lab.topology import Topology, load_topology
@@ -36,7 +36,7 @@ def runners(topo) -> Iterator[dict[str, FabricRunner]]:
     try:
         provider.up()
         yield {
-            host: FabricRunner(remote.connect(provider.ssh_target(host), timeout=30)) for host in topo.hosts
+            host: FabricRunner(remote.connect(provider.ssh_target(host), timeout=30), host=host) for host in topo.hosts
         }
     finally:
         provider.down()
@@ -49,7 +49,7 @@ def provision_plan(topo) -> Plan:
 
 @pytest.fixture(scope="module")
 def first_apply(provision_plan, runners):
-    return apply_plan(provision_plan, runners, transcript=LAB_DIR / "provision.jsonl")
+    return apply_plan(provision_plan, runners, label="provision")
 
 
 def output(runner: FabricRunner, cmd: str) -> str:
@@ -109,5 +109,5 @@ def test_client_maps_stripe_and_writable_mount(first_apply, runners, topo):
 
 
 def test_second_apply_skips_every_step(first_apply, provision_plan, runners):
-    second = apply_plan(provision_plan, runners, transcript=Transcript(LAB_DIR / "provision-again.jsonl"))
+    second = apply_plan(provision_plan, runners, label="provision-again")
     assert [(o.host, o.step) for o in second if o.status is not Status.SKIPPED] == []

@@ -16,6 +16,7 @@ from lab import remote
 from lab.errors import LabError
 from lab.labdir import processes_of
 from lab.providers.qemu import QemuProvider
+from lab.result import CommandResult
 from lab.topology import load_topology
 
 pytestmark = pytest.mark.vm
@@ -49,7 +50,7 @@ class Lab:
         self.up_seconds = up_seconds
         self.connections: dict = {}
 
-    def run(self, host: str, cmd: str, timeout: float = 60) -> remote.CommandRecord:
+    def run(self, host: str, cmd: str, timeout: float = 60) -> CommandResult:
         if host not in self.connections:
             self.connections[host] = remote.connect(self.provider.ssh_target(host), timeout=30)
         return remote.run(self.connections[host], cmd, timeout=timeout, host=host)

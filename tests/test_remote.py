@@ -8,12 +8,15 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import subprocess
+import sys
+
 import pytest
 from invoke.exceptions import CommandTimedOut
 
 from lab import remote
-from lab.providers.base import SshTarget
-from lab.remote import CommandRecord, RemoteError
+from lab.remote import RemoteError, SshTarget
+from lab.result import CommandResult
 
 
 class FakeConnection:
@@ -41,18 +44,20 @@ def target(port: int = 40022, host: str = "127.0.0.1") -> SshTarget:
 
 def test_run_always_passes_a_timeout_and_records_the_result():
     conn = FakeConnection({"zpool list": (0, "pool\n", "")})
-    transcript: list[CommandRecord] = []
-    record = remote.run(conn, "zpool list", timeout=7, transcript=transcript, host="ctrl-a")
+    transcript: list[CommandResult] = []
+    before = time.time()
+    record = remote.run(conn, "zpool list", timeout=7, transcript=transcript, host="ctrl-a", label="pools")
     assert conn.calls == [{"cmd": "zpool list", "hide": True, "warn": True, "timeout": 7, "in_stream": False}]
     assert transcript == [record]
-    assert (record.host, record.cmd, record.exit_code, record.stdout, record.stderr) == (
+    assert (record.host, record.command, record.exit_code, record.stdout, record.stderr, record.label) == (
         "ctrl-a",
         "zpool list",
         0,
         "pool\n",
         "",
+        "pools",
     )
-    assert record.ok and not record.timed_out and record.duration_s >= 0
+    assert record.ok and not record.timed_out and record.duration_s >= 0 and record.started >= before
 
 
 def test_default_timeout_is_finite():
@@ -63,7 +68,7 @@ def test_default_timeout_is_finite():
 
 def test_timeout_is_recorded_and_check_raises():
     conn = FakeConnection({})
-    seen: list[CommandRecord] = []
+    seen: list[CommandResult] = []
     record = remote.run(conn, "sleep 99", timeout=1, transcript=seen.append, host="ctrl-b")
     assert seen == [record] and record.timed_out and record.exit_code is None and record.stdout == "partial"
     with pytest.raises(RemoteError, match=r"ctrl-b: `sleep 99` did not finish within its timeout"):
@@ -72,7 +77,7 @@ def test_timeout_is_recorded_and_check_raises():
 
 def test_failed_command_is_recorded_and_check_names_it():
     conn = FakeConnection({"zpool import tank": (1, "", "cannot import 'tank': no such pool\n")})
-    transcript: list[CommandRecord] = []
+    transcript: list[CommandResult] = []
     with pytest.raises(
         RemoteError, match=r"ctrl-a: `zpool import tank` exited 1: cannot import 'tank': no such pool"
     ):
@@ -82,7 +87,22 @@ def test_failed_command_is_recorded_and_check_names_it():
 
 def test_lost_connection_is_a_record_not_a_crash():
     record = remote.run(FakeConnection({}), "lost", host="ctrl-a")
-    assert record.exit_code is None and "connection lost" in record.stderr
+    assert record.exit_code is None and not record.timed_out and record.stderr == "EOFError: connection lost"
+    assert remote.describe_failure(record) == "ctrl-a: `lost` could not run: EOFError: connection lost"
+
+
+def test_the_ssh_layer_imports_no_provider():
+    """Providers import remote; remote importing a provider module made the two a cycle."""
+    code = ("import sys, lab.remote, lab.executor, lab.result; "
+            "print(sorted(m for m in sys.modules if m.startswith('lab.providers')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_providers_still_offer_the_ssh_target_they_return():
+    from lab.providers import base
+
+    assert base.SshTarget is SshTarget
 
 
 @pytest.mark.parametrize("address", ["192.168.56.10", "10.0.2.15", "172.16.0.1", "8.8.8.8", "ctrl-a"])

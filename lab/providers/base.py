@@ -14,7 +14,17 @@ from lab.errors import LabError
 from lab.topology import Topology
 
 if TYPE_CHECKING:
+    from lab.remote import SshTarget
     from lab.stacks.hardware import GuestHardware
+
+
+def __getattr__(name: str) -> Any:
+    """``SshTarget`` now lives in lab.remote; importing it from here still works, loading paramiko only then."""
+    if name == "SshTarget":
+        from lab.remote import SshTarget
+
+        return SshTarget
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class HostState(StrEnum):
@@ -32,18 +42,6 @@ class HostStatus:
     ssh_port: int | None = None
     accel: str | None = None
     detail: str = ""
-
-
-@dataclass(frozen=True)
-class SshTarget:
-    """Where a host's sshd is reachable from this machine: always a forwarded port on loopback."""
-
-    port: int
-    key_path: Path
-    host: str = "127.0.0.1"
-    user: str = "root"
-    name: str = ""
-    """The lab host this target reaches, for messages and transcripts."""
 
 
 class Provider(ABC):
