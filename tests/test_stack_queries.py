@@ -59,6 +59,7 @@ def test_both_stacks_answer_every_scenario_query():
         assert mount.startswith("mount /dev/") and mount.endswith(" /storage")
         probe = stack.probe_command(topo, "/root/p.log", 0.5)
         assert "/storage/" in probe and ">> /root/p.log" in probe
+        assert probe.count(f"$({stack.clock_read_command()})") == 2  # the same clock as the drill's clock sync
 
 
 FIXTURES = Path(__file__).parent / "fixtures" / "parsers"

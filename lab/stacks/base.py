@@ -185,7 +185,15 @@ class Stack(ABC):
 
     def probe_command(self, topo: Topology, log_path: str, interval_s: float) -> str:
         """A loop that writes then reads a small record on the client's filesystem every interval, appending
-        ``<start epoch> <end epoch> ok|fail`` lines to ``log_path`` (lab.drill.probe reads them)."""
+        ``<start epoch> <end epoch> ok|fail`` lines to ``log_path`` (lab.drill.probe reads them); the epochs
+        are the guest clock's (``clock_read_command``)."""
+        write_read = self.probe_write_read_command(f"{topo.client.mountpoint}/.beast-probe")
+        now = self.clock_read_command()
+        return (f"while :; do s=$({now}); if {write_read}; then r=ok; else r=fail; fi; "
+                f'echo "$s $({now}) $r" >> {quote(log_path)}; sleep {quote(f"{interval_s:g}")}; done')
+
+    def probe_write_read_command(self, path: str) -> str:
+        """Writes a small record to ``path`` past the page cache, then reads it back: the probe's one I/O."""
         raise NotImplementedError(f"the {self.name} stack has no I/O probe")
 
     def force_import_command(self, topo: Topology, pool: str) -> str:

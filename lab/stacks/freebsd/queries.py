@@ -28,14 +28,11 @@ class FreeBSDQueries:
         return [f"! mount | grep -q {quote(f'^{device} on {mountpoint} (')} || umount {quote(mountpoint)}",
                 f"mount {words(device, mountpoint)}"]
 
-    def probe_command(self, topo: Topology, log_path: str, interval_s: float) -> str:
-        """FreeBSD 10.3's date(1) has no sub-second format, so samples have one-second resolution;
-        its dd(1) has no sync flags, so each write is followed by fsync(1)."""
-        probe = f"{topo.client.mountpoint}/.beast-probe"
-        write_read = (f"dd if=/dev/random {quote(f'of={probe}')} bs=4096 count=1 conv=notrunc 2>/dev/null && "
-                      f"fsync {quote(probe)} && dd {quote(f'if={probe}')} of=/dev/null bs=4096 2>/dev/null")
-        return (f"while :; do s=$(date +%s); if {write_read}; then r=ok; else r=fail; fi; "
-                f'echo "$s $(date +%s) $r" >> {quote(log_path)}; sleep {quote(f"{interval_s:g}")}; done')
+    def probe_write_read_command(self, path: str) -> str:
+        """FreeBSD 10.3's dd(1) has no sync flags, so the write is followed by fsync(1); its date(1) has no
+        sub-second format (``clock_read_command``), so the probe's samples have one-second resolution."""
+        return (f"dd if=/dev/random {quote(f'of={path}')} bs=4096 count=1 conv=notrunc 2>/dev/null && "
+                f"fsync {quote(path)} && dd {quote(f'if={path}')} of=/dev/null bs=4096 2>/dev/null")
 
     # The commands and parsers behind Stack.client_paths_fact and Stack.client_portals_fact.
 

@@ -26,12 +26,9 @@ class LinuxQueries:
         return [f"! mountpoint -q {mountpoint} || umount {mountpoint}",
                 f"mount {quote(stripe_device(topo))} {mountpoint}"]
 
-    def probe_command(self, topo: Topology, log_path: str, interval_s: float) -> str:
-        probe = f"{topo.client.mountpoint}/.beast-probe"
-        write_read = (f"dd if=/dev/urandom {quote(f'of={probe}')} bs=4096 count=1 oflag=direct,sync 2>/dev/null && "
-                      f"dd {quote(f'if={probe}')} of=/dev/null bs=4096 iflag=direct 2>/dev/null")
-        return (f"while :; do s=$(date +%s.%N); if {write_read}; then r=ok; else r=fail; fi; "
-                f'echo "$s $(date +%s.%N) $r" >> {quote(log_path)}; sleep {quote(f"{interval_s:g}")}; done')
+    def probe_write_read_command(self, path: str) -> str:
+        return (f"dd if=/dev/urandom {quote(f'of={path}')} bs=4096 count=1 oflag=direct,sync 2>/dev/null && "
+                f"dd {quote(f'if={path}')} of=/dev/null bs=4096 iflag=direct 2>/dev/null")
 
     # The commands and parsers behind Stack.client_paths_fact and Stack.client_portals_fact.
 
