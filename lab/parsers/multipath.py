@@ -4,10 +4,14 @@ lines of the `multipath` target (the kernel's view, which does not depend on mul
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from lab.errors import ParseError
 from lab.parsers._text import require_text
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -135,12 +139,19 @@ class TableGroup:
 
 
 @dataclass(frozen=True)
-class MultipathTable:
-    """A `multipath` target line of `dmsetup table`; `name` is set in the `name: ...` form."""
+class TargetLine:
+    """What every device-mapper target line starts with: `[name:] start length`; `name` is set in the
+    `name: ...` form (several maps listed at once)."""
 
     name: str | None
     start: int
     length: int
+
+
+@dataclass(frozen=True)
+class MultipathTable(TargetLine):
+    """A `multipath` target line of `dmsetup table`."""
+
     features: tuple[str, ...]
     hw_handler: tuple[str, ...]
     initial_group: int
@@ -164,10 +175,9 @@ class StatusGroup:
 
 
 @dataclass(frozen=True)
-class MultipathStatus:
-    name: str | None
-    start: int
-    length: int
+class MultipathStatus(TargetLine):
+    """A `multipath` target line of `dmsetup status`."""
+
     queue_io: int | None
     pg_init_count: int | None
     features: tuple[str, ...]
@@ -278,25 +288,23 @@ def parse_multipath_status_params(params: str, *, name: str | None = None, start
                            groups=tuple(groups))
 
 
-def parse_dmsetup_table(text: str) -> list[MultipathTable]:
-    """Parse `dmsetup table [name]` lines of multipath targets, with or without the `name: ` prefix."""
-    tool = "dmsetup table"
+def _parse_target_lines(text: str, tool: str, parse_params: Callable[..., T]) -> list[T]:
+    """Each non-blank `[name:] start length multipath PARAMS` line of ``tool``'s output, PARAMS read by
+    ``parse_params``."""
     require_text(text, tool=tool)
-    tables = []
+    targets = []
     for line in text.splitlines():
         if line.strip():
             name, start, length, params = _split_target_line(line, tool)
-            tables.append(parse_multipath_table_params(" ".join(params), name=name, start=start, length=length))
-    return tables
+            targets.append(parse_params(" ".join(params), name=name, start=start, length=length))
+    return targets
+
+
+def parse_dmsetup_table(text: str) -> list[MultipathTable]:
+    """Parse `dmsetup table [name]` lines of multipath targets, with or without the `name: ` prefix."""
+    return _parse_target_lines(text, "dmsetup table", parse_multipath_table_params)
 
 
 def parse_dmsetup_status(text: str) -> list[MultipathStatus]:
     """Parse `dmsetup status [name]` lines of multipath targets, with or without the `name: ` prefix."""
-    tool = "dmsetup status"
-    require_text(text, tool=tool)
-    statuses = []
-    for line in text.splitlines():
-        if line.strip():
-            name, start, length, params = _split_target_line(line, tool)
-            statuses.append(parse_multipath_status_params(" ".join(params), name=name, start=start, length=length))
-    return statuses
+    return _parse_target_lines(text, "dmsetup status", parse_multipath_status_params)
