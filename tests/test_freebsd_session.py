@@ -424,17 +424,25 @@ def test_the_whole_recovery_of_each_controller_passes(tmp_path, paper, plan, mon
 
 
 def test_drill_queries_run_under_csh(provisioned, paper):
-    """The Stack query methods a scenario sends to a FreeBSD host, through the same wire."""
+    """The facts and commands a drill sends to a FreeBSD host, through the same wire, read by the facts' parsers."""
     lab, _, _ = provisioned
     stack = FreeBSDStack()
-    for host, cmd in [("ctrl-a", stack.pool_status_command()), ("ctrl-a", stack.pool_status_command("ctrl-a_m0")),
-                      ("ctrl-b", stack.scrub_command("ctrl-b_m0")), ("ctrl-a", stack.sessions_command()),
-                      ("ctrl-a", stack.multipath_status_command("CTRL_B_BACK")),
-                      ("clnt-1", stack.client_paths_command(paper)), ("clnt-1", stack.client_sessions_command())]:
+    for host, cmd in [("ctrl-a", stack.pool_status_command("ctrl-a_m0")), ("ctrl-b", stack.scrub_command("ctrl-b_m0")),
+                      ("ctrl-a", stack.sessions_command()), ("ctrl-a", stack.multipath_status_command("CTRL_B_BACK"))]:
         result = lab.runners[host].run(cmd, 30)
         assert result.ok and (result.stdout or cmd.startswith("zpool scrub")), (cmd, result)
-    paths = stack.parse_client_paths(paper, lab.sh("clnt-1", stack.client_paths_command(paper)))
+
+    def read(host: str, fact):
+        result = lab.runners[host].run(fact.command, fact.timeout_s)
+        assert result.ok, (fact.name, result)
+        return fact.read(result.stdout, result.stderr)
+
+    assert [pool.name for pool in read("ctrl-a", stack.pool_status_fact())] == ["ctrl-a_m0", "ctrl-b_m0"]
+    paths = read("clnt-1", stack.client_paths_fact(paper))
     assert set(paths) == {m.name for m in paper.client.multipaths}
+    portals = read("clnt-1", stack.client_portals_fact())
+    assert set(portals) == {disk for states in paths.values() for disk in states}
+    assert set(portals.values()) == {host.address("public") for host in paper.controllers}
 
 
 def test_corrupt_disk_sets_geom_debugflags_for_the_write_and_puts_it_back(provisioned, paper):
