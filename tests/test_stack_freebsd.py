@@ -455,8 +455,9 @@ def test_drill_commands_reach_sh_intact_through_csh(stack, paper, tmp_path):
     if tcsh is None:
         pytest.fail("tcsh is not installed (apt-get install tcsh): FreeBSD's csh is what these strings meet")
     multipath = paper.client.multipaths[0].name
-    drill = [stack.md5_command("/storage/file"), stack.client_paths_command(paper), stack.sessions_command(),
-             stack.client_sessions_command(), stack.multipath_status_command(multipath),
+    drill = [stack.md5_fact("/storage/file").command, stack.client_paths_fact(paper).command,
+             stack.sessions_command(), stack.client_portals_fact().command, stack.pool_status_fact().command,
+             stack.multipath_status_command(multipath),
              *stack.remount_commands(paper), stack.corrupt_disk_command(paper, "d00"),
              stack.fail_client_path_command(paper, multipath), stack.pool_status_command("ctrl-a_m0"),
              stack.scrub_command("ctrl-a_m0"), stack.force_import_command(paper, "ctrl-a_m0"),

@@ -257,13 +257,13 @@ def test_query_commands(stack, paper):
         "! mountpoint -q /storage || umount /storage", "mount /dev/md/ZDATA /storage"]
 
 
-def test_parse_client_paths_reads_dmsetup_status():
+def test_client_paths_fact_reads_dmsetup_status():
     text = (
         "CTRL_A: 0 245760 multipath 2 0 0 0 2 2 E 0 1 2 8:16 F 1 0 1 A 0 1 2 8:48 A 0 0 1\n"
         "CTRL_B: 0 245760 multipath 2 0 0 0 2 1 A 0 1 2 8:32 A 0 0 1 E 0 1 2 8:64 A 0 0 1\n"
         "--\n8:16 sda\n8:32 sdb\n8:48 sdc\n8:64 sdd\n"
     )
-    assert LinuxStack().parse_client_paths(load_topology(), text) == {
+    assert LinuxStack().client_paths_fact(load_topology()).read(text) == {
         "CTRL_A": {"sda": "failed", "sdc": "active"},
         "CTRL_B": {"sdb": "active", "sdd": "standby"},
     }
