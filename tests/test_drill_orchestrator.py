@@ -127,3 +127,21 @@ def test_bad_options_are_one_clear_line():
     with pytest.raises(LabError, match="--keep-lab sometimes is not a policy"):
         DrillOptions(keep_lab="sometimes")
     assert DrillOptions(step=4, keep_lab="never").keep_policy == "always"
+
+
+def test_the_live_display_shows_the_step_what_it_does_and_each_hosts_plan_step(tmp_path):
+    from rich.console import Console
+
+    from lab.drill.progress import LiveProgress
+    from lab.executor import StepEvent
+
+    console = Console(record=True, width=160, force_terminal=False)
+    live = LiveProgress(console)
+    live.opened("failover-paper", 7, tmp_path)
+    live.step_started(6, "test_6_recovery_as_the_paper_describes")
+    live.doing("ctrl-a: the recovery plan")
+    live.plan_step(StepEvent("ctrl-a", 3, 12, "import-pools"))
+    console.print(live._render())
+    text = console.export_text()
+    assert "step 6/7 test_6_recovery_as_the_paper_describes" in text and "ctrl-a: the recovery plan" in text
+    assert "ctrl-a: plan step 3/12 import-pools (started)" in text

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from lab.drill.claims import verdict
 from lab.errors import ParseError
+from lab.executor import StepEvent
+from lab.plan import Plan
 from lab.record import RunRecord
 from lab.runfolder import ClaimVerdict, EventKind, Expectation, Reason, StepResult, StepStatus
 from lab.session import LabSession
@@ -54,6 +56,8 @@ class Drill:
     interrupted: bool = False
     on_progress: Callable[[str], None] = field(default=lambda text: None, repr=False)
     """Told what the drill is doing now, in a few words (the live display)."""
+    on_plan_step: Callable[[StepEvent], None] = field(default=lambda event: None, repr=False)
+    """Told when a host starts or ends a step of a plan the drill applies."""
 
     @property
     def survivor(self) -> str:
@@ -62,6 +66,10 @@ class Drill:
     @property
     def failed_steps(self) -> list[str]:
         return [s.name for s in self.steps if s.status is StepStatus.FAILED]
+
+    def apply(self, plan: Plan, label: str) -> None:
+        """Apply a stack's plan (provisioning, takeover, recovery), each host's progress shown as it goes."""
+        self.session.apply(plan, label, on_step=self.on_plan_step)
 
     def event(self, kind: EventKind, **data: Any) -> None:
         self.record.event(kind, **data)

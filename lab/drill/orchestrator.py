@@ -104,7 +104,8 @@ class DrillRun:
         stack.check_arbitrator(topo)
         expectations = load_expectations(options.expectations, stack_name, self.arbitrator, scenario.fault,
                                          scenario.claims)
-        provider = create_provider(topo, provider_name, **({"lab_dir": options.lab_dir} if options.lab_dir else {}))
+        provider = create_provider(topo, provider_name, hardware=stack.hardware,
+                                   **({"lab_dir": options.lab_dir} if options.lab_dir else {}))
         record = RunRecord.create(Path(options.artifacts), self.label)
         record.event(EventKind.LAB, provider=provider_name, provider_reason=reason, stack=stack_name,
                      topology=topo.source, arbitrator=self.arbitrator, fault=scenario.fault, victim=scenario.victim)
@@ -112,7 +113,7 @@ class DrillRun:
         self.drill = drill = Drill(LabSession(topo, provider, stack, record), record, expectations,
                                    fault=scenario.fault, arbitrator=self.arbitrator, victim=scenario.victim,
                                    nemesis=scenario.nemesis(), inject=options.inject,
-                                   on_progress=self.progress.doing)
+                                   on_progress=self.progress.doing, on_plan_step=self.progress.plan_step)
         self.progress.opened(self.label, len(scenario.steps), record.folder)
         try:
             with self.progress.showing():
@@ -252,11 +253,11 @@ class DrillRun:
             self.progress.doing("booting the lab")
             provider.up()
             self.progress.doing("provisioning")
-            session.apply(session.stack.provision(session.topo), "provision")
+            drill.apply(session.stack.provision(session.topo), "provision")
             if self.options.save_snapshot and snapshot not in ("", "none"):
                 manifest = provider.snapshot_save(snapshot, replace=True)
                 record.event(EventKind.SNAPSHOT_SAVED, snapshot=snapshot, size_bytes=manifest.size_bytes,
-                             **manifest.timings)
+                             clocks_behind_s=self._set_guest_clocks(), **manifest.timings)
         marker.write_text(record.folder.name + "\n")
         record.event(EventKind.PROVISIONED, from_snapshot=snapshot if restored else None)
 
@@ -278,8 +279,17 @@ class DrillRun:
             if isinstance(error, SnapshotError):
                 provider.down()
             return False
-        record.event(EventKind.SNAPSHOT_RESTORED, snapshot=name, **timings)
+        record.event(EventKind.SNAPSHOT_RESTORED, snapshot=name, clocks_behind_s=self._set_guest_clocks(), **timings)
         return True
+
+    def _set_guest_clocks(self) -> dict[str, float | None]:
+        """A snapshot leaves guest clocks behind by its age (or by the save's pause): set them to the host's,
+        so the probe's guest times and the drill's host times stay comparable. How far each was behind."""
+        from lab.guests import sync_clocks
+
+        session = self._opened().session
+        found = sync_clocks(session.provider, session.stack, session.topo.hosts)
+        return {host: None if sync is None else round(sync.behind_s, 1) for host, sync in found.items()}
 
     def _resume_kept_lab(self, step: int) -> None:
         """``step``: the kept lab as it is, and what the drill that kept it had learnt."""

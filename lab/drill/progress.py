@@ -18,6 +18,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.text import Text
 
+from lab.executor import StepEvent
 from lab.runfolder import Results, StepResult, StepStatus
 
 
@@ -35,7 +36,7 @@ class QuietProgress:
 
     def doing(self, text: str) -> None: ...
 
-    def plan_step(self, host: str, index: int, total: int, step: str, status: str) -> None: ...
+    def plan_step(self, event: StepEvent) -> None: ...
 
     def step_ended(self, result: StepResult) -> None: ...
 
@@ -102,8 +103,8 @@ class LiveProgress(LineProgress):
     def doing(self, text: str) -> None:
         self.activity = text
 
-    def plan_step(self, host: str, index: int, total: int, step: str, status: str) -> None:
-        self.hosts[host] = f"{index}/{total} {step} ({status})"
+    def plan_step(self, event: StepEvent) -> None:
+        self.hosts[event.host] = f"plan step {event.index}/{event.total} {event.step} ({event.status})"
 
     def _render(self) -> Any:
         lines = [Text.from_markup(f"[bold]{escape(self.label)}[/] {self._elapsed()}  {escape(self.current)}")]

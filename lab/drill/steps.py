@@ -155,7 +155,7 @@ def recover(drill: Drill, label: str) -> str:
     """The stack's recovery plan on the restarted victim; the plan's error, or "" when it went through."""
     drill.on_progress(f"{drill.victim}: the recovery plan")
     try:
-        drill.session.apply(drill.session.stack.recovery(drill.session.topo, drill.victim), label)
+        drill.apply(drill.session.stack.recovery(drill.session.topo, drill.victim), label)
     except LabError as error:
         return str(error)
     return ""

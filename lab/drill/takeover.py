@@ -46,7 +46,7 @@ def take_over(drill: Drill, victim: str) -> None:
     if not fence(drill, victim):
         raise StepError(f"fencing could not confirm {victim} is powered off: no takeover (the pool stays with it)")
     stack, topo = drill.session.stack, drill.session.topo
-    drill.session.apply(stack.takeover(topo, victim), "takeover")
+    drill.apply(stack.takeover(topo, victim), "takeover")
     seconds = round(time.time() - started, 1)
     drill.facts["takeover_s"] = seconds
     drill.facts.setdefault("takeovers_s", []).append(seconds)
