@@ -293,11 +293,9 @@ def read_results(folder: Path) -> Results | None:
     except OSError as error:
         raise SchemaError(f"{RESULTS_NAME} cannot be read ({error.strerror or error})") from None
     try:
-        data = json.loads(text)
+        return Results.from_json(json.loads(text))
     except json.JSONDecodeError as error:
         raise SchemaError(f"{RESULTS_NAME} is damaged ({error})") from None
-    try:
-        return Results.from_json(data)
     except SchemaError as error:
         raise SchemaError(f"{RESULTS_NAME} does not match the schema: {error}") from None
 
