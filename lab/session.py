@@ -55,8 +55,9 @@ class LabSession:
             answer = self.runner(host).run(cmd, timeout, label)
             result = replace(answer, host=host, label=label, started=answer.started or started)
         except remote.UNREACHABLE as error:
-            self.forget(host)
             result = not_run(cmd, error, host, started, label)
+        if result.exit_code is None and not result.timed_out:
+            self.forget(host)
         if self.record is not None:
             self.record.command(result)
         return result

@@ -124,3 +124,35 @@ def test_apply_passes_step_events_through_and_records_a_failure(tmp_path):
     steps = lines(session.record.folder / "plan-provision.jsonl")
     assert [(s["step"], s["status"]) for s in steps] == [("pool", Status.RAN), ("share", Status.FAILED)]
     assert "share is broken" in steps[-1]["error"]
+
+
+class LostConnection:
+    """A runner whose SSH transport died with its host: like remote.run, it answers without an exit code."""
+
+    def __init__(self) -> None:
+        self.connection = self
+        self.closed = False
+
+    def run(self, cmd: str, timeout: float, label: str = "") -> CommandResult:
+        return CommandResult(cmd, None, "", "SSHException: No existing session", 0.01, label=label)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_host_that_answered_without_an_exit_code_gets_a_fresh_connection_next_time(tmp_path):
+    lost = LostConnection()
+    session = session_with(tmp_path, **{"ctrl-a": lost})
+    assert session.run("ctrl-a", "true").exit_code is None
+    assert lost.closed and "ctrl-a" not in session._runners, "a rebooted host would never be reached again"
+
+
+def test_a_command_that_timed_out_keeps_its_runner(tmp_path):
+    class Slow(LostConnection):
+        def run(self, cmd, timeout, label=""):
+            return CommandResult(cmd, None, "", "", timeout, timed_out=True, label=label)
+
+    slow = Slow()
+    session = session_with(tmp_path, **{"ctrl-a": slow})
+    assert session.run("ctrl-a", "sleep 99", timeout=1).timed_out
+    assert session._runners["ctrl-a"] is slow
