@@ -155,7 +155,7 @@ class DrillRun:
     def _record(self, number: int, step_id: str, seconds: float, error: str) -> StepResult:
         drill = self._opened()
         result = StepResult(number, step_id, StepStatus.FAILED if error else StepStatus.PASSED, round(seconds, 2),
-                            error)
+                            error, round(time.time() - drill.record.started, 3))
         drill.steps[:] = [s for s in drill.steps if s.index != number] + [result]
         if error:
             drill.event(EventKind.STEP_FAILED, step=step_id, when="call", error=error)
