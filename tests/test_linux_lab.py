@@ -97,7 +97,8 @@ def test_arbitrator_maps_have_two_usable_paths(first_apply, runners, topo):
 def test_client_maps_stripe_and_writable_mount(first_apply, runners, topo):
     stack = LinuxStack()
     client = runners[topo.client.host]
-    paths = stack.parse_client_paths(topo, output(client, stack.client_paths_command(topo)))
+    fact = stack.client_paths_fact(topo)
+    paths = fact.read(output(client, fact.command))
     for multipath in topo.client.multipaths:
         assert sorted(paths[multipath.name].values()) == ["active", "standby"]
     assert "active raid0" in output(client, "cat /proc/mdstat")

@@ -277,7 +277,7 @@ def test_scenario_queries_keep_hostile_values_in_one_word(stack_name):
     texts = [stack.pool_status_command(pool), stack.scrub_command(pool), stack.force_import_command(topo, pool),
              stack.mount_status_command(topo.client.mountpoint), stack.md5_command(f"/storage/{EVIL}"),
              stack.make_random_file_command(f"/tmp/{EVIL}", 1), *stack.remount_commands(topo),
-             stack.probe_command(topo, f"/tmp/{EVIL}.log", 0.5), stack.client_paths_command(topo),
+             stack.probe_command(topo, f"/tmp/{EVIL}.log", 0.5), stack.client_paths_fact(topo).command,
              stack.multipath_status_command(multipath), stack.fail_client_path_command(topo, multipath),
              stack.corrupt_disk_command(topo, disk)]
     forms = (EVIL, awk_string(EVIL)[1:-1])

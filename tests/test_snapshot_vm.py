@@ -72,8 +72,9 @@ def problems(lab: LabSession) -> list[str]:
             if pools.get(pool) != "ONLINE":
                 found.append(f"{pool} is {pools.get(pool, 'not imported')} on {controller.name}")
     client = topo.client.host
-    result = lab.run(client, stack.client_paths_command(topo), 60)
-    paths = stack.parse_client_paths(topo, result.stdout) if result.exit_code == 0 else {}
+    fact = stack.client_paths_fact(topo)
+    result = lab.run(client, fact.command, 60)
+    paths = fact.read(result.stdout) if result.exit_code == 0 else {}
     for multipath in topo.client.multipaths:
         states = paths.get(multipath.name, {})
         live = [p for p, s in states.items() if s != "failed"]
