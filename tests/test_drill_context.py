@@ -1,19 +1,19 @@
 """The Drill a step acts through: claims judged against expectations, facts read through the stack."""
 
-from types import SimpleNamespace
 
 import pytest
 
 from lab.drill.claims import Expectation
 from lab.drill.context import Drill, StepError
 from lab.record import RunRecord
+from lab.result import CommandResult
 from lab.runfolder import Reason
 from lab.stacks import get_stack
 from lab.topology import load_topology
 
 
 def answer(stdout="", stderr="", exit_code=0):
-    return SimpleNamespace(exit_code=exit_code, stdout=stdout, stderr=stderr)
+    return CommandResult("", exit_code=exit_code, stdout=stdout, stderr=stderr)
 
 
 class Session:

@@ -2,7 +2,6 @@
 the lab as its policy says (a fake lab: no VM)."""
 
 import json
-from types import SimpleNamespace
 
 import pytest
 
@@ -14,6 +13,7 @@ from lab.drill.progress import LineProgress
 from lab.drill.scenario import Scenario, Step
 from lab.errors import LabError
 from lab.record import RunRecord
+from lab.result import CommandResult
 from lab.runfolder import Results, StepStatus
 from lab.stacks import get_stack
 from lab.topology import load_topology
@@ -42,7 +42,7 @@ class Session:
         self.provider = provider
 
     def run(self, host, cmd, timeout=60, label=""):
-        return SimpleNamespace(exit_code=0, stdout="", stderr="")
+        return CommandResult("", exit_code=0, stdout="", stderr="")
 
     def save_console(self, host, name):
         pass

@@ -1,12 +1,12 @@
 """The workload tells a slow copy from a stuck one, and reports what it saw."""
 
-from types import SimpleNamespace
 
 import pytest
 
 from lab.drill import workload
 from lab.drill.context import Drill
 from lab.record import RunRecord
+from lab.result import CommandResult
 from lab.stacks import get_stack
 from lab.topology import load_topology
 
@@ -32,7 +32,7 @@ class StuckCopyClient:
 
     def run(self, host, cmd, timeout=60, label=""):
         self.commands.append(cmd)
-        return SimpleNamespace(exit_code=0, stdout="size 4194304\n", stderr="")
+        return CommandResult("", exit_code=0, stdout="size 4194304\n", stderr="")
 
 
 def test_a_copy_that_stops_growing_is_reported_stalled_long_before_its_timeout(tmp_path, monkeypatch):
@@ -64,8 +64,8 @@ def test_a_filesystem_that_cannot_be_mounted_is_read_back_as_unreadable_with_why
     class Client(StuckCopyClient):
         def run(self, host, cmd, timeout=60, label=""):
             if cmd.startswith("mount"):
-                return SimpleNamespace(exit_code=32, stdout="", stderr="wrong fs type, bad option\nmore\n")
-            return SimpleNamespace(exit_code=0, stdout="EXT4-fs: no journal found\n", stderr="")
+                return CommandResult("", exit_code=32, stdout="", stderr="wrong fs type, bad option\nmore\n")
+            return CommandResult("", exit_code=0, stdout="EXT4-fs: no journal found\n", stderr="")
 
     drill = Drill(Client(), RunRecord.create(tmp_path, "t"), {})
     back = workload.remounted_md5(drill, "final")

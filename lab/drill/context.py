@@ -117,8 +117,7 @@ class Drill:
         """Run a command that has to succeed for the step to make sense; its stdout."""
         result = self.session.run(host, cmd, timeout, label)
         if result.exit_code != 0:
-            tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["(no output)"]
-            raise StepError(f"{host}: `{cmd}` exited {result.exit_code}: {tail[0]}")
+            raise StepError(f"{host}: `{cmd}` {result.ending}: {result.last_line()}")
         return result.stdout
 
     def fact(self, host: str, fact: Fact[T], label: str) -> T:
@@ -126,8 +125,7 @@ class Drill:
         result = self.session.run(host, fact.command, fact.timeout_s, f"{fact.name}-{label}")
         self.record.save(f"{fact.saved_as}/{host}-{label}.txt", result.stdout + result.stderr)
         if result.exit_code != 0:
-            tail = (result.stderr or result.stdout).strip()[:200] or "no output"
-            raise StepError(f"{host}: {fact.name} (`{fact.command}`) exited {result.exit_code}: {tail}")
+            raise StepError(f"{host}: {fact.name} (`{fact.command}`) {result.ending}: {result.last_line()[:200]}")
         try:
             return fact.read(result.stdout, result.stderr)
         except ParseError as error:
