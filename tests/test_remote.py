@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
-
-import subprocess
-import sys
 
 import pytest
 from invoke.exceptions import CommandTimedOut
