@@ -240,7 +240,7 @@ def test_without_the_shared_hostid_zfs_refuses_the_papers_import(tmp_path, paper
     assert re.fullmatch(
         r"ctrl-a: step 'import ctrl-b_m0' failed: command `zpool import -N ctrl-b_m0` exited 1: cannot import "
         r"'ctrl-b_m0': pool may be in use from other system, it was last accessed by ctrl-b \(hostid: 0x[0-9a-f]{8}\) "
-        r"on \w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4} use '-f' to import anyway", str(failed.value))
+        r"on \w{3} \w{3} +\d{1,2} \d\d:\d\d:\d\d \d{4} use '-f' to import anyway", str(failed.value))
 
 
 def test_sysctl_conf_keeps_the_boxs_lines(provisioned, plan):

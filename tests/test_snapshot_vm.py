@@ -12,6 +12,7 @@ import uuid
 import pytest
 
 from lab.executor import Status
+from lab.guests import sync_clocks
 from lab.labdir import processes_of
 from lab.providers.base import HostState
 from lab.providers.qemu import QemuProvider
@@ -159,6 +160,9 @@ def test_restore_undoes_everything_done_after_the_save(session: LabSession):
     timings = provider.snapshot_restore("provisioned")
     print(f"restore: {timings}")
     forget_all(session)
+    clocks = sync_clocks(provider, session.stack, list(topo.hosts))
+    print(f"guest clocks as found after the restore: {clocks}")
+    assert all(clocks.values()), f"a guest's clock could not be read: {clocks}"
     healthy_after, first = wait_healthy(session)
     print(f"healthy {healthy_after:.1f} s after the restore returned; first look: {first or 'healthy'}")
     kernel = out(session, client, "dmesg | grep -iE 'iscsi|connection|device-mapper' | tail -n 12")
