@@ -14,7 +14,6 @@ from lab.plan import Plan
 from lab.providers.base import HostState
 from lab.record import RunRecord
 from lab.result import CommandResult, not_run
-from lab.runfolder import EventKind
 from lab.stacks import Stack
 from lab.topology import Topology
 
@@ -82,18 +81,6 @@ class LabSession:
         except Exception:  # noqa: BLE001 - a provider that cannot tell leaves the wait to its timeout
             return False
         return any(s.name == host and s.state in (HostState.STOPPED, HostState.ABSENT) for s in statuses)
-
-    def power_off(self, host: str) -> None:
-        self.provider.power_off(host)
-        self.forget(host)
-        if self.record:
-            self.record.event(EventKind.FAULT, action="power-off", host=host)
-
-    def start(self, host: str) -> None:
-        self.provider.start(host)
-        self.forget(host)
-        if self.record:
-            self.record.event(EventKind.ACTION, action="start", host=host)
 
     def save_console(self, host: str, name: str) -> None:
         if self.record is None:

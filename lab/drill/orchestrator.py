@@ -12,6 +12,7 @@ import os
 import time
 from contextlib import suppress
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from lab.drill.claims import load_expectations
@@ -67,11 +68,6 @@ class DrillOptions:
         return self.keep_lab or ("never" if os.environ.get("CI") else "on-failure")
 
 
-def step_may_find_hosts_down(step: int, scenario: Scenario) -> bool:
-    """After the nemesis struck, a controller being off is the state the step expects."""
-    return step >= next(i for i, s in enumerate(scenario.steps, 1) if s.strikes)
-
-
 class DrillRun:
     """One scenario in one arbitrator mode, from lab setup to the run folder's last line."""
 
@@ -86,7 +82,7 @@ class DrillRun:
     def label(self) -> str:
         return f"{self.scenario.name}-{self.arbitrator}"
 
-    @property
+    @cached_property
     def arbitrator(self) -> str:
         return self.options.arbitrator or load_topology(self.options.topology).lab.arbitrator
 
@@ -297,7 +293,7 @@ class DrillRun:
         provider = drill.session.provider
         state = load_state(provider.lab_dir, self.scenario.name, self.arbitrator)
         not_running = [s.name for s in provider.status() if str(s.state) != "running"]
-        if not_running and not step_may_find_hosts_down(step, self.scenario):
+        if not_running and step < self.scenario.strike:
             raise LabError(f"the kept lab has {', '.join(not_running)} not running; start them with "
                            "`bst start HOST` or run the whole drill again")
         resume(drill, state, f"test_{step}_")

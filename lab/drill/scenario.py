@@ -55,12 +55,16 @@ class Scenario:
         """``test_<N>_<name>`` for step N (from 1): how runs, events and ``--step N`` name it."""
         return f"test_{number}_{self.steps[number - 1].name}"
 
+    @property
+    def strike(self) -> int:
+        """The number (from 1) of the step in which the nemesis strikes."""
+        return next(i for i, s in enumerate(self.steps, 1) if s.strikes)
+
     def needs(self, number: int) -> str | None:
         """The step that must have passed before step N runs."""
-        strike = next(i for i, s in enumerate(self.steps, 1) if s.strikes)
         if number == 1:
             return None
-        return self.step_id(number - 1 if number <= strike else strike)
+        return self.step_id(number - 1 if number <= self.strike else self.strike)
 
 
 def load_scenario(path: Path) -> Scenario:
