@@ -69,6 +69,7 @@ def build_debian_image(recipe: DebianRecipe, image_dir: Path, progress: Progress
         "kernel": build.kernel,
         "zfs-dkms": build.zfs,
         "storage tools": build.storage_tools,
+        "cluster": build.cluster,
         "identity service": build.identity_service,
     }
     started = time.monotonic()

@@ -217,6 +217,9 @@ class DebianImageBuild:
     def storage_tools(self) -> None:
         self.apt_install(self.recipe.storage_packages)
 
+    def cluster(self) -> None:
+        self.apt_install(self.recipe.cluster_packages)
+
     def identity_service(self) -> None:
         """Install the identity unit, then strip everything that must differ between VMs."""
         for guest_path, content, mode in self.recipe.files:

@@ -72,6 +72,9 @@ class DebianRecipe:
         "targetcli-fb open-iscsi multipath-tools mdadm sg3-utils lsscsi dbus e2fsprogs python3 "
         "util-linux coreutils"
     )
+    cluster_packages: tuple[str, ...] = _names("corosync pacemaker pacemaker-cli-utils resource-agents fence-virt")
+    """arbitrator = "cluster": Corosync and Pacemaker, ocf:heartbeat:ZFS, and the stock fence_virt agent
+    (serial mode, to the lab's fence listener). Installed in every image, started only in cluster mode."""
     initramfs_modules: tuple[str, ...] = ("virtio_pci", "virtio_blk", "ext4")
     required_modules: tuple[str, ...] = _names(
         "virtio_pci virtio_blk virtio_net ext4 iscsi_tcp target_core_iblock iscsi_target_mod "
@@ -79,7 +82,7 @@ class DebianRecipe:
     )
     disabled_units: tuple[str, ...] = _names(
         "multipathd.service multipathd.socket mdmonitor-oneshot.timer mdcheck_start.timer "
-        "mdcheck_continue.timer apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer "
+        "mdcheck_continue.timer corosync.service pacemaker.service apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer "
         "e2scrub_all.timer e2scrub_reap.service fstrim.timer"
     )
     masked_units: tuple[str, ...] = (
@@ -103,6 +106,7 @@ class DebianRecipe:
             Stage("kernel", self.kernel_packages),
             Stage("zfs-dkms", self.zfs_packages),
             Stage("storage tools", self.storage_packages),
+            Stage("cluster", self.cluster_packages),
             Stage("identity service"),
             Stage("root filesystem"),
             Stage("qcow2"),
