@@ -248,8 +248,8 @@ def test_host_that_never_answers_ssh_fails_up_naming_it_and_its_console(tmp_path
         assert str(provider.console_log(host)) in message
     assert elapsed < 20
     assert all(s.state == "stopped" for s in provider.status()), "hosts that failed are stopped"
-    switches = processes_of(provider.lab_dir)
-    assert len(switches) == 2, "the switches stay recorded for `down`"
+    left = processes_of(provider.lab_dir)
+    assert len(left) == 3, "the switches and the fence listener stay recorded for `down`"
     provider.down()
     assert processes_of(provider.lab_dir) == []
 
@@ -304,9 +304,9 @@ def test_down_after_the_harness_is_killed_mid_up(tmp_path: Path, fake_image: Gue
     harness.wait()
     survivors = len(processes_of(lab))
     QemuProvider(load_topology(), lab_dir=lab).down()
-    assert survivors >= 5, "three fake VMs (maybe a launcher too) and two switches outlive the harness"
+    assert survivors >= 6, "three fake VMs (maybe a launcher too), two switches, the listener outlive the harness"
     assert processes_of(lab) == []
-    assert not any((lab / name).exists() for name in ("net", "vm", "disks", "state.json"))
+    assert not any((lab / name).exists() for name in ("net", "vm", "disks", "state.json", "fence"))
     with lab_lock(lab, "check"):
         pass
 

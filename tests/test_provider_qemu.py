@@ -51,10 +51,11 @@ def test_controller_command_line_from_the_papers_topology(provider: QemuProvider
     assert "-nodefaults" in argv and option(argv, "-display") == "none" and "-daemonize" in argv
     assert option(argv, "-pidfile") == f"{lab}/vm/ctrl-a/qemu.pid"
     assert option(argv, "-qmp") == f"unix:{lab}/vm/ctrl-a/qmp.sock,server=on,wait=off"
-    assert option(argv, "-chardev") == (
+    assert pairs(argv, "-chardev") == [
         f"socket,id=console,path={lab}/vm/ctrl-a/console.sock,server=on,wait=off,"
-        f"logfile={lab}/vm/ctrl-a/console.log,logappend=on"
-    )
+        f"logfile={lab}/vm/ctrl-a/console.log,logappend=on",
+        f"socket,id=fence,path={lab}/fence/ctrl-a.sock,reconnect=1",
+    ]
     assert option(argv, "-serial") == "chardev:console"
     assert option(argv, "-kernel") == str(image.kernel) and option(argv, "-initrd") == str(image.initrd)
 
@@ -66,6 +67,7 @@ def test_controller_command_line_from_the_papers_topology(provider: QemuProvider
         ),
     ]
     assert pairs(argv, "-device") == [
+        "isa-serial,chardev=fence,index=1",
         "virtio-rng-pci",
         "virtio-blk-pci,drive=root",
         "ich9-ahci,id=ahci0",

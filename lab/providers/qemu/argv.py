@@ -8,6 +8,9 @@ itself, not in one process's view of the host page cache, so the peer controller
 paper's abrupt power-off never miss it. Flushes stay the guest's business, as with a real disk's write
 cache, which ZFS handles; ``directsync`` would add an fdatasync to every write (protection against a
 host crash, which no drill simulates) and slow the ZIL further under TCG.
+
+The second UART (ttyS1, a 16550 so that it is a tty) is the guest's fence port: qemu connects it to the
+lab's fence listener (lab.fence) and reconnects every second while the listener is away.
 """
 
 from __future__ import annotations
@@ -77,6 +80,10 @@ class QemuCommandLine(QemuLayout):
             f"logfile={paths.console_log},logappend=on",
             "-serial",
             "chardev:console",
+            "-chardev",
+            f"socket,id=fence,path={self.fence_socket(host_name)},reconnect=1",
+            "-device",
+            "isa-serial,chardev=fence,index=1",
             "-device",
             "virtio-rng-pci",
         ]

@@ -10,6 +10,9 @@ Every file lives in the lab directory (``<project or cwd>/.lab/<lab name>/`` by 
     vm/<host>/overlay.qcow2 the host's root disk over the cached base image
     vm/<host>/qemu.pid      written by qemu; launcher.pid: the qemu process we started (pre-daemonize)
     vm/<host>/qmp.sock, console.sock, console.log, qemu.log (what qemu printed while starting)
+    fence/<host>.sock       the fence listener's end of each host's second UART (fence_virt's ttyS1)
+    fence/listener.pid, requests.jsonl (one JSON line a fence request), fence.log, listener.out,
+    fence/launch.json, topology.toml: what the listener needs to start a host again
     snapshots/<name>/       whole-lab snapshots (lab.providers.snapshot); kept by `down`
 
 Pure paths and names over the topology: starts nothing, and knows nothing of guest software.
@@ -116,6 +119,17 @@ class QemuLayout:
             console_log=d / "console.log",
             qemu_log=d / "qemu.log",
         )
+
+    def fence_socket(self, host: str) -> Path:
+        return self.path("fence", f"{host}.sock")
+
+    @property
+    def fence_pidfile(self) -> Path:
+        return self.path("fence", "listener.pid")
+
+    def fence_log_path(self) -> Path:
+        """The fence listener's JSON lines, one a request (lab.fence.log.read_fence_log reads them)."""
+        return self.path("fence", "requests.jsonl")
 
     # identities
 

@@ -16,6 +16,7 @@ from typing import Any
 from rich.progress import Progress
 
 from lab.errors import LabError
+from lab.fence.service import stop_listener
 from lab.labdir import (
     check_socket_path,
     inside,
@@ -43,7 +44,9 @@ class QemuProcesses(QemuCommandLine):
 
     def stop_all_processes(self) -> None:
         """Every qemu and vde_switch this lab started, found by pid file, checked by cmdline (the launcher,
-        qemu before it daemonizes, has the same ``-pidfile`` argument as the qemu it becomes)."""
+        qemu before it daemonizes, has the same ``-pidfile`` argument as the qemu it becomes). The fence
+        listener goes first, so that it starts no VM while they are being stopped."""
+        stop_listener(self)
         vm_root = inside(self.lab_dir, self.lab_dir / "vm")
         vm_dirs = sorted(p for p in vm_root.iterdir() if p.is_dir()) if vm_root.is_dir() else []
         for vm_dir in vm_dirs:
@@ -68,16 +71,18 @@ class QemuProcesses(QemuCommandLine):
             paths = self.vm_paths(host)
             check_socket_path(paths.qmp)
             check_socket_path(paths.console_socket)
+            check_socket_path(self.fence_socket(host))
         for network in self.topology.networks:
             check_socket_path(self.switch_dir(network) / ".00000-00000")
             check_socket_path(self.switch_mgmt(network))
 
     def _all_running(self) -> bool:
-        """Every host and switch of the lab runs: `up` then only confirms SSH, which takes seconds."""
+        """Every host, switch and the fence listener of the lab runs: `up` then only confirms SSH (seconds)."""
         return (
             bool(self.load_state())
             and all(self.running_pid(h) is not None for h in self.topology.hosts)
             and all(owned_pid(self.switch_pidfile(n)) is not None for n in self.used_networks())
+            and owned_pid(self.fence_pidfile) is not None
         )
 
     def _prepare(self, progress: Progress | None) -> dict[str, Any]:

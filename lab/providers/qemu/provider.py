@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from rich.progress import Progress
 
 from lab.errors import LabError
+from lab.fence.service import ensure_listener
 from lab.labdir import checked_lab_dir, default_lab_dir, lab_lock, remove_inside, stop_owned_process, wait_for_exit
 from lab.providers.base import HostState, HostStatus, Provider
 from lab.providers.qemu.accel import QEMU
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from lab.remote import SshTarget
     from lab.stacks.hardware import GuestHardware
 
-OWNED_NAMES = ("state.json", "ssh", "disks", "net", "vm")
+OWNED_NAMES = ("state.json", "ssh", "disks", "net", "vm", "fence")
 """What `down` removes from the lab directory: only names this provider creates (snapshots stay)."""
 
 
@@ -73,6 +74,7 @@ class QemuProvider(QemuSnapshots, Provider):
         with lab_lock(self.lab_dir, "up"):
             if not self._all_running():
                 state = self._prepare(progress)
+                ensure_listener(self)
                 for host in self.topology.hosts:
                     if self.running_pid(host) is None:
                         self._launch(host, state, progress)
@@ -124,8 +126,17 @@ class QemuProvider(QemuSnapshots, Provider):
             if self.running_pid(host) is not None:
                 return
             state = self._prepare(progress)
+            ensure_listener(self)
             self._launch(host, state, progress)
             self._wait_all([host], progress)
+
+    def launch(self, host: str) -> None:
+        """Start one host's qemu without waiting for its SSH: the fence listener's power-on."""
+        self.check_host(host)
+        with lab_lock(self.lab_dir, f"fence on {host}"):
+            if self.running_pid(host) is not None:
+                return
+            self._launch(host, self._prepare(None), None)
 
     def power_off(self, host: str) -> None:
         self.check_host(host)
@@ -135,10 +146,11 @@ class QemuProvider(QemuSnapshots, Provider):
         try:
             with QmpClient(self.vm_paths(host).qmp) as qmp:
                 qmp.quit()
+            quitting = 5.0
         except QmpError:
-            pass
+            quitting = 0.0
         pidfile = self.vm_paths(host).pidfile
-        if not wait_for_exit(pid, pidfile, 5.0):
+        if not wait_for_exit(pid, pidfile, quitting):
             stop_owned_process(pid, pidfile, grace=0.5)
 
     def pause(self, host: str) -> None:

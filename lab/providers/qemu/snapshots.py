@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.progress import Progress
 
 from lab.errors import LabError
+from lab.fence.service import ensure_listener
 from lab.labdir import inside, lab_lock, process_cmdline, remove_inside
 from lab.providers import snapshot
 from lab.providers.qemu.processes import QemuProcesses
@@ -247,6 +248,7 @@ class QemuSnapshots(QemuProcesses):
                     self.vm_paths(host).dir.mkdir(parents=True, exist_ok=True)
                     copies.append((directory / f"{host}.qcow2", self.vm_paths(host).overlay, False))
                 self._copy_files(copies, progress, f"snapshot {name}: copying disks back")
+                ensure_listener(self)
                 timings["copy_s"] = round(time.monotonic() - phase, 2)
                 phase = time.monotonic()
                 try:

@@ -1,0 +1,58 @@
+"""The listener's hands: a QemuProvider of the lab, rebuilt from the lab directory, seen as lab.fence's
+Power (state, off, on). Off is QMP ``quit`` then the owned-pid stop, for a paused VM as for a running
+one; on launches qemu and does not wait for SSH (the cluster only needs the power on)."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+from lab.errors import LabError
+from lab.images import GuestImage
+from lab.providers.qemu import QemuProvider
+from lab.stacks.hardware import GuestHardware
+from lab.topology import topology_from_dict
+
+
+class ProviderPower:
+    def __init__(self, provider: QemuProvider):
+        self.provider = provider
+        self.hosts = list(provider.topology.hosts)
+
+    def state(self, host: str) -> str:
+        return next(s.state.value for s in self.provider.status() if s.name == host)
+
+    def off(self, host: str) -> None:
+        self.provider.power_off(host)
+
+    def on(self, host: str) -> None:
+        image = self.provider.load_state().get("image")
+        if not image:
+            raise LabError(f"{self.provider.state_path} records no guest image; start the lab with `bst up`")
+        self.provider.image = GuestImage(
+            image["name"],
+            Path(image["root_disk"]),
+            Path(image["kernel"]) if image["kernel"] else None,
+            Path(image["initrd"]) if image["initrd"] else None,
+            image["recipe_hash"],
+            image["root_device"],
+        )
+        self.provider.launch(host)
+
+    def uuid(self, host: str) -> str:
+        return self.provider.hostids()[host]
+
+
+def provider_of(lab_dir: Path) -> QemuProvider:
+    """The lab's provider as ``launch.json`` (written by lab.fence.service) describes it."""
+    fence_dir = lab_dir / "fence"
+    try:
+        launch = json.loads((fence_dir / "launch.json").read_text())
+        topology_path = fence_dir / launch["topology"]
+        topology = topology_from_dict(tomllib.loads(topology_path.read_text(encoding="utf-8")),
+                                      source=str(topology_path))
+        hardware = GuestHardware(launch["hardware"]["lab_nic_model"], tuple(launch["hardware"]["kernel_args"]))
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise LabError(f"{fence_dir / 'launch.json'} cannot describe the lab ({err}); run `bst up` again") from None
+    return QemuProvider(topology, lab_dir=lab_dir, qemu=launch["qemu"], hardware=hardware)
