@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -34,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     tmp = args.pidfile.with_suffix(".tmp")
     tmp.write_text(f"{os.getpid()}\n")
     tmp.replace(args.pidfile)
+    signal.signal(signal.SIGTERM, lambda signum, frame: listener.stop())
+    signal.signal(signal.SIGINT, lambda signum, frame: listener.stop())
     listener.serve_forever()
     return 0
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import selectors
-import signal
 import socket
 import time
 from dataclasses import dataclass, field
@@ -83,12 +82,11 @@ class FenceListener:
         note(self.text_log, f"listening for {', '.join(self.sockets)} (pid {os.getpid()})")
 
     def serve_forever(self) -> None:
+        """Until ``stop`` (the process's SIGTERM handler calls it); closes and removes the sockets."""
         self.running = True
-        signal.signal(signal.SIGTERM, self._stop)
-        signal.signal(signal.SIGINT, self._stop)
         try:
             while self.running:
-                for key, _ in self.selector.select(timeout=1.0):
+                for key, _ in self.selector.select(timeout=0.2):
                     port, kind = key.data
                     if kind == "accept":
                         self._accept(port)
@@ -187,5 +185,5 @@ class FenceListener:
             port.connection.close()
             port.connection = None
 
-    def _stop(self, signum: int, frame: object) -> None:
+    def stop(self) -> None:
         self.running = False

@@ -66,7 +66,9 @@ def decode_request(data: bytes) -> Request:
         kind = Action(action)
     except ValueError:
         raise FenceProtocolError(f"unknown request {action}") from None
-    name = domain.split(b"\0", 1)[0]
+    name, _, padding = domain.partition(b"\0")
+    if padding.strip(b"\0"):
+        raise FenceProtocolError(f"domain {name!r} is not NUL-padded (fence_virt pads it with strncpy)")
     try:
         text = name.decode("ascii")
     except UnicodeDecodeError:
