@@ -1,5 +1,5 @@
 """The Linux stack's iSCSI and multipath steps: LIO targets, initiator logins, the controllers' arbitrator
-maps and the client's multipath maps, stripe, filesystem and mount.
+maps and the client's multipath maps (multipathd's: ``client_multipath``), stripe, filesystem and mount.
 
 Knows no pool creation or import and no plan order: ``provision`` and ``recovery`` put these steps in order.
 """
@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from lab.plan import Step
 from lab.stacks.checks import wait_until
+from lab.stacks.linux.client_multipath import client_multipath_steps
 from lab.stacks.linux.parts import (
     ARBITRATOR_QUEUE_MODE,
-    CLIENT_QUEUE_MODE,
     DROP_UNREADABLE_LIO_BACKUPS,
     FILESYSTEM,
     ISCSI_FAST_FAIL,
@@ -139,16 +139,13 @@ def arbitrator_map_step(name: str, paths: list[str], stage: int, step_name: str 
 
 
 def client_steps(topo: Topology, stage: int) -> list[Step]:
+    """multipathd, the logins to both public targets, the maps it makes of them, then the stripe on the maps.
+    Recovery runs these again: each step ends in the same state from a fresh client or a failed-over one."""
     iqn = topo.iscsi.public_target
-    steps = [login_step(host.address("public"), iqn, 2, stage) for host in topo.controllers]
-    members = []
-    for multipath in topo.client.multipaths:
-        owner = topo.hosts[topo.pools[multipath.pool].owner]
-        peer = topo.peer(owner.name)
-        steps.append(multipath_step(multipath.name, CLIENT_QUEUE_MODE,
-                                         lun_path(owner.address("public"), iqn, 0),
-                                         lun_path(peer.address("public"), iqn, 1), stage))
-        members.append(f"/dev/mapper/{multipath.name}")
+    multipathd, map_steps = client_multipath_steps(topo, stage)
+    steps = [multipathd, *(login_step(host.address("public"), iqn, 2, stage) for host in topo.controllers),
+             *map_steps]
+    members = [f"/dev/mapper/{multipath.name}" for multipath in topo.client.multipaths]
     stripe, mountpoint = quote(stripe_device(topo)), quote(topo.client.mountpoint)
     first, all_members = quote(members[0]), words(*members)
     write_test = quote(f"{topo.client.mountpoint}/.beast-write-test")
