@@ -1,0 +1,219 @@
+"""The fence listener as the lab runs it: a process of its own, started by `up` before the VMs, stopped
+by `down` by pid file, powering fake-qemu VMs off and on when asked through a VM's fence socket; and,
+when the stock ``fence_virt`` binary is at hand (``FENCE_VIRT=/path`` or on PATH), that client itself
+speaking to it through a pty, as it speaks to ttyS1 in a guest.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from test_provider_processes import fake_image, fake_qemu, make_provider, needs_vde  # noqa: F401
+
+from lab.fence import read_fence_log
+from lab.labdir import owned_pid, processes_of
+
+pytestmark = needs_vde
+
+
+@pytest.fixture
+def lab_up(make_provider, monkeypatch: pytest.MonkeyPatch):  # noqa: F811
+    monkeypatch.setattr("lab.guests.wait_for_ssh", lambda provider, host, deadline, progress, gone: None)
+    provider = make_provider()
+    provider.up()
+    return provider
+
+
+def c_request(request: int, domain: bytes, seqno: int) -> bytes:
+    return struct.pack("<IBB64sI", 0x61626261, request, 0, domain, seqno)
+
+
+def reply(response: int) -> bytes:
+    return struct.pack("<IB", 0x61626261, response)
+
+
+class QemuEnd:
+    """The VM's side of a fence socket, connected as qemu's ``-chardev socket`` client is."""
+
+    def __init__(self, path: Path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(20)
+        self.sock.connect(str(path))
+
+    def ask(self, request: int, domain: str, seqno: int) -> bytes:
+        self.sock.sendall(c_request(request, domain.encode(), seqno))
+        got = b""
+        while len(got) < 5:
+            chunk = self.sock.recv(5 - len(got))
+            assert chunk, f"the listener closed the connection after {got!r}"
+            got += chunk
+        return got
+
+
+def test_up_starts_the_listener_before_the_vms_and_down_stops_it(lab_up):
+    provider = lab_up
+    pid = owned_pid(provider.fence_pidfile)
+    assert pid is not None
+    assert all(provider.fence_socket(h).is_socket() for h in provider.topology.hosts)
+    started = {h: Path(f"/proc/{provider.running_pid(h)}").stat().st_mtime for h in provider.topology.hosts}
+    assert Path(f"/proc/{pid}").stat().st_mtime <= min(started.values())
+    provider.down()
+    assert owned_pid(provider.fence_pidfile) is None and processes_of(provider.lab_dir) == []
+    assert not (provider.lab_dir / "fence").exists()
+
+
+def test_the_listener_powers_the_labs_vms_off_and_on_and_logs_each_request(lab_up):
+    provider = lab_up
+    ctrl_a = QemuEnd(provider.fence_socket("ctrl-a"))
+    old_pid = provider.running_pid("ctrl-b")
+    assert old_pid is not None
+    assert ctrl_a.ask(4, "ctrl-b", 1) == reply(0), "status of a running VM: on"
+    assert ctrl_a.ask(1, "ctrl-b", 2) == reply(0), "off"
+    assert provider.running_pid("ctrl-b") is None
+    assert not Path(f"/proc/{old_pid}").exists() or old_pid not in processes_of(provider.lab_dir)
+    assert ctrl_a.ask(4, "ctrl-b", 3) == reply(2), "status of a stopped VM: off"
+    assert ctrl_a.ask(1, "ctrl-b", 4) == reply(0), "off again: already off is success"
+    assert ctrl_a.ask(1, "backup-server", 5) == reply(3), "not a host of this lab: perm"
+    assert provider.running_pid("ctrl-a") and provider.running_pid("clnt-1"), "nothing else was touched"
+    assert ctrl_a.ask(3, "ctrl-b", 6) == reply(0), "on"
+    new_pid = provider.running_pid("ctrl-b")
+    assert new_pid is not None and new_pid != old_pid
+    assert provider.load_state()["hosts"]["ctrl-b"]["pid"] == new_pid
+    log = read_fence_log(provider.fence_log_path())
+    assert [(r.requester, r.plug, r.action, r.response, r.seqno, r.state_before) for r in log] == [
+        ("ctrl-a", "ctrl-b", "status", "success", 1, "running"),
+        ("ctrl-a", "ctrl-b", "off", "success", 2, "running"),
+        ("ctrl-a", "ctrl-b", "status", "off", 3, "stopped"),
+        ("ctrl-a", "ctrl-b", "off", "success", 4, "stopped"),
+        ("ctrl-a", "backup-server", "off", "perm", 5, "unknown"),
+        ("ctrl-a", "ctrl-b", "on", "success", 6, "stopped"),
+    ]
+    ctrl_a.sock.close()
+
+
+def test_a_dead_listener_is_restarted_by_up_without_relaunching_the_vms(lab_up, make_provider):  # noqa: F811
+    provider = lab_up
+    pids = {h: provider.running_pid(h) for h in provider.topology.hosts}
+    old = owned_pid(provider.fence_pidfile)
+    os.kill(old, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while owned_pid(provider.fence_pidfile) is not None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    make_provider().up()
+    new = owned_pid(provider.fence_pidfile)
+    assert new is not None and new != old
+    assert {h: provider.running_pid(h) for h in provider.topology.hosts} == pids
+    assert QemuEnd(provider.fence_socket("clnt-1")).ask(4, "ctrl-a", 1) == reply(0)
+
+
+def test_a_stale_pidfile_naming_another_process_is_neither_trusted_nor_killed(make_provider, monkeypatch):  # noqa: F811
+    monkeypatch.setattr("lab.guests.wait_for_ssh", lambda provider, host, deadline, progress, gone: None)
+    provider = make_provider()
+    provider.fence_pidfile.parent.mkdir(parents=True)
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", str(provider.fence_pidfile)])
+    try:
+        provider.fence_pidfile.write_text(f"{stranger.pid}\n")
+        provider.up()
+        listener = owned_pid(provider.fence_pidfile)
+        assert listener is not None and listener != stranger.pid
+        provider.down()
+        assert stranger.poll() is None, "a process that merely names the pid file is not the lab's"
+        assert processes_of(provider.lab_dir) == []
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_start_brings_the_listener_back_before_the_host(lab_up, monkeypatch: pytest.MonkeyPatch):
+    provider = lab_up
+    provider.power_off("clnt-1")
+    os.kill(owned_pid(provider.fence_pidfile), signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while owned_pid(provider.fence_pidfile) is not None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert not provider.fence_socket("clnt-1").exists(), "a stopped listener removes its sockets"
+    provider.start("clnt-1")
+    assert owned_pid(provider.fence_pidfile) is not None and provider.running_pid("clnt-1") is not None
+
+
+# --- the stock client ----------------------------------------------------------------------------
+
+
+def fence_virt_binary() -> str | None:
+    return os.environ.get("FENCE_VIRT") or shutil.which("fence_virt")
+
+
+class PtyBridge:
+    """A pty whose master end is joined to a VM's fence socket: the slave is the guest's /dev/ttyS1."""
+
+    def __init__(self, path: Path):
+        self.master, slave = os.openpty()
+        self.device = os.ttyname(slave)
+        os.close(slave)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(str(path))
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._pump, daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        while not self.done.is_set():
+            ready, _, _ = select.select([self.master, self.sock], [], [], 0.1)
+            for end in ready:
+                try:
+                    data = os.read(self.master, 4096) if end == self.master else self.sock.recv(4096)
+                except OSError:
+                    continue
+                if data:
+                    if end == self.master:
+                        self.sock.sendall(data)
+                    else:
+                        os.write(self.master, data)
+
+    def close(self) -> None:
+        self.done.set()
+        self.thread.join(timeout=5)
+        self.sock.close()
+        os.close(self.master)
+
+
+@pytest.mark.skipif(fence_virt_binary() is None, reason="no fence_virt (apt-get download fence-virt; FENCE_VIRT=...)")
+def test_the_stock_fence_virt_client_fences_through_its_serial_port(lab_up):
+    provider = lab_up
+    bridge = PtyBridge(provider.fence_socket("ctrl-a"))
+
+    def fence_virt(action: str, plug: str | None = None) -> subprocess.CompletedProcess:
+        named = ["-n", plug] if plug else []
+        return subprocess.run([fence_virt_binary(), "-D", bridge.device, "-o", action, *named, "-t", "20"],
+                              capture_output=True, text=True, timeout=60)
+
+    try:
+        assert fence_virt("status", "ctrl-b").returncode == 0
+        done = fence_virt("off", "ctrl-b")
+        assert done.returncode == 0, done.stderr
+        assert provider.running_pid("ctrl-b") is None
+        assert fence_virt("status", "ctrl-b").returncode == 2
+        assert fence_virt("off", "mail-server").returncode != 0
+        listed = fence_virt("list")
+        assert listed.returncode == 0, listed.stderr
+        assert [line.split()[0::2] for line in listed.stdout.splitlines()] == [
+            ["ctrl-a", "on"], ["ctrl-b", "off"], ["clnt-1", "on"]]
+    finally:
+        bridge.close()
+    log = read_fence_log(provider.fence_log_path())
+    assert [(r.requester, r.plug, r.action, r.response) for r in log][:4] == [
+        ("ctrl-a", "ctrl-b", "status", "success"), ("ctrl-a", "ctrl-b", "off", "success"),
+        ("ctrl-a", "ctrl-b", "status", "off"), ("ctrl-a", "mail-server", "off", "perm")]
