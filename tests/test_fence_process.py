@@ -20,9 +20,11 @@ from pathlib import Path
 
 import pytest
 from test_provider_processes import fake_image, fake_qemu, make_provider, needs_vde  # noqa: F401
+from test_snapshot import PUBKEY, store
 
 from lab.fence import read_fence_log
 from lab.labdir import owned_pid, processes_of
+from lab.providers.snapshot import Manifest, SnapshotError, normalise_argv, topology_hash
 
 pytestmark = needs_vde
 
@@ -217,3 +219,29 @@ def test_the_stock_fence_virt_client_fences_through_its_serial_port(lab_up):
     assert [(r.requester, r.plug, r.action, r.response) for r in log][:4] == [
         ("ctrl-a", "ctrl-b", "status", "success"), ("ctrl-a", "ctrl-b", "off", "success"),
         ("ctrl-a", "ctrl-b", "status", "off"), ("ctrl-a", "mail-server", "off", "perm")]
+
+
+def test_a_snapshot_restore_starts_the_listener_before_it_launches_a_vm(make_provider, fake_image,  # noqa: F811
+                                                                         monkeypatch: pytest.MonkeyPatch):
+    provider = make_provider()
+    argv = {h: normalise_argv(provider.qemu_command(h, fake_image, 0, "tcg", PUBKEY), provider.lab_dir)
+            for h in provider.topology.hosts}
+    store(provider, Manifest(
+        name="provisioned", created_utc="2026-11-25T15:00:00+00:00", provider="qemu", lab="beast",
+        lab_dir=str(provider.lab_dir), topology_source=provider.topology.source,
+        topology_hash=topology_hash(provider.topology), image_name=fake_image.name,
+        image_hash=fake_image.recipe_hash, accel="tcg", disk_cache="none", hosts=list(provider.topology.hosts),
+        argv=argv,
+    ))
+    (provider.lab_dir / "snapshots" / "provisioned" / "ssh" / "id_ed25519").write_text("not a key\n")
+    monkeypatch.setattr(type(provider), "_copy_files", lambda self, copies, progress, what: None)
+    seen: list[int | None] = []
+
+    def launch(self, host, state, progress, extra_args=None):
+        seen.append(owned_pid(self.fence_pidfile))
+        raise SnapshotError("stop here: the launch was reached")
+
+    monkeypatch.setattr(type(provider), "_launch", launch)
+    with pytest.raises(SnapshotError, match="the launch was reached"):
+        provider.snapshot_restore("provisioned")
+    assert seen and seen[0] is not None
