@@ -265,3 +265,50 @@ def test_map_step_refuses_a_map_multipathd_does_not_own(tmp_path, uuid, refused)
 
 def test_map_check_is_valid_sh():
     assert subprocess.run(["sh", "-n", str(SCRIPTS / MAP_OK_HELPER)]).returncode == 0
+
+
+# The drill's client-path facts over multipathd's maps.
+
+MULTIPATHD_STATUS = {
+    "both paths, owner's in use": (
+        "CTRL_A: 0 245760 multipath 2 0 0 0 2 1 A 0 1 2 8:16 A 0 0 1 E 0 1 2 8:48 A 0 0 1\n",
+        {"sdb": "active", "sdd": "standby"}),
+    "owner's path failed, the peer's in use": (
+        "CTRL_A: 0 245760 multipath 2 0 0 0 2 2 D 0 1 2 8:16 F 1 0 1 A 0 1 2 8:48 A 0 0 1\n",
+        {"sdb": "failed", "sdd": "active"}),
+    "no path, queueing (no_path_retry)": (
+        "CTRL_A: 0 245760 multipath 2 1 0 0 2 2 E 0 1 2 8:16 F 1 0 1 E 0 1 2 8:48 F 4 0 1\n",
+        {"sdb": "failed", "sdd": "failed"}),
+    "owner's path removed after a logout": (
+        "CTRL_A: 0 245760 multipath 2 0 0 0 1 1 A 0 1 2 8:48 A 0 0 1\n", {"sdd": "active"}),
+}
+
+
+@pytest.mark.parametrize("case", MULTIPATHD_STATUS)
+def test_client_paths_read_multipathd_maps(paper, case):
+    status, expected = MULTIPATHD_STATUS[case]
+    text = f"{status}--\n8:0 sda\n8:16 sdb\n8:48 sdd\n253:2 dm-2\n"
+    assert LinuxStack().client_paths_fact(paper).read(text)["CTRL_A"] == expected
+
+
+def test_client_paths_leave_out_a_map_that_does_not_exist(tmp_path, paper):
+    """Run as the drill runs it: CTRL_B is gone (flushed), CTRL_A answers; the drill then sees CTRL_B with
+    no paths instead of output it cannot read."""
+    from lab.drill.checks import path_problems
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "dmsetup").write_text(
+        '#!/bin/sh\n[ "$1" = status ] || exit 1\ncase "$2" in\n'
+        f"  CTRL_A) echo {GOOD!r} ;;\n"
+        '  *) echo "Device does not exist." >&2; echo "Command failed." >&2; exit 1 ;;\nesac\n')
+    (bin_dir / "lsblk").write_text("#!/bin/sh\nprintf '8:16 sdb\\n8:48 sdd\\n'\n")
+    for tool in ("dmsetup", "lsblk"):
+        (bin_dir / tool).chmod(0o755)
+    fact = LinuxStack().client_paths_fact(paper)
+    result = subprocess.run(["sh", "-c", fact.command], env={"PATH": f"{bin_dir}:/usr/bin:/bin"},
+                            capture_output=True, text=True)
+    paths = fact.read(result.stdout)
+    assert paths == {"CTRL_A": {"sdb": "active", "sdd": "standby"}}
+    assert path_problems(paths, ["CTRL_A", "CTRL_B"]) == ["client multipath CTRL_B has 0 paths, failed: none"]
+    assert fact.read("--\n8:16 sdb\n") == {}

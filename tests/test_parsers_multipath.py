@@ -166,3 +166,50 @@ def test_dmsetup_status_failed_path_with_service_time_counters():
 def test_dmsetup_garbage_raises(parser, text, message):
     with pytest.raises(ParseError, match=message):
         parser(text)
+
+
+# The client's maps as multipathd 0.9.4 makes them (queue_if_no_path from no_path_retry, LIO's alua
+# handler, service-time, one path group per controller), as the kernel and multipath -ll show them.
+
+MULTIPATHD_LL = """\
+CTRL_A (360014056dac23caf34d544b8d379d1b7) dm-2 LIO-ORG,IBLOCK
+size=120M features='1 queue_if_no_path' hwhandler='1 alua' wp=rw
+|-+- policy='service-time 0' prio=0 status=enabled
+| `- 3:0:0:0 sdb 8:16 failed faulty running
+`-+- policy='service-time 0' prio=10 status=active
+  `- 4:0:0:1 sdd 8:48 active ready running
+CTRL_B (3600140532e68a9bbb725f73ba2d51d61) dm-3 LIO-ORG,IBLOCK
+size=120M features='1 queue_if_no_path' hwhandler='1 alua' wp=rw
+|-+- policy='service-time 0' prio=20 status=active
+| `- 4:0:0:0 sdc 8:32 active ready running
+`-+- policy='service-time 0' prio=10 status=enabled
+  `- 3:0:0:1 sde 8:64 active ready running
+"""
+
+
+def test_multipathd_lab_maps_owner_group_first():
+    failed_over, normal = parse_multipath_ll(MULTIPATHD_LL)
+    assert (normal.name, normal.wwid, normal.features, normal.hwhandler) == (
+        "CTRL_B", "3600140532e68a9bbb725f73ba2d51d61", "1 queue_if_no_path", "1 alua")
+    assert [(g.prio, g.status, [p.dev for p in g.paths]) for g in normal.groups] == [
+        (20, "active", ["sdc"]), (10, "enabled", ["sde"])]
+    assert failed_over.active_group.paths[0].dev == "sdd"
+    owner = failed_over.groups[0].paths[0]
+    assert (owner.dev, owner.dm_state, owner.path_state, owner.online_state) == ("sdb", "failed", "faulty", "running")
+
+
+def test_dmsetup_table_of_a_multipathd_map_with_alua_and_queueing():
+    [table] = parse_dmsetup_table(
+        "CTRL_A: 0 245760 multipath 2 queue_if_no_path retain_attached_hw_handler 1 alua 2 1 "
+        "service-time 0 1 2 8:16 1 1 service-time 0 1 2 8:48 1 1\n")
+    assert table.name == "CTRL_A" and table.features == ("queue_if_no_path", "retain_attached_hw_handler")
+    assert table.hw_handler == ("alua",) and table.initial_group == 1
+    assert [(g.selector, [(p.dev, p.args) for p in g.paths]) for g in table.groups] == [
+        ("service-time", [("8:16", ("1", "1"))]), ("service-time", [("8:48", ("1", "1"))])]
+
+
+def test_dmsetup_status_of_a_multipathd_map_queueing_with_no_path():
+    [status] = parse_dmsetup_status(
+        "CTRL_A: 0 245760 multipath 2 1 0 0 2 1 E 0 1 2 8:16 F 2 0 1 E 0 1 2 8:48 F 1 0 1\n")
+    assert status.queue_io == 1 and status.hw_handler_status == ()
+    assert [(p.dev, p.active, p.fail_count) for p in status.paths] == [("8:16", False, 2), ("8:48", False, 1)]

@@ -231,8 +231,10 @@ EVIL = " zz1;zz2'zz3\"zz4`zz5`$(zz6)\tzz7&zz8|zz9>zzA"
 FIRST, LAST = "zz1", "zzA"
 
 
-def evil_topology(topo: Topology, evil: str = EVIL) -> Topology:
-    """The paper's lab with ``evil`` appended to every host, disk, pool, zvol, device and target name."""
+def evil_topology(topo: Topology, evil: str = EVIL, multipath_evil: str | None = None) -> Topology:
+    """The paper's lab with ``evil`` appended to every host, disk, pool, zvol, device and target name
+    (``multipath_evil``, if given, to the client's multipath names instead)."""
+    multipath_evil = evil if multipath_evil is None else multipath_evil
     hosts = {name + evil: replace(host, name=name + evil) for name, host in topo.hosts.items()}
     disks = {name + evil: Disk(name + evil, d.role, d.bus, d.size_mb, d.rotational) for name, d in topo.disks.items()}
     pools = {
@@ -242,7 +244,7 @@ def evil_topology(topo: Topology, evil: str = EVIL) -> Topology:
         for name, p in topo.pools.items()
     }
     client = Client(topo.client.host + evil, topo.client.stripe + evil, f"/storage/{evil}",
-                    tuple(Multipath(m.name + evil, m.pool + evil) for m in topo.client.multipaths))
+                    tuple(Multipath(m.name + multipath_evil, m.pool + evil) for m in topo.client.multipaths))
     iscsi = Iscsi(topo.iscsi.private_target + evil, topo.iscsi.public_target + evil)
     return replace(topo, hosts=hosts, disks=disks, pools=pools, client=client, iscsi=iscsi)
 
@@ -250,7 +252,10 @@ def evil_topology(topo: Topology, evil: str = EVIL) -> Topology:
 @pytest.mark.parametrize(("stack", "arbitrator"), [("linux", "paper"), ("linux", "takeover"), ("freebsd", "paper")])
 def test_shell_syntax_in_every_name_stays_inside_one_word(stack, arbitrator):
     paper = load_topology()
-    topo = evil_topology(replace(paper, lab=replace(paper.lab, arbitrator=arbitrator)))
+    # The linux client's multipath names become multipathd aliases, which multipath.conf cannot quote:
+    # client_multipath refuses them in one line (test_client_multipath), so they stay plain here.
+    multipath_evil = "" if stack == "linux" else None
+    topo = evil_topology(replace(paper, lab=replace(paper.lab, arbitrator=arbitrator)), multipath_evil=multipath_evil)
     forms = (EVIL, awk_string(EVIL)[1:-1])
     checked = 0
     for plan in plans(topo, (stack,)):

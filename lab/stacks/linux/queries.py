@@ -33,17 +33,20 @@ class LinuxQueries:
     # The commands and parsers behind Stack.client_paths_fact and Stack.client_portals_fact.
 
     def client_paths_command(self, topo: Topology) -> str:
-        """Each client map's status, then the kernel names of the devices it lists (maj:min name)."""
+        """Each client map's status as "NAME: ..." (none for a map that does not exist: multipathd may have
+        flushed it), then the kernel names of the devices they list (maj:min name)."""
         names = words(*(m.name for m in topo.client.multipaths))
-        return (f"for map in {names}; do printf '%s: ' \"$map\"; dmsetup status \"$map\"; done; "
-                "echo '--'; lsblk -rndo MAJ:MIN,NAME")
+        return (f"for map in {names}; do if status=$(dmsetup status \"$map\" 2>/dev/null); then "
+                "printf '%s: %s\\n' \"$map\" \"$status\"; fi; done; echo '--'; lsblk -rndo MAJ:MIN,NAME")
 
     def parse_client_paths(self, topo: Topology, text: str) -> dict[str, dict[str, str]]:
-        """Paths by kernel name (sdb): "active" in the group in use, "standby" in the other, or "failed"."""
-        status_text, _, devices_text = text.partition("\n--\n")
+        """Paths by kernel name (sdb): "active" in the group in use, "standby" in the other, or "failed".
+        multipathd's maps read the same as dmsetup-made ones (its queue_if_no_path and alua handler are
+        table words; the status has the same groups); a missing map is absent from the answer."""
+        status_text, _, devices_text = f"\n{text}".partition("\n--\n")
         names = dict(line.split(maxsplit=1) for line in devices_text.splitlines() if len(line.split()) == 2)
         paths: dict[str, dict[str, str]] = {}
-        for status in parse_dmsetup_status(status_text):
+        for status in parse_dmsetup_status(status_text) if status_text.strip() else []:
             states = {}
             for number, group in enumerate(status.groups, 1):
                 for path in group.paths:
