@@ -174,28 +174,26 @@ def test_dmsetup_garbage_raises(parser, text, message):
 MULTIPATHD_LL = """\
 CTRL_A (360014056dac23caf34d544b8d379d1b7) dm-2 LIO-ORG,IBLOCK
 size=120M features='1 queue_if_no_path' hwhandler='1 alua' wp=rw
-|-+- policy='service-time 0' prio=0 status=enabled
-| `- 3:0:0:0 sdb 8:16 failed faulty running
-`-+- policy='service-time 0' prio=10 status=active
+|-+- policy='service-time 0' prio=20 status=active
+| `- 3:0:0:0 sdb 8:16 active ready running
+`-+- policy='service-time 0' prio=10 status=enabled
   `- 4:0:0:1 sdd 8:48 active ready running
 CTRL_B (3600140532e68a9bbb725f73ba2d51d61) dm-3 LIO-ORG,IBLOCK
 size=120M features='1 queue_if_no_path' hwhandler='1 alua' wp=rw
-|-+- policy='service-time 0' prio=20 status=active
-| `- 4:0:0:0 sdc 8:32 active ready running
-`-+- policy='service-time 0' prio=10 status=enabled
+`-+- policy='service-time 0' prio=10 status=active
   `- 3:0:0:1 sde 8:64 active ready running
 """
+"""CTRL_A as provisioned; CTRL_B after its owner's session was logged out (the peer's path alone)."""
 
 
 def test_multipathd_lab_maps_owner_group_first():
-    failed_over, normal = parse_multipath_ll(MULTIPATHD_LL)
+    normal, one_path = parse_multipath_ll(MULTIPATHD_LL)
     assert (normal.name, normal.wwid, normal.features, normal.hwhandler) == (
-        "CTRL_B", "3600140532e68a9bbb725f73ba2d51d61", "1 queue_if_no_path", "1 alua")
+        "CTRL_A", "360014056dac23caf34d544b8d379d1b7", "1 queue_if_no_path", "1 alua")
     assert [(g.prio, g.status, [p.dev for p in g.paths]) for g in normal.groups] == [
-        (20, "active", ["sdc"]), (10, "enabled", ["sde"])]
-    assert failed_over.active_group.paths[0].dev == "sdd"
-    owner = failed_over.groups[0].paths[0]
-    assert (owner.dev, owner.dm_state, owner.path_state, owner.online_state) == ("sdb", "failed", "faulty", "running")
+        (20, "active", ["sdb"]), (10, "enabled", ["sdd"])]
+    assert [(g.prio, [(p.dev, p.dm_state, p.path_state) for p in g.paths]) for g in one_path.groups] == [
+        (10, [("sde", "active", "ready")])]
 
 
 def test_dmsetup_table_of_a_multipathd_map_with_alua_and_queueing():
