@@ -14,6 +14,7 @@ import socket
 import struct
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -24,7 +25,9 @@ from test_snapshot import PUBKEY, store
 
 from lab.fence import read_fence_log
 from lab.labdir import owned_pid, processes_of
+from lab.providers.qemu import QemuProvider
 from lab.providers.snapshot import Manifest, SnapshotError, normalise_argv, topology_hash
+from lab.topology import load_topology
 
 pytestmark = needs_vde
 
@@ -245,3 +248,82 @@ def test_a_snapshot_restore_starts_the_listener_before_it_launches_a_vm(make_pro
     with pytest.raises(SnapshotError, match="the launch was reached"):
         provider.snapshot_restore("provisioned")
     assert seen and seen[0] is not None
+
+
+MONITORED_VM = textwrap.dedent("""\
+    import json, os, signal, socket, sys
+    qmp_path, record = sys.argv[1], sys.argv[2]
+    def note(what):
+        with open(record, "a") as out:
+            out.write(what + "\\n")
+    signal.signal(signal.SIGTERM, lambda *a: (note("SIGTERM"), os._exit(0)))
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(qmp_path)
+    server.listen(1)
+    running = True
+    while True:
+        conn, _ = server.accept()
+        conn.sendall(b'{"QMP": {"version": {}, "capabilities": []}}\\r\\n')
+        buffer, decoder = "", json.JSONDecoder()
+        while chunk := conn.recv(4096):
+            buffer += chunk.decode()
+            while buffer.strip():
+                try:
+                    request, end = decoder.raw_decode(buffer.lstrip())
+                except ValueError:
+                    break
+                buffer = buffer.lstrip()[end:]
+                command = request["execute"]
+                note(command)
+                running = {"stop": False, "cont": True}.get(command, running)
+                answer = {"status": "running" if running else "paused", "running": running} \\
+                    if command == "query-status" else {}
+                conn.sendall(json.dumps({"return": answer, "id": request.get("id")}).encode() + b"\\r\\n")
+                if command == "quit":
+                    os._exit(0)
+        conn.close()
+""")
+
+MONITORED_QEMU = textwrap.dedent("""\
+    #!{python}
+    import subprocess, sys
+    args = sys.argv[1:]
+    pidfile = args[args.index("-pidfile") + 1]
+    qmp = args[args.index("-qmp") + 1].removeprefix("unix:").split(",")[0]
+    record = pidfile.replace("qemu.pid", "monitor.log")
+    child = subprocess.Popen(
+        [sys.executable, "-c", {script!r}, qmp, record, "fake-qemu", "-pidfile", pidfile],
+        start_new_session=True, stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    import os, time
+    while not os.path.exists(qmp):
+        time.sleep(0.02)
+    open(pidfile, "w").write(f"{{child.pid}}\\n")
+""")
+
+
+def test_a_paused_vm_is_on_and_is_powered_off_through_its_monitor(tmp_path: Path, fake_image,  # noqa: F811
+                                                                   monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr("lab.guests.wait_for_ssh", lambda provider, host, deadline, progress, gone: None)
+    qemu = tmp_path / "monitored-qemu"
+    qemu.write_text(MONITORED_QEMU.format(python=sys.executable, script=MONITORED_VM))
+    qemu.chmod(0o755)
+    provider = QemuProvider(load_topology(), lab_dir=tmp_path / "lab", image=fake_image, boot_timeout_s=2,
+                            accel="tcg", qemu=str(qemu))
+    try:
+        provider.up()
+        provider.pause("ctrl-b")
+        assert provider.host_status("ctrl-b").state == "paused"
+        ctrl_a = QemuEnd(provider.fence_socket("ctrl-a"))
+        assert ctrl_a.ask(4, "ctrl-b", 1) == reply(0), "a paused VM is on"
+        assert ctrl_a.ask(1, "ctrl-b", 2) == reply(0)
+        assert provider.running_pid("ctrl-b") is None
+        commands = (provider.vm_paths("ctrl-b").dir / "monitor.log").read_text().split()
+        assert commands[-1] == "quit" and "SIGTERM" not in commands, "powered off by QMP quit, not a signal"
+        assert [(r.action, r.state_before) for r in read_fence_log(provider.fence_log_path())] == [
+            ("status", "paused"), ("off", "paused")]
+        ctrl_a.sock.close()
+    finally:
+        provider.down()
+    assert processes_of(provider.lab_dir) == []

@@ -21,7 +21,7 @@ class ProviderPower:
         self.hosts = list(provider.topology.hosts)
 
     def state(self, host: str) -> str:
-        return next(s.state.value for s in self.provider.status() if s.name == host)
+        return self.provider.host_status(host).state.value
 
     def off(self, host: str) -> None:
         self.provider.power_off(host)

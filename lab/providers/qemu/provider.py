@@ -90,35 +90,33 @@ class QemuProvider(QemuSnapshots, Provider):
 
     def status(self) -> list[HostStatus]:
         state = self.load_state()
-        result = []
-        for name in self.topology.hosts:
-            recorded = state.get("hosts", {}).get(name, {})
-            paths = self.vm_paths(name)
-            pid = self.running_pid(name)
-            port = recorded.get("ssh_port")
-            accel = recorded.get("accel")
-            if pid is None:
-                created = paths.overlay.exists()
-                result.append(
-                    HostStatus(
-                        name,
-                        HostState.STOPPED if created else HostState.ABSENT,
-                        None,
-                        None,
-                        accel,
-                        f"console log {paths.console_log}" if created else "not created",
-                    )
-                )
-                continue
-            try:
-                run_state = qmp_command(paths.qmp, "query-status")
-                qemu_status = run_state.get("status", "")
-                state_name = HostState.RUNNING if run_state.get("running") else HostState.PAUSED
-                detail = f"ssh 127.0.0.1:{port}" if qemu_status == "running" else f"qemu status {qemu_status}"
-            except QmpError as err:
-                state_name, detail = HostState.RUNNING, f"monitor unreachable: {err}"
-            result.append(HostStatus(name, state_name, pid, port, accel, detail))
-        return result
+        return [self.host_status(name, state) for name in self.topology.hosts]
+
+    def host_status(self, name: str, state: dict[str, Any] | None = None) -> HostStatus:
+        """One host's status (a paused VM is PAUSED, running or not: its monitor says which)."""
+        recorded = (state if state is not None else self.load_state()).get("hosts", {}).get(name, {})
+        paths = self.vm_paths(name)
+        pid = self.running_pid(name)
+        port = recorded.get("ssh_port")
+        accel = recorded.get("accel")
+        if pid is None:
+            created = paths.overlay.exists()
+            return HostStatus(
+                name,
+                HostState.STOPPED if created else HostState.ABSENT,
+                None,
+                None,
+                accel,
+                f"console log {paths.console_log}" if created else "not created",
+            )
+        try:
+            run_state = qmp_command(paths.qmp, "query-status")
+            qemu_status = run_state.get("status", "")
+            state_name = HostState.RUNNING if run_state.get("running") else HostState.PAUSED
+            detail = f"ssh 127.0.0.1:{port}" if qemu_status == "running" else f"qemu status {qemu_status}"
+        except QmpError as err:
+            state_name, detail = HostState.RUNNING, f"monitor unreachable: {err}"
+        return HostStatus(name, state_name, pid, port, accel, detail)
 
     def start(self, host: str, progress: Progress | None = None) -> None:
         self.check_host(host)
