@@ -198,3 +198,16 @@ def test_stop_removes_the_sockets(make_listener, tmp_path: Path):
     listener.stop()
     thread.join(timeout=5)
     assert not (tmp_path / "ctrl-b.sock").exists()
+
+
+def test_a_request_that_breaks_the_listener_is_fail_and_the_next_one_is_served(serving, tmp_path: Path):
+    listener, power = serving
+
+    def broken(host: str) -> str:
+        raise LabError("state.json is not valid JSON")
+
+    power.state = broken
+    assert exchange(tmp_path / "ctrl-a.sock", c_request(4, b"ctrl-b", 1)) == reply(1)
+    del power.state
+    assert exchange(tmp_path / "ctrl-a.sock", c_request(4, b"ctrl-b", 2)) == reply(0)
+    assert "ctrl-a's status ctrl-b failed: state.json is not valid JSON" in (tmp_path / "fence.log").read_text()

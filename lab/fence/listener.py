@@ -169,7 +169,11 @@ class FenceListener:
             if isinstance(item, FenceProtocolError):
                 note(self.text_log, f"from {port.host}: malformed input ignored: {item}")
                 continue
-            reply = self.answer(port.host, item)
+            try:
+                reply = self.answer(port.host, item)
+            except Exception as err:  # noqa: BLE001 - one bad request must not end the lab's fencing
+                note(self.text_log, f"{port.host}'s {item.action.name.lower()} {item.domain} failed: {err}")
+                reply = encode_reply(Response.FAIL)
             try:
                 port.connection.setblocking(True)
                 port.connection.sendall(reply)
