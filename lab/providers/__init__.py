@@ -90,6 +90,10 @@ def create_provider(
     """The chosen provider for ``topology``; ``hardware``: the devices the stack's guests expect
     (``Stack.hardware``), None for the Linux stack's."""
     name, _ = select_provider(topology, override)
+    if topology.lab.arbitrator == "cluster" and name != "qemu":
+        raise LabError(f'arbitrator = "cluster" needs the qemu provider, not {name}: the cluster fences through '
+                       "the lab's fence listener, which only qemu VMs are wired to; use --provider qemu or set "
+                       f"[lab] arbitrator to \"paper\" or \"takeover\" in {topology.source or 'the topology'}")
     provider = provider_class(name)(topology, **kwargs)
     provider.hardware = hardware
     return provider

@@ -192,6 +192,26 @@ class Stack(ABC):
         return (f"while :; do s=$({now}); if {write_read}; then r=ok; else r=fail; fi; "
                 f'echo "$s $({now}) $r" >> {quote(log_path)}; sleep {quote(f"{interval_s:g}")}; done')
 
+    def imports_watch_command(self, log_path: str, interval_s: float) -> str:
+        """A loop on a controller appending ``<epoch> <pool,pool,...>`` (its imported pools) to ``log_path``
+        every interval, each line synced to disk before the next (lab.drill.imports reads them)."""
+        now = self.clock_read_command()
+        return (f'while :; do echo "$({now}) $(zpool list -H -o name | paste -s -d , -)" >> {quote(log_path)}; '
+                f'{self.sync_file_command(log_path)}; sleep {quote(f"{interval_s:g}")}; done')
+
+    def sync_file_command(self, path: str) -> str:
+        """Writes ``path``'s data to disk (FreeBSD's sync takes no file: every filesystem)."""
+        return "sync"
+
+    def cluster_views(self, topo: Topology) -> dict[str, str]:
+        """Name -> command showing the cluster's view from a controller (membership, resources, links); none
+        when the topology's arbitrator mode runs no cluster."""
+        return {}
+
+    def cluster_log_command(self, topo: Topology) -> str | None:
+        """Prints the cluster's logs on a controller since it booted; None without a cluster."""
+        return None
+
     def probe_write_read_command(self, path: str) -> str:
         """Writes a small record to ``path`` past the page cache, then reads it back: the probe's one I/O."""
         raise NotImplementedError(f"the {self.name} stack has no I/O probe")

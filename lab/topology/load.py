@@ -30,7 +30,7 @@ from lab.topology.model import (
 
 MIN_MEMORY_MB = {Role.CONTROLLER: 2048, Role.CLIENT: 512}
 MIN_DISK_MB = {DiskRole.DATA: 100, DiskRole.CACHE: 64}
-ARBITRATORS = ("paper", "takeover")
+ARBITRATORS = ("paper", "takeover", "cluster")
 FAILMODES = ("wait", "continue", "panic")
 ZFS_SIZE_RE = re.compile(r"([0-9]{1,15})([KMGT]?)")
 ZFS_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}

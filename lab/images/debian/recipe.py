@@ -82,7 +82,8 @@ class DebianRecipe:
     )
     disabled_units: tuple[str, ...] = _names(
         "multipathd.service multipathd.socket mdmonitor-oneshot.timer mdcheck_start.timer "
-        "mdcheck_continue.timer corosync.service pacemaker.service apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer "
+        "mdcheck_continue.timer corosync.service pacemaker.service apt-daily.timer apt-daily-upgrade.timer "
+        "dpkg-db-backup.timer "
         "e2scrub_all.timer e2scrub_reap.service fstrim.timer"
     )
     masked_units: tuple[str, ...] = (

@@ -89,6 +89,7 @@ from __future__ import annotations
 
 from lab.plan import Plan
 from lab.stacks.base import RecoveryStage, Stack, Stage, TakebackStage
+from lab.stacks.linux.cluster import CLUSTER_LOG_COMMAND, CLUSTER_VIEWS, cluster_recovery_plan
 from lab.stacks.linux.faults import LinuxFaults
 from lab.stacks.linux.parts import (
     HELPER_DIR,
@@ -103,6 +104,7 @@ from lab.stacks.linux.parts import (
 from lab.stacks.linux.provision import provision_plan
 from lab.stacks.linux.queries import LinuxQueries
 from lab.stacks.linux.recovery import recovery_plan, takeover_plan
+from lab.stacks.shell import quote
 from lab.topology import Topology
 
 
@@ -111,7 +113,7 @@ class LinuxStack(LinuxQueries, LinuxFaults, Stack):
 
     name = "linux"
 
-    arbitrator_modes = ("paper", "takeover")
+    arbitrator_modes = ("paper", "takeover", "cluster")
 
     def provision(self, topo: Topology) -> Plan:
         """The paper's BeaST; in takeover mode each pool is imported by its owner only (``provision``)."""
@@ -122,16 +124,31 @@ class LinuxStack(LinuxQueries, LinuxFaults, Stack):
         """The paper's recovery, or in takeover mode the takeback (``recovery``)."""
         self.check_arbitrator(topo)
         self.survivor_of(topo, failed, "recover")
+        if topo.lab.arbitrator == "cluster":
+            return cluster_recovery_plan(topo, failed)
         return recovery_plan(topo, failed)
 
     def takeover(self, topo: Topology, failed: str) -> Plan:
         """Takeover mode: the survivor imports the fenced controller's pool (``recovery.takeover_plan``).
-        Paper mode: an empty plan."""
+        Paper mode: an empty plan (the standby path is there); cluster mode too (the cluster takes over)."""
         self.check_arbitrator(topo)
         self.survivor_of(topo, failed, "take over from")
-        if topo.lab.arbitrator == "paper":
+        if topo.lab.arbitrator in ("paper", "cluster"):
             return {}
         return takeover_plan(topo, failed)
+
+    def sync_file_command(self, path: str) -> str:
+        return f"sync {quote(path)}"
+
+    def cluster_views(self, topo: Topology) -> dict[str, str]:
+        if topo.lab.arbitrator != "cluster":
+            return {}
+        return CLUSTER_VIEWS
+
+    def cluster_log_command(self, topo: Topology) -> str | None:
+        if topo.lab.arbitrator != "cluster":
+            return None
+        return CLUSTER_LOG_COMMAND
 
 
 __all__ = ["HELPERS", "HELPER_DIR", "ISCSI_FAST_FAIL", "MULTIHOST_TUNABLES", "SCRIPTS", "TAKEOVER_HELPERS",

@@ -16,7 +16,11 @@ HELPER_DIR = "/usr/local/sbin"
 HELPERS = ("beast-wait-block", "beast-dm-multipath", "beast-dm-multipath-ok", "beast-lio-target-ok",
            "beast-iscsi-ok")
 TAKEOVER_HELPERS = ("beast-dm-arbitrator", "beast-dm-arbitrator-ok")
-"""Written only in arbitrator = "takeover" mode, so the paper mode's plans stay as they were."""
+"""Written only when pools are imported by their owner only (OWNER_ONLY), so the paper mode's plans stay
+as they were."""
+OWNER_ONLY = ("takeover", "cluster")
+"""Arbitrator modes where each pool is imported by its owner only, multihost=on, and taken over by the
+survivor: by the drill's oracle (takeover) or by the cluster (cluster)."""
 STATE_DIR = "/var/lib/beast"
 EXPORTED_AT = f"{STATE_DIR}/recovery-exported"
 """When recovery exported the pools (epoch seconds): the reboot is done once the host booted later."""
@@ -115,7 +119,7 @@ def volume_wwn(pool: Pool) -> str:
 
 
 def helper_files(arbitrator: str = "paper") -> dict[str, str]:
-    names = HELPERS + (TAKEOVER_HELPERS if arbitrator == "takeover" else ())
+    names = HELPERS + (TAKEOVER_HELPERS if arbitrator in OWNER_ONLY else ())
     return {f"{HELPER_DIR}/{name}": (SCRIPTS / name).read_text() for name in names}
 
 

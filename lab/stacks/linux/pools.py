@@ -18,6 +18,7 @@ from lab.stacks.linux.parts import (
     MULTIHOST_CONF,
     MULTIHOST_CONF_PATH,
     MULTIHOST_TUNABLES,
+    OWNER_ONLY,
     STATE_DIR,
     disk_path,
     helper_files,
@@ -54,7 +55,7 @@ def base_steps(topo: Topology, host: Host) -> list[Step]:
             Step("no array assembly", files={MDADM_CONF_PATH: MDADM_CONF},
                  commands=("mdadm --stop --scan",), check="! grep -q '^md' /proc/mdstat"),
         ]
-        if topo.lab.arbitrator == "takeover":
+        if topo.lab.arbitrator in OWNER_ONLY:
             steps.append(multihost_tunables_step())
     return steps
 
@@ -78,7 +79,7 @@ def pool_steps(topo: Topology, host: Host) -> list[Step]:
     data = words(*(disk_path(topo, d) for d in pool.data))
     log, cache = topo.disks[pool.log].serial, topo.disks[pool.cache].serial
     stage = Stage.POOLS
-    takeover = topo.lab.arbitrator == "takeover"
+    takeover = topo.lab.arbitrator in OWNER_ONLY
     options = "-o multihost=on " if takeover else ""
     steps = [
         Step(f"create {pool.name}", commands=(f"zpool create -f {options}-m none {quote(pool.name)} {data}",),

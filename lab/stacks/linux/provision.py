@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from lab.plan import Plan
 from lab.stacks.base import Stage
+from lab.stacks.linux.cluster import cluster_provision_steps
+from lab.stacks.linux.parts import OWNER_ONLY
 from lab.stacks.linux.pools import base_steps, cross_import_steps, peer_partitions_step, pool_steps
 from lab.stacks.linux.targets import (
     arbitrator_steps,
@@ -22,8 +24,10 @@ from lab.topology import Topology
 def provision_plan(topo: Topology) -> Plan:
     """The paper's BeaST. In takeover mode (``[lab] arbitrator``) there is no cross import: each pool is
     imported by its owner only, with multihost=on, and each arbitrator map starts with the peer's iSCSI
-    disk alone (see ``takeover_arbitrator_steps``)."""
-    takeover = topo.lab.arbitrator == "takeover"
+    disk alone (see ``takeover_arbitrator_steps``). Cluster mode is takeover mode plus the cluster, set up
+    once the arbitrator maps exist (``cluster``)."""
+    takeover = topo.lab.arbitrator in OWNER_ONLY
+    cluster = topo.lab.arbitrator == "cluster"
     plan: Plan = {}
     for host in topo.controllers:
         plan[host.name] = [
@@ -34,6 +38,7 @@ def provision_plan(topo: Topology) -> Plan:
             private_target_step(topo, host, Stage.PRIVATE_TARGET),
             *(takeover_arbitrator_steps if takeover else arbitrator_steps)(
                 topo, host, Stage.ARBITRATOR),
+            *(cluster_provision_steps(topo, host) if cluster else ()),
             public_target_step(topo, host, Stage.PUBLIC_TARGET),
         ]
     plan[topo.client.host] = [

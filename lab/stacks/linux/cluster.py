@@ -1,0 +1,259 @@
+"""arbitrator = "cluster": Corosync and Pacemaker on the two controllers decide the takeover, and fence
+through the lab's fence listener before they take a pool.
+
+What runs where:
+
+- Corosync (knet) with two links, the private network and the public one, so one lost cable does not
+  split the cluster; ``two_node`` (which implies ``wait_for_all``): the survivor of a two-node cluster
+  keeps quorum, and a node that starts alone waits for its peer before it runs anything.
+- Per pool a group: ``ocf:heartbeat:ZFS`` (the stock agent: ``zpool import -f`` with this pool's partitions
+  as ``-d`` and ``cachefile=none``; ``zpool export -f`` to stop), then ``ocf:beast:arbitrator-path`` (ours:
+  on the peer it adds the local zvol to the arbitrator map, as the takeover oracle did). Each group prefers
+  its owner (score 100, stickiness 0): the cluster fails a pool back as soon as its owner is online again.
+- STONITH: one ``fence_virt`` device per controller (the stock agent in serial mode on /dev/ttyS1, which the
+  qemu provider connects to the lab's fence listener), never run on the node it fences. Fencing powers the
+  VM off (``pcmk_reboot_action=off``): the drill's recovery starts it again, and it rejoins the cluster only
+  when recovery starts Corosync and Pacemaker (both disabled at boot), as an operator would.
+- A fence race (both links cut) is settled by a delay on fencing the second controller: the first
+  controller fences first and keeps running.
+- The pools stay multihost=on (MULTIHOST_TUNABLES): fencing makes a double import impossible in design,
+  multihost refuses one in practice if fencing ever lies.
+- Imports belong to the cluster: each pool's cachefile is none and zfs-import-cache/zfs-import-scan are
+  disabled, so no boot imports a pool behind the cluster's back.
+
+The drill in this mode only strikes and observes; nothing here is called by it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from xml.sax.saxutils import quoteattr
+
+from lab.plan import Plan, Step
+from lab.stacks.base import Stage, TakebackStage
+from lab.stacks.checks import pool_imported, wait_until
+from lab.stacks.linux.parts import SCRIPTS, STATE_DIR, disk_path, lun_path, zvol_device
+from lab.stacks.linux.pools import base_steps
+from lab.stacks.linux.recovery import clear_step, scrub_step
+from lab.stacks.linux.targets import (
+    client_steps,
+    private_target_step,
+    public_target_step,
+    takeover_arbitrator_steps,
+)
+from lab.stacks.shell import quote
+from lab.topology import Host, Pool, Topology
+
+COROSYNC_CONF_PATH = "/etc/corosync/corosync.conf"
+AUTHKEY_PATH = "/etc/corosync/authkey"
+CIB_PATH = f"{STATE_DIR}/cluster-configuration.xml"
+OCF_AGENT_PATH = "/usr/lib/ocf/resource.d/beast/arbitrator-path"
+FENCE_DEVICE = "/dev/ttyS1"
+"""The guest's second UART; the qemu provider connects it to the lab's fence listener."""
+
+CLUSTER_VIEWS = {
+    "crm_mon": "crm_mon --one-shot --inactive --fence-history=2 --timing-details",
+    "corosync-links": "corosync-cfgtool -s",
+    "quorum": "corosync-quorumtool -s",
+}
+"""What the drill saves from each controller at each look: Pacemaker's view (resources, fencing history),
+Corosync's links and quorum."""
+CLUSTER_LOG_COMMAND = "journalctl --boot --no-pager -o short-iso-precise -u corosync.service -u pacemaker.service"
+"""Both units' logs: the resource and fence agents run under pacemaker.service, so theirs are there too."""
+
+COROSYNC_TOKEN_MS = 3000
+"""Corosync's default for two nodes: a lost node is declared after the token timeout plus consensus
+(1.2 x token), ~6.6 s. Shorter tokens risk a membership change whenever TCG starves a guest."""
+FENCE_RACE_DELAY_S = 5
+MONITOR_INTERVAL_S = 5
+JOIN_TIMEOUT_S = 120
+"""How long a controller waits for the cluster to form, or to give it its pool back."""
+
+
+def corosync_conf(topo: Topology) -> str:
+    nodes = "".join(
+        f"    node {{\n        name: {host.name}\n        nodeid: {number}\n"
+        f"        ring0_addr: {host.address('private')}\n        ring1_addr: {host.address('public')}\n    }}\n"
+        for number, host in enumerate(topo.controllers, start=1))
+    return (
+        "# BeaST Lab, arbitrator = \"cluster\": see lab/stacks/linux/cluster.py\n"
+        "totem {\n    version: 2\n"
+        f"    cluster_name: {topo.lab.name}\n"
+        "    transport: knet\n    crypto_cipher: aes256\n    crypto_hash: sha256\n"
+        f"    token: {COROSYNC_TOKEN_MS}\n"
+        "    interface {\n        linknumber: 0\n    }\n    interface {\n        linknumber: 1\n    }\n}\n"
+        f"nodelist {{\n{nodes}}}\n"
+        "quorum {\n    provider: corosync_votequorum\n    two_node: 1\n}\n"
+        "logging {\n    to_logfile: yes\n    logfile: /var/log/corosync/corosync.log\n"
+        "    to_syslog: yes\n    timestamp: on\n}\n"
+    )
+
+
+def authkey(topo: Topology) -> str:
+    """The cluster's shared key, derived from the lab's name and hostids: the same on both controllers
+    without a secret to carry. A lab's networks are its own switches; a real cluster uses corosync-keygen."""
+    seed = f"beast-lab corosync {topo.lab.name} {' '.join(h.name for h in topo.controllers)}"
+    return "".join(hashlib.sha512(f"{seed} {i}".encode()).hexdigest() for i in range(4))
+
+
+def import_arguments(topo: Topology, pool: Pool) -> str:
+    """The agent's ``importargs``, word-split unquoted by it: one ``-d`` per partition of the pool, as
+    ``pools.import_devices`` (a scan of /dev/disk/by-id would read the arbitrator map and hang)."""
+    return " ".join(f"-d {disk_path(topo, d)}-part1" for d in pool.disks)
+
+
+def group_id(pool: Pool) -> str:
+    return f"pool-{pool.name}"
+
+
+def fence_id(host: Host) -> str:
+    return f"fence-{host.name}"
+
+
+def _nvpairs(owner: str, values: dict[str, str]) -> str:
+    return "".join(f"<nvpair id={quoteattr(f'{owner}-{name}')} name={quoteattr(name)} value={quoteattr(value)}/>"
+                   for name, value in values.items())
+
+
+def _primitive(rid: str, cls: str, kind: str, params: dict[str, str], ops: str, provider: str = "") -> str:
+    where = f" provider={quoteattr(provider)}" if provider else ""
+    return (f"<primitive id={quoteattr(rid)} class={quoteattr(cls)}{where} type={quoteattr(kind)}>"
+            f"<instance_attributes id={quoteattr(f'{rid}-params')}>{_nvpairs(rid, params)}</instance_attributes>"
+            f"<operations>{ops}</operations></primitive>")
+
+
+def _op(rid: str, name: str, timeout: str, interval: str = "0s") -> str:
+    return (f"<op id={quoteattr(f'{rid}-{name}-{interval}')} name={quoteattr(name)} "
+            f"interval={quoteattr(interval)} timeout={quoteattr(timeout)}/>")
+
+
+def cib_configuration(topo: Topology) -> str:
+    """The CIB's configuration section: properties, fencing, one group per pool, where each runs."""
+    resources, constraints = [], []
+    second = topo.controllers[1].name
+    for host in topo.controllers:
+        rid = fence_id(host)
+        delay = f"{FENCE_RACE_DELAY_S}s" if host.name == second else "0s"
+        resources.append(_primitive(rid, "stonith", "fence_virt", {
+            "serial_device": FENCE_DEVICE, "pcmk_host_list": host.name, "pcmk_host_check": "static-list",
+            "pcmk_reboot_action": "off", "pcmk_delay_base": delay, "timeout": "30"},
+            _op(rid, "monitor", "30s", "60s")))
+        constraints.append(f"<rsc_location id={quoteattr(f'{rid}-not-on-itself')} rsc={quoteattr(rid)} "
+                           f"node={quoteattr(host.name)} score=\"-INFINITY\"/>")
+    for host in topo.controllers:
+        pool = topo.pool_of(host.name)
+        zfs, path, group = f"zfs-{pool.name}", f"path-{pool.name}", group_id(pool)
+        iscsi = lun_path(host.address("private"), topo.iscsi.private_target, 0)
+        members = (
+            _primitive(zfs, "ocf", "ZFS", {"pool": pool.name, "importargs": import_arguments(topo, pool),
+                                           "importforce": "true"},
+                       _op(zfs, "start", "120s") + _op(zfs, "stop", "60s")
+                       + _op(zfs, "monitor", "30s", f"{MONITOR_INTERVAL_S}s"), provider="heartbeat")
+            + _primitive(path, "ocf", "arbitrator-path",
+                         {"map": pool.arbitrator, "zvol": zvol_device(pool), "iscsi": iscsi},
+                         _op(path, "start", "90s") + _op(path, "stop", "60s")
+                         + _op(path, "monitor", "20s", "10s"), provider="beast"))
+        resources.append(f"<group id={quoteattr(group)}>{members}</group>")
+        constraints.append(f"<rsc_location id={quoteattr(f'{group}-prefers-{host.name}')} rsc={quoteattr(group)} "
+                           f"node={quoteattr(host.name)} score=\"100\"/>")
+    properties = _nvpairs("beast", {"stonith-enabled": "true", "stonith-timeout": "60s",
+                                    "no-quorum-policy": "stop", "cluster-recheck-interval": "1min"})
+    return (
+        "<configuration>"
+        f"<crm_config><cluster_property_set id=\"beast-options\">{properties}</cluster_property_set></crm_config>"
+        "<nodes/>"
+        f"<resources>{''.join(resources)}</resources>"
+        f"<constraints>{''.join(constraints)}</constraints>"
+        "<rsc_defaults><meta_attributes id=\"beast-rsc-defaults\">"
+        "<nvpair id=\"beast-rsc-defaults-stickiness\" name=\"resource-stickiness\" value=\"0\"/>"
+        "</meta_attributes></rsc_defaults>"
+        "</configuration>\n"
+    )
+
+
+def resource_runs_on(resource: str, host: str) -> str:
+    return f"crm_resource --locate --resource {quote(resource)} 2>/dev/null | grep -q {quote(f'running on: {host}')}"
+
+
+def cluster_owns_imports_step(topo: Topology, host: Host, stage: int, created_here: bool = True) -> Step:
+    """No boot imports a pool: the import services are off, no cache file, and the pool this host
+    created (``created_here``: at provisioning) leaves the cache; the cluster's imports never enter it."""
+    services = "zfs-import-cache.service zfs-import-scan.service"
+    done = f"! systemctl is-enabled --quiet {services} && [ ! -e /etc/zfs/zpool.cache ]"
+    commands = (f"systemctl disable {services}", "rm -f /etc/zfs/zpool.cache")
+    if created_here:
+        pool = quote(topo.pool_of(host.name).name)
+        done = f"[ \"$(zpool get -H -o value cachefile {pool})\" = none ] && {done}"
+        commands = (f"zpool set cachefile=none {pool}", *commands)
+    return Step("imports belong to the cluster", commands=commands, check=done, verify=done, stage=stage)
+
+
+def cluster_member_step(topo: Topology, stage: int) -> Step:
+    """Corosync's configuration and key, our resource agent, then Corosync and Pacemaker started (not
+    enabled: after a fence the node rejoins when an operator, here the drill's recovery, starts them)."""
+    running = "systemctl is-active --quiet corosync.service pacemaker.service"
+    return Step(
+        "cluster member",
+        files={COROSYNC_CONF_PATH: corosync_conf(topo), AUTHKEY_PATH: authkey(topo),
+               OCF_AGENT_PATH: (SCRIPTS / "beast-arbitrator-path").read_text()},
+        commands=(f"chmod 400 {AUTHKEY_PATH}", f"chmod 755 {OCF_AGENT_PATH}",
+                  "systemctl start corosync.service pacemaker.service"),
+        check=running, verify=running, stage=stage)
+
+
+def cluster_resources_step(topo: Topology, stage: int) -> Step:
+    """The configuration loaded once both nodes are members; done when each pool runs on its owner."""
+    both_online = " && ".join(f"crm_node -l 2>/dev/null | grep -q {quote(f' {h.name} member')}"
+                              for h in topo.controllers)
+    at_home = " && ".join(resource_runs_on(group_id(topo.pool_of(h.name)), h.name) for h in topo.controllers)
+    loaded = f'id="{group_id(topo.pool_of(topo.controllers[0].name))}"'
+    return Step(
+        "cluster resources",
+        files={CIB_PATH: cib_configuration(topo)},
+        commands=(wait_until(both_online, JOIN_TIMEOUT_S),
+                  f"cibadmin --replace --scope configuration --xml-file {CIB_PATH}"),
+        check=f"cibadmin --query --scope resources 2>/dev/null | grep -q {quote(loaded)} && {at_home}",
+        verify=wait_until(at_home, JOIN_TIMEOUT_S), stage=stage)
+
+
+def cluster_provision_steps(topo: Topology, host: Host) -> list[Step]:
+    """After the arbitrator maps: the cluster on both controllers; its resources from the first one."""
+    steps = [cluster_owns_imports_step(topo, host, Stage.ARBITRATOR), cluster_member_step(topo, Stage.ARBITRATOR)]
+    if host == topo.controllers[0]:
+        steps.append(cluster_resources_step(topo, Stage.PUBLIC_TARGET))
+    return steps
+
+
+def cluster_recovery_plan(topo: Topology, failed: str) -> Plan:
+    """The fenced controller, started again, rejoins the cluster, which hands its pool back (failback by
+    the location preference); then its targets, both arbitrator maps and the client's paths are rebuilt,
+    and each controller scrubs its own pool. The stages are the takeback's; nothing here imports."""
+    host = topo.hosts[failed]
+    survivor = topo.peer(failed)
+    pool, survivor_pool = topo.pool_of(failed), topo.pool_of(survivor.name)
+    stage = TakebackStage
+    home = resource_runs_on(group_id(pool), failed)
+    rejoin = Step(
+        f"rejoin the cluster, {pool.name} back",
+        commands=("systemctl start corosync.service pacemaker.service",),
+        check=f"systemctl is-active --quiet pacemaker.service && {home}",
+        verify=f"{wait_until(home, JOIN_TIMEOUT_S)} && {pool_imported(pool.name)}", stage=stage.IMPORT)
+    plan: Plan = {failed: [], survivor.name: [], topo.client.host: []}
+    plan[failed] += [
+        *[_at(step, stage.IMPORT) for step in base_steps(topo, host)],
+        cluster_owns_imports_step(topo, host, stage.IMPORT, created_here=False),
+        rejoin,
+        private_target_step(topo, host, stage.PRIVATE_TARGET),
+        *takeover_arbitrator_steps(topo, host, stage.ARBITRATOR),
+        public_target_step(topo, host, stage.PUBLIC_TARGET),
+    ]
+    plan[survivor.name] += takeover_arbitrator_steps(topo, survivor, stage.ARBITRATOR)
+    plan[topo.client.host] += client_steps(topo, stage.CLIENT)
+    for name, own in ((failed, pool), (survivor.name, survivor_pool)):
+        plan[name] += [scrub_step(own.name, stage.SCRUB), _at(clear_step(own.name), stage.CLEAR)]
+    return plan
+
+
+def _at(step: Step, stage: int) -> Step:
+    return replace(step, stage=stage)
