@@ -14,7 +14,7 @@ def pytest_addoption(parser):
     group.addoption("--inject", default="", help="Faults that must turn the drill red, comma-separated: "
                     "corrupt-copy, pool-error, dead-path (proves the checker can fail).")
     group.addoption("--arbitrator", default=None,
-                    help="Arbitrator mode(s) the scenarios run in: paper, takeover, both, or a comma list "
+                    help="Arbitrator mode(s) the scenarios run in: paper, takeover, cluster, all, or a comma list "
                     "(default: the topology's [lab] arbitrator).")
     group.addoption("--step", type=int, default=None,
                     help="Run only step N of the scenario on the lab a previous drill kept (bst drill --step N).")

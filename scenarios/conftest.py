@@ -48,14 +48,14 @@ def pytest_configure(config):
 
 
 def arbitrator_modes(config) -> list[str]:
-    """``--arbitrator paper|takeover|both`` (comma lists too); default: the topology's own mode."""
+    """``--arbitrator paper|takeover|cluster|all`` (comma lists too); default: the topology's own mode."""
     value = config.getoption("--arbitrator")
     if not value:
         return [load_topology(config.getoption("--topology")).lab.arbitrator]
-    modes = list(ARBITRATORS) if value == "both" else [m for m in value.split(",") if m]
+    modes = list(ARBITRATORS) if value == "all" else [m for m in value.split(",") if m]
     unknown = [m for m in modes if m not in ARBITRATORS]
     if unknown or not modes:
-        raise pytest.UsageError(f"--arbitrator {value} is not a mode; use {', '.join(ARBITRATORS)} or both")
+        raise pytest.UsageError(f"--arbitrator {value} is not a mode; use {', '.join(ARBITRATORS)}, a comma list or all")
     return modes
 
 

@@ -5,9 +5,9 @@ scenarios/expectations.toml; the run fails on any verdict that file does not exp
 """
 
 from lab.drill import steps
-from lab.drill.claims import PAPER_CLAIMS
+from lab.drill.claims import KILL_CLAIMS
 from lab.drill.nemesis import PowerOff
 from lab.drill.scenario import Scenario
 
 SCENARIO = Scenario(fault="kill-ctrl-a", victim="ctrl-a", nemesis=PowerOff, steps=steps.PAPER_STEPS,
-                    claims=PAPER_CLAIMS)
+                    claims=KILL_CLAIMS)

@@ -6,6 +6,7 @@ and the client do is recorded.
 """
 
 from lab.drill import checks, steps
+from lab.drill.claims import SAFETY_CLAIMS
 from lab.drill.context import Drill
 from lab.drill.nemesis import Freeze
 from lab.drill.scenario import Scenario, Step
@@ -34,5 +35,5 @@ SCENARIO = Scenario(
            steps.COPY_READ_BACK,
            Step("the_frozen_controller_and_the_pools_afterwards", frozen_pool_back)),
     claims=("provisioned", "copy_completes", "md5_after_copy", "md5_from_disk", "frozen_pool_back",
-            "final_pools_clean", "final_paths_back"),
+            "final_pools_clean", "final_paths_back", *SAFETY_CLAIMS),
 )

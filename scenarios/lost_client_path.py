@@ -7,6 +7,7 @@ arbitrator and the private network back to ctrl-a, and nothing may be lost.
 from functools import partial
 
 from lab.drill import steps
+from lab.drill.claims import SAFETY_CLAIMS
 from lab.drill.nemesis import CutLink
 from lab.drill.scenario import Scenario, Step
 
@@ -19,5 +20,5 @@ SCENARIO = Scenario(
                 steps.transient_fault(LOSS_S, lambda drill: drill.client_paths("during-loss")), strikes=True),
            steps.COPY_READ_BACK, steps.PATHS_AND_POOLS),
     claims=("provisioned", "copy_completes", "md5_after_copy", "md5_from_disk", "final_pools_clean",
-            "final_paths_back"),
+            "final_paths_back", *SAFETY_CLAIMS),
 )

@@ -2,7 +2,16 @@ from pathlib import Path
 
 import pytest
 
-from lab.drill.claims import ARBITRATORS, CLAIMS, PAPER_CLAIMS, Expectation, claims_table, load_expectations, verdict
+from lab.drill.claims import (
+    ARBITRATORS,
+    CLAIMS,
+    KILL_CLAIMS,
+    PAPER_CLAIMS,
+    Expectation,
+    claims_table,
+    load_expectations,
+    verdict,
+)
 from lab.drill.scenario import load_scenario, scenario_paths
 from lab.errors import LabError
 
@@ -13,11 +22,12 @@ KILL_A = next(s for s in DECLARED if s.fault == "kill-ctrl-a")
 
 
 def paper_expectations(stack: str, arbitrator: str = "paper") -> dict:
-    return load_expectations(EXPECTATIONS, stack, arbitrator, "kill-ctrl-a", PAPER_CLAIMS)
+    return load_expectations(EXPECTATIONS, stack, arbitrator, "kill-ctrl-a", KILL_CLAIMS)
 
 
 @pytest.mark.parametrize("scenario", DECLARED, ids=lambda s: s.name)
-@pytest.mark.parametrize(("stack", "arbitrator"), [("linux", "paper"), ("linux", "takeover"), ("freebsd", "paper")])
+@pytest.mark.parametrize(("stack", "arbitrator"),
+                         [("linux", "paper"), ("linux", "takeover"), ("linux", "cluster"), ("freebsd", "paper")])
 def test_the_shipped_expectations_cover_every_scenario_in_every_mode(stack, arbitrator, scenario):
     expectations = load_expectations(EXPECTATIONS, stack, arbitrator, scenario.fault, scenario.claims)
     assert list(expectations) == list(scenario.claims)
@@ -25,7 +35,16 @@ def test_the_shipped_expectations_cover_every_scenario_in_every_mode(stack, arbi
 
 def test_every_claim_is_checked_by_some_scenario_and_described():
     assert {c for s in DECLARED for c in s.claims} == set(CLAIMS)
-    assert KILL_A.claims == PAPER_CLAIMS and set(ARBITRATORS) == {"paper", "takeover"}
+    assert KILL_A.claims == KILL_CLAIMS and set(ARBITRATORS) == {"paper", "takeover", "cluster"}
+    assert [c for c in KILL_CLAIMS if c in PAPER_CLAIMS] == list(PAPER_CLAIMS)
+
+
+def test_only_the_cluster_is_expected_to_take_over_on_its_own_and_every_mode_to_fence_nobody_spuriously():
+    for arbitrator, decides in (("paper", Expectation.FAIL), ("takeover", Expectation.FAIL),
+                                ("cluster", Expectation.HOLD)):
+        expected = load_expectations(EXPECTATIONS, "linux", arbitrator, "kill-ctrl-a", KILL_CLAIMS)
+        assert expected["failover_by_cluster"] is decides
+        assert expected["no_spurious_fencing"] is Expectation.HOLD
 
 
 def test_the_paper_saw_errors_on_the_failed_pool_so_freebsd_expects_them():

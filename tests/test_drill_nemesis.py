@@ -7,27 +7,36 @@ import pytest
 
 from lab.drill.context import Drill
 from lab.drill.nemesis import CutLink, Freeze, PowerOff
+from lab.providers.base import HostState
 from lab.record import RunRecord
 
 
 class Provider:
     def __init__(self):
         self.calls = []
+        self.states = {}
+
+    def status(self):
+        return [SimpleNamespace(name=host, state=state) for host, state in self.states.items()]
 
     def set_link(self, host, network, up):
         self.calls.append(("link", host, network, up))
 
     def pause(self, host):
         self.calls.append(("pause", host))
+        self.states[host] = HostState.PAUSED
 
     def resume(self, host):
         self.calls.append(("resume", host))
+        self.states[host] = HostState.RUNNING
 
     def power_off(self, host):
         self.calls.append(("power_off", host))
+        self.states[host] = HostState.STOPPED
 
     def start(self, host):
         self.calls.append(("start", host))
+        self.states[host] = HostState.RUNNING
 
 
 def _drill(tmp_path) -> tuple[Drill, Provider]:
@@ -88,3 +97,18 @@ def test_a_strike_that_fails_leaves_the_nemesis_inactive(tmp_path):
     with pytest.raises(OSError):
         nemesis.start(drill, "ctrl-a")
     assert not nemesis.active and _faults(drill) == []
+
+
+def test_a_frozen_host_someone_powered_off_meanwhile_is_not_resumed_and_the_facts_say_so(tmp_path):
+    drill, provider = _drill(tmp_path)
+    freeze = Freeze()
+    freeze.start(drill, "ctrl-a")
+    provider.states["ctrl-a"] = HostState.STOPPED
+    freeze.stop(drill, "ctrl-a")
+    assert ("resume", "ctrl-a") not in provider.calls and not freeze.active
+    assert "not resumed" in drill.facts["not_resumed"]
+    assert _faults(drill)[-1] == ("fault-undone", "resume", None)
+
+
+def test_only_faults_that_cut_a_host_off_from_its_peers_may_provoke_a_fence():
+    assert PowerOff().isolates and Freeze().isolates and not CutLink(network="private").isolates

@@ -13,7 +13,7 @@ from lab.topology import Topology
 def expected_layout(topo: Topology, arbitrator: str) -> dict[str, list[str]]:
     """Which pools each controller holds on a healthy lab: the paper's cross import gives both pools to
     both controllers; the takeover arbitrator gives each controller its own pool only."""
-    if arbitrator == "takeover":
+    if arbitrator in ("takeover", "cluster"):
         return {c.name: [topo.pool_of(c.name).name] for c in topo.controllers}
     return {c.name: list(topo.pools) for c in topo.controllers}
 

@@ -16,8 +16,8 @@ from lab.errors import LabError
 from lab.runfolder import ClaimVerdict, Expectation, Reason
 from lab.topology.load import ARBITRATORS
 
-__all__ = ["ARBITRATORS", "CLAIMS", "PAPER_CLAIMS", "ClaimVerdict", "Expectation", "Reason", "claims_table",
-           "load_expectations", "verdict"]
+__all__ = ["ARBITRATORS", "CLAIMS", "FAILOVER_CLAIMS", "KILL_CLAIMS", "PAPER_CLAIMS", "SAFETY_CLAIMS",
+           "ClaimVerdict", "Expectation", "Reason", "claims_table", "load_expectations", "verdict"]
 
 CLAIMS: dict[str, str] = {
     "provisioned": "both pools ONLINE on both controllers; the client's multipaths have all their paths",
@@ -33,7 +33,12 @@ CLAIMS: dict[str, str] = {
     "final_md5": "after recovery the copy read from disk still has the source's md5",
     # Beyond the paper: what a storage engineer expects of the other faults.
     "frozen_pool_back": "after the frozen controller resumes, its own pool is ONLINE on it again (not suspended)",
-    "no_double_import": "while the controllers cannot see each other, neither holds the other's pool",
+    "no_double_import": "no pool is ever imported on both controllers at once (each controller's imports "
+                        "sampled every second through the drill, and any forced import a step tried)",
+    "failover_by_cluster": "the lost controller is fenced and its pool taken over by the cluster on its own "
+                           "(the drill only strikes and watches)",
+    "no_spurious_fencing": "no controller is fenced unless the fault took it away from its peer, and every "
+                           "fencing asked for succeeds",
     "io_after_second_kill": "when the restarted controller dies again mid-recovery, the client still writes and "
                             "reads its filesystem",
 }
@@ -41,6 +46,14 @@ CLAIMS: dict[str, str] = {
 PAPER_CLAIMS = ("provisioned", "copy_completes", "md5_after_copy", "md5_from_disk", "survivor_pool_clean",
                 "failed_pool_clean", "recovery_imports", "final_pools_clean", "final_paths_back", "final_md5")
 """What the paper's experiment checks, in the order it checks them."""
+
+FAILOVER_CLAIMS = ("failover_by_cluster",)
+"""Judged where a controller is lost: who decided the takeover."""
+SAFETY_CLAIMS = ("no_double_import", "no_spurious_fencing")
+"""Judged at the end of every fault's drill, from the whole run's history."""
+KILL_CLAIMS = (PAPER_CLAIMS[0], *FAILOVER_CLAIMS, *PAPER_CLAIMS[1:], *SAFETY_CLAIMS)
+"""The paper's experiment (a controller killed) as the drill judges it: who took over, then the paper's
+claims, then what must hold through any fault."""
 
 
 def verdict(claim: str, held: bool, evidence: str, expectation: Expectation, reason: Reason | None = None,

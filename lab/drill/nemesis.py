@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from lab.drill.context import Drill
+from lab.providers.base import HostState
 from lab.runfolder import EventKind
 
 
@@ -43,6 +44,9 @@ class Nemesis:
 
     transient = True
     """Healed by the scenario itself after a while (a freeze, a cut cable), not by a recovery."""
+    isolates = True
+    """The fault takes the host away from its peers (a cluster may rightly fence it); a lost cable with
+    another one left does not."""
 
     def details(self) -> dict:
         return {}
@@ -65,6 +69,7 @@ class PowerOff(Nemesis):
 
     def _strike(self, drill: Drill, host: str) -> None:
         drill.session.provider.power_off(host)
+        drill.facts.setdefault("powered_off", {}).setdefault(host, []).append(time.time())
         drill.session.forget(host)
 
     def _heal(self, drill: Drill, host: str) -> None:
@@ -83,6 +88,13 @@ class Freeze(Nemesis):
         drill.session.provider.pause(host)
 
     def _heal(self, drill: Drill, host: str) -> None:
+        """Resume the VM, unless someone powered it off meanwhile (a cluster fencing it): then there is
+        nothing left to resume, and the event says so."""
+        state = next((s.state for s in drill.session.provider.status() if s.name == host), None)
+        if state is not HostState.PAUSED:
+            drill.facts["not_resumed"] = f"{host} was {state} when the freeze ended: not resumed"
+            drill.session.forget(host)
+            return
         drill.session.provider.resume(host)
 
 
@@ -93,6 +105,7 @@ class CutLink(Nemesis):
     network: str = "public"
     action: str = "link-down"
     undo: str = "link-up"
+    isolates = False
 
     def details(self) -> dict:
         return {"network": self.network}

@@ -16,6 +16,7 @@ from functools import cached_property
 from pathlib import Path
 
 from lab.drill.claims import load_expectations
+from lab.drill.cluster import save_logs as save_cluster_logs
 from lab.drill.context import INJECTIONS, Drill, StepError
 from lab.drill.progress import Progress, QuietProgress
 from lab.drill.scenario import Scenario
@@ -171,6 +172,10 @@ class DrillRun:
                 drill.nemesis.teardown(drill, drill.victim)
             except LabError as error:
                 record.event(EventKind.ACTION, action="heal-failed", host=drill.victim, error=str(error))
+        try:
+            save_cluster_logs(drill)
+        except LabError as error:
+            record.event(EventKind.ACTION, action="cluster-logs-failed", error=str(error))
         for host in session.topo.hosts:
             session.save_console(host, "end")
             kernel = session.run(host, "dmesg", 30, "dmesg-end")

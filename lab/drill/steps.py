@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from lab.drill import checks, workload
+from lab.drill import checks, cluster, imports, workload
 from lab.drill.context import Drill, StepError
 from lab.drill.paths import controllers_behind_dead_paths
 from lab.drill.scenario import Step
@@ -59,6 +59,9 @@ def provisioned_and_healthy(drill: Drill) -> None:
 
 
 def copy_starts(drill: Drill) -> None:
+    """The checker's watchers first (imports on each controller, the cluster's view), then the workload."""
+    imports.start_watch(drill)
+    cluster.look(drill, "before-fault")
     workload.start(drill)
 
 
@@ -149,6 +152,7 @@ def restart(drill: Drill) -> None:
     drill.on_progress(f"{drill.victim}: booting")
     drill.session.provider.wait_for_ssh(drill.victim, drill.session.topo.lab.boot_timeout_s)
     drill.session.save_console(drill.victim, "restarted")
+    imports.start_watch(drill, [drill.victim], fresh=False)
 
 
 def recover(drill: Drill, label: str) -> str:
@@ -193,14 +197,23 @@ def final_state(drill: Drill) -> None:
     back = workload.remounted_md5(drill, "final")
     drill.facts["md5_final"] = back.md5
     source = drill.facts["source_md5"]
-    drill.claims(
+    cluster.look(drill, "final")
+    drill.all_of(lambda: drill.claims(
         ("final_pools_clean", not problems,
          "; ".join(problems) or "every pool ONLINE where it belongs, no known data errors", "", Reason.POOL_ERRORS),
         ("final_paths_back", not paths, "; ".join(paths) or "every client multipath has 2 live paths", paths_excuse,
          Reason.PATHS_FAILED),
         ("final_md5", back.md5 == source, f"source {source}, final {back.md5} ({back.how})", "",
          Reason.DATA_DIFFERS if back.md5 else Reason.DATA_UNREADABLE, back.detail),
-    )
+    ), lambda: safety(drill))
+
+
+def safety(drill: Drill) -> None:
+    """What must hold through any fault, judged at the end from the whole run's history: no pool imported on
+    two controllers at once (the watchers' logs), and no fencing the fault did not provoke (the fence log)."""
+    fenced = [(a.plug, a.at) for a in cluster.power_fencings(cluster.fence_log(drill)) if a.response == "success"]
+    provoked = {drill.victim} if drill.nemesis is not None and drill.nemesis.isolates else set()
+    drill.all_of(lambda: imports.judge(drill, fenced), lambda: cluster.judge_fencing(drill, provoked))
 
 
 def paths_come_back_and_pools_are_clean(drill: Drill) -> None:
@@ -213,17 +226,18 @@ def paths_come_back_and_pools_are_clean(drill: Drill) -> None:
     except StepError:
         pass
     paths = client_path_problems(drill, "final")
+    cluster.look(drill, "final")
     problems = []
     for controller in topo.controllers:
         status = scrub(drill, controller.name, topo.pool_of(controller.name).name, f"{controller.name}-own-final")
         if not checks.is_clean(status):
             problems.append(f"on {controller.name}: {checks.errors_summary(status)}")
-    drill.claims(
+    drill.all_of(lambda: drill.claims(
         ("final_pools_clean", not problems, "; ".join(problems) or "each pool ONLINE on its owner, scrub clean", "",
          Reason.POOL_ERRORS),
         ("final_paths_back", not paths, "; ".join(paths) or "every client multipath has 2 live paths", "",
          Reason.PATHS_FAILED),
-    )
+    ), lambda: safety(drill))
 
 
 HEALTHY = Step("lab_is_provisioned_and_healthy", provisioned_and_healthy)

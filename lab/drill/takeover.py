@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+from lab.drill.cluster import await_takeover, judge_failover
 from lab.drill.context import Drill, StepError
 from lab.providers.base import HostState
 from lab.runfolder import EventKind
@@ -39,7 +40,11 @@ def _state(provider, host: str) -> HostState:
 def take_over(drill: Drill, victim: str) -> None:
     """In takeover mode: fence the lost controller, then let the survivor import its pool and serve it
     through the arbitrator map. The paper's mode does nothing here: its standby path is already there."""
+    if drill.arbitrator == "cluster":
+        await_takeover(drill, victim)
+        return
     if drill.arbitrator != "takeover":
+        judge_failover(drill, victim, drill.session.topo.pool_of(victim).name, True, [], 0.0)
         return
     drill.on_progress(f"takeover: fencing {victim}, then the survivor imports its pool")
     started = time.time()
@@ -51,3 +56,4 @@ def take_over(drill: Drill, victim: str) -> None:
     drill.facts["takeover_s"] = seconds
     drill.facts.setdefault("takeovers_s", []).append(seconds)
     drill.event(EventKind.TAKEN_OVER, failed=victim, survivor=topo.peer(victim).name, seconds=seconds)
+    judge_failover(drill, victim, topo.pool_of(victim).name, True, [], seconds)

@@ -1,0 +1,144 @@
+"""What the drill watches of a cluster that decides on its own (arbitrator = "cluster"): it never fences
+or imports here, it waits to see the survivor take the lost controller's pool, and judges the fence log.
+
+Also the run folder's cluster evidence: each controller's cluster views at each look, and at the end the
+cluster's logs and the lab's fence log. In modes without a cluster the views are empty and the fence log
+is whatever the lab's fence listener saw (nothing, when nobody asked it).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab.drill.context import Drill
+from lab.runfolder import EventKind, Reason
+
+TAKEOVER_TIMEOUT_S = 180
+"""Detection (token + consensus, ~7 s), fencing, the forced import's activity check (~10 s), the map
+switch; three minutes means the cluster did not do it."""
+
+
+@dataclass(frozen=True)
+class FenceAction:
+    """One request the lab's fence listener answered: who asked, to do what to whom, when, and how it went."""
+
+    at: float
+    requester: str
+    plug: str
+    action: str
+    response: str
+
+
+POWER_ACTIONS = ("off", "reboot")
+
+
+def fence_log(drill: Drill) -> list[FenceAction]:
+    """The fence listener's requests so far (none when the provider has no listener)."""
+    where = getattr(drill.session.provider, "fence_log_path", None)
+    path = Path(where()) if callable(where) else None
+    if path is None or not path.exists():
+        return []
+    actions = []
+    for line in path.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+            actions.append(FenceAction(float(entry["epoch"]), str(entry["requester"]), str(entry["plug"]),
+                                       str(entry["action"]), str(entry["response"])))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return actions
+
+
+def power_fencings(actions: list[FenceAction]) -> list[FenceAction]:
+    return [a for a in actions if a.action in POWER_ACTIONS]
+
+
+def look(drill: Drill, label: str) -> None:
+    """Save every controller's cluster views (no cluster: nothing)."""
+    views = drill.session.stack.cluster_views(drill.session.topo)
+    for controller in drill.session.topo.controllers:
+        for name, command in views.items():
+            result = drill.session.run(controller.name, command, 30, f"cluster-{name}-{label}")
+            drill.record.save(f"cluster/{controller.name}-{label}-{name}.txt", result.stdout + result.stderr)
+
+
+def save_logs(drill: Drill) -> None:
+    """The cluster's logs from each controller and the lab's fence log, into the run folder."""
+    command = drill.session.stack.cluster_log_command(drill.session.topo)
+    if command:
+        for controller in drill.session.topo.controllers:
+            result = drill.session.run(controller.name, command, 60, "cluster-log")
+            drill.record.save(f"cluster/{controller.name}-journal.txt", result.stdout + result.stderr)
+    where = getattr(drill.session.provider, "fence_log_path", None)
+    path = Path(where()) if callable(where) else None
+    if path is not None and path.exists():
+        drill.record.save("fence/requests.jsonl", path.read_text())
+
+
+def survivor_holds(drill: Drill, pool: str, label: str) -> bool:
+    return pool in {s.name for s in drill.pool_status(drill.survivor, label)}
+
+
+def await_takeover(drill: Drill, victim: str) -> None:
+    """Cluster mode, after the strike: watch, never act. Records when the survivor held the victim's pool
+    and when the cluster fenced, and judges ``failover_by_cluster``."""
+    topo = drill.session.topo
+    pool = topo.pool_of(victim).name
+    struck = drill.facts.get("fault_at", time.time())
+    drill.on_progress(f"watching the cluster take {pool} over (it alone fences and imports)")
+    deadline = time.monotonic() + TAKEOVER_TIMEOUT_S
+    held = False
+    while time.monotonic() < deadline:
+        if survivor_holds(drill, pool, "takeover-watch"):
+            held = True
+            break
+        time.sleep(1)
+    seen = time.time()
+    look(drill, "after-takeover")
+    fenced = [a for a in power_fencings(fence_log(drill)) if a.plug == victim and a.at >= struck - 1]
+    if held:
+        seconds = round(seen - struck, 1)
+        drill.facts["takeover_s"] = seconds
+        drill.facts.setdefault("takeovers_s", []).append(seconds)
+        drill.event(EventKind.TAKEN_OVER, failed=victim, survivor=drill.survivor, seconds=seconds, by="cluster")
+    if fenced:
+        drill.facts["fenced_after_s"] = round(fenced[0].at - struck, 1)
+    judge_failover(drill, victim, pool, held, fenced, seen - struck)
+
+
+def judge_failover(drill: Drill, victim: str, pool: str, held: bool, fenced: list[FenceAction],
+                   waited: float) -> None:
+    fence_text = (f"{fenced[0].requester} had {victim} fenced ({fenced[0].action}: {fenced[0].response}) "
+                  f"{drill.facts.get('fenced_after_s')} s after the fault" if fenced else f"nobody fenced {victim}")
+    if drill.arbitrator != "cluster":
+        evidence = f"no cluster in {drill.arbitrator} mode: " + (
+            "the drill's oracle fenced and imported" if drill.arbitrator == "takeover"
+            else "the survivor held the pool from the start")
+        drill.claim("failover_by_cluster", False, evidence, reason=Reason.NOT_HELD)
+        return
+    ok = held and bool(fenced) and fenced[0].response == "success"
+    where = (f"{drill.survivor} held {pool} {drill.facts.get('takeover_s')} s after the fault" if held
+             else f"{drill.survivor} did not hold {pool} after {waited:.0f} s")
+    drill.claim("failover_by_cluster", ok, f"{fence_text}; {where}", reason=Reason.NOT_HELD)
+
+
+def judge_fencing(drill: Drill, caused: set[str]) -> None:
+    """``no_spurious_fencing``: every power fencing targeted a controller the fault took from the cluster
+    (``caused``), none came before the fault, none was refused or failed."""
+    struck = drill.facts.get("fault_at")
+    spurious = []
+    for action in power_fencings(fence_log(drill)):
+        if action.at < drill.record.started:
+            continue
+        if struck is None or action.at < struck - 1 or action.plug not in caused:
+            spurious.append(f"{action.requester} fenced {action.plug} ({action.action}) "
+                            f"{'before the fault' if struck is None or action.at < struck else 'unprovoked'}")
+        elif action.response != "success":
+            spurious.append(f"{action.requester}'s {action.action} of {action.plug} answered {action.response}")
+    fencings = [a for a in power_fencings(fence_log(drill)) if a.at >= drill.record.started]
+    evidence = "; ".join(spurious) or (
+        f"{len(fencings)} fencing(s), each of a controller the fault took away" if fencings else "no fencing")
+    drill.claim("no_spurious_fencing", not spurious, evidence, reason=Reason.NOT_HELD)
