@@ -8,12 +8,11 @@ is whatever the lab's fence listener saw (nothing, when nobody asked it).
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from lab.drill.context import Drill
+from lab.fence.log import FenceRequest, read_fence_log
 from lab.runfolder import EventKind, Reason
 
 TAKEOVER_TIMEOUT_S = 180
@@ -21,39 +20,22 @@ TAKEOVER_TIMEOUT_S = 180
 switch; three minutes means the cluster did not do it."""
 
 
-@dataclass(frozen=True)
-class FenceAction:
-    """One request the lab's fence listener answered: who asked, to do what to whom, when, and how it went."""
-
-    at: float
-    requester: str
-    plug: str
-    action: str
-    response: str
-
-
 POWER_ACTIONS = ("off", "reboot")
 
 
-def fence_log(drill: Drill) -> list[FenceAction]:
-    """The fence listener's requests so far (none when the provider has no listener)."""
+def fence_log_path(drill: Drill) -> Path | None:
     where = getattr(drill.session.provider, "fence_log_path", None)
-    path = Path(where()) if callable(where) else None
-    if path is None or not path.exists():
-        return []
-    actions = []
-    for line in path.read_text().splitlines():
-        try:
-            entry = json.loads(line)
-            actions.append(FenceAction(float(entry["epoch"]), str(entry["requester"]), str(entry["plug"]),
-                                       str(entry["action"]), str(entry["response"])))
-        except (ValueError, KeyError, TypeError):
-            continue
-    return actions
+    return Path(where()) if callable(where) else None
 
 
-def power_fencings(actions: list[FenceAction]) -> list[FenceAction]:
-    return [a for a in actions if a.action in POWER_ACTIONS]
+def fence_log(drill: Drill) -> list[FenceRequest]:
+    """The fence listener's requests so far (none when the provider has no listener)."""
+    path = fence_log_path(drill)
+    return read_fence_log(path) if path is not None else []
+
+
+def power_fencings(requests: list[FenceRequest]) -> list[FenceRequest]:
+    return [r for r in requests if r.action in POWER_ACTIONS]
 
 
 def look(drill: Drill, label: str) -> None:
@@ -72,8 +54,7 @@ def save_logs(drill: Drill) -> None:
         for controller in drill.session.topo.controllers:
             result = drill.session.run(controller.name, command, 60, "cluster-log")
             drill.record.save(f"cluster/{controller.name}-journal.txt", result.stdout + result.stderr)
-    where = getattr(drill.session.provider, "fence_log_path", None)
-    path = Path(where()) if callable(where) else None
+    path = fence_log_path(drill)
     if path is not None and path.exists():
         drill.record.save("fence/requests.jsonl", path.read_text())
 
@@ -98,18 +79,18 @@ def await_takeover(drill: Drill, victim: str) -> None:
         time.sleep(1)
     seen = time.time()
     look(drill, "after-takeover")
-    fenced = [a for a in power_fencings(fence_log(drill)) if a.plug == victim and a.at >= struck - 1]
+    fenced = [a for a in power_fencings(fence_log(drill)) if a.plug == victim and a.epoch >= struck - 1]
     if held:
         seconds = round(seen - struck, 1)
         drill.facts["takeover_s"] = seconds
         drill.facts.setdefault("takeovers_s", []).append(seconds)
         drill.event(EventKind.TAKEN_OVER, failed=victim, survivor=drill.survivor, seconds=seconds, by="cluster")
     if fenced:
-        drill.facts["fenced_after_s"] = round(fenced[0].at - struck, 1)
+        drill.facts["fenced_after_s"] = round(fenced[0].epoch - struck, 1)
     judge_failover(drill, victim, pool, held, fenced, seen - struck)
 
 
-def judge_failover(drill: Drill, victim: str, pool: str, held: bool, fenced: list[FenceAction],
+def judge_failover(drill: Drill, victim: str, pool: str, held: bool, fenced: list[FenceRequest],
                    waited: float) -> None:
     fence_text = (f"{fenced[0].requester} had {victim} fenced ({fenced[0].action}: {fenced[0].response}) "
                   f"{drill.facts.get('fenced_after_s')} s after the fault" if fenced else f"nobody fenced {victim}")
@@ -131,14 +112,14 @@ def judge_fencing(drill: Drill, caused: set[str]) -> None:
     struck = drill.facts.get("fault_at")
     spurious = []
     for action in power_fencings(fence_log(drill)):
-        if action.at < drill.record.started:
+        if action.epoch < drill.record.started:
             continue
-        if struck is None or action.at < struck - 1 or action.plug not in caused:
+        if struck is None or action.epoch < struck - 1 or action.plug not in caused:
             spurious.append(f"{action.requester} fenced {action.plug} ({action.action}) "
-                            f"{'before the fault' if struck is None or action.at < struck else 'unprovoked'}")
+                            f"{'before the fault' if struck is None or action.epoch < struck else 'unprovoked'}")
         elif action.response != "success":
             spurious.append(f"{action.requester}'s {action.action} of {action.plug} answered {action.response}")
-    fencings = [a for a in power_fencings(fence_log(drill)) if a.at >= drill.record.started]
+    fencings = [a for a in power_fencings(fence_log(drill)) if a.epoch >= drill.record.started]
     evidence = "; ".join(spurious) or (
         f"{len(fencings)} fencing(s), each of a controller the fault took away" if fencings else "no fencing")
     drill.claim("no_spurious_fencing", not spurious, evidence, reason=Reason.NOT_HELD)

@@ -211,7 +211,7 @@ def final_state(drill: Drill) -> None:
 def safety(drill: Drill) -> None:
     """What must hold through any fault, judged at the end from the whole run's history: no pool imported on
     two controllers at once (the watchers' logs), and no fencing the fault did not provoke (the fence log)."""
-    fenced = [(a.plug, a.at) for a in cluster.power_fencings(cluster.fence_log(drill)) if a.response == "success"]
+    fenced = [(a.plug, a.epoch) for a in cluster.power_fencings(cluster.fence_log(drill)) if a.response == "success"]
     provoked = {drill.victim} if drill.nemesis is not None and drill.nemesis.isolates else set()
     drill.all_of(lambda: imports.judge(drill, fenced), lambda: cluster.judge_fencing(drill, provoked))
 
