@@ -416,7 +416,8 @@ def drill(
     pytest_args: Annotated[list[str] | None, typer.Argument(help="Extra pytest arguments.")] = None,
     scenario: Annotated[str, typer.Option(help="A scenario module of scenarios/ (failover, freeze, ...), "
                                                "or 'all'.")] = "failover",
-    arbitrator: Annotated[str | None, typer.Option(help="paper, takeover, cluster, a comma list or all (default: the topology's).")] = None,
+    arbitrator: Annotated[str | None, typer.Option(
+        help="paper, takeover, cluster, a comma list or all (default: the topology's).")] = None,
     step: Annotated[int | None, typer.Option(help="Rerun only step N on the lab a previous drill kept.",
                                              min=1)] = None,
 ) -> None:

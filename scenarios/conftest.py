@@ -55,7 +55,8 @@ def arbitrator_modes(config) -> list[str]:
     modes = list(ARBITRATORS) if value == "all" else [m for m in value.split(",") if m]
     unknown = [m for m in modes if m not in ARBITRATORS]
     if unknown or not modes:
-        raise pytest.UsageError(f"--arbitrator {value} is not a mode; use {', '.join(ARBITRATORS)}, a comma list or all")
+        raise pytest.UsageError(f"--arbitrator {value} is not a mode; use {', '.join(ARBITRATORS)}, "
+                                "a comma list or all")
     return modes
 
 

@@ -1,8 +1,10 @@
 """Freeze ctrl-a (its VM paused) for longer than the iSCSI timeouts during the copy, then let it go on.
 
 A frozen controller is the case a failover design fears most: it looks dead, then comes back and carries
-on writing. No takeover is made (fencing cannot confirm a frozen VM is off); what multihost, the arbitrator
-and the client do is recorded.
+on writing. The paper's and the takeover arbitrators make no takeover (the drill's oracle does not fence a
+VM that may come back); the cluster fences the frozen controller once it misses its token and takes its
+pool, and the drill then starts it again and runs its recovery. What multihost, the arbitrator, the
+cluster and the client do is recorded.
 """
 
 from lab.drill import checks, steps
@@ -33,6 +35,7 @@ SCENARIO = Scenario(
     steps=(steps.HEALTHY, steps.COPY,
            Step("freeze_ctrl_a_during_the_copy", steps.transient_fault(FREEZE_S, look_while_frozen), strikes=True),
            steps.COPY_READ_BACK,
+           Step("a_fenced_controller_is_restarted_and_recovered", steps.fenced_controller_recovers),
            Step("the_frozen_controller_and_the_pools_afterwards", frozen_pool_back)),
     claims=("provisioned", "copy_completes", "md5_after_copy", "md5_from_disk", "frozen_pool_back",
             "final_pools_clean", "final_paths_back", *SAFETY_CLAIMS),

@@ -16,7 +16,8 @@ from lab.drill.scenario import Step
 from lab.drill.takeover import take_over
 from lab.errors import LabError
 from lab.parsers.zpool import PoolStatus, ScanState
-from lab.runfolder import Reason
+from lab.providers.base import HostState
+from lab.runfolder import EventKind, Reason
 from lab.stacks.shell import quote
 
 SCRUB_TIMEOUT_S = 600
@@ -163,6 +164,27 @@ def recover(drill: Drill, label: str) -> str:
     except LabError as error:
         return str(error)
     return ""
+
+
+def fenced_controller_recovers(drill: Drill) -> None:
+    """A controller the system itself powered off during the fault (a cluster fencing it) is started again
+    and the stack's recovery plan run, as an operator would; one that still runs is left alone."""
+    victim = drill.victim
+    state = next((s.state for s in drill.session.provider.status() if s.name == victim), None)
+    if state is not HostState.STOPPED:
+        drill.facts["fenced_restart"] = f"{victim} was {state} after the fault: nothing to restart"
+        return
+    drill.event(EventKind.ACTION, action="restart-fenced", host=victim)
+    drill.on_progress(f"{victim} was powered off during the fault: starting it")
+    drill.session.provider.start(victim)
+    drill.session.forget(victim)
+    drill.session.provider.wait_for_ssh(victim, drill.session.topo.lab.boot_timeout_s)
+    drill.session.save_console(victim, "restarted")
+    imports.start_watch(drill, [victim], fresh=False)
+    plan_error = recover(drill, "recovery-after-fence")
+    drill.facts["fenced_restart"] = f"{victim} started again; recovery: {plan_error or 'went through'}"
+    if plan_error:
+        raise StepError(f"the recovery of {victim} after it was fenced stopped: {plan_error}")
 
 
 def recovery_as_the_paper_describes(drill: Drill) -> None:
