@@ -251,6 +251,7 @@ def test_a_snapshot_restore_starts_the_listener_before_it_launches_a_vm(make_pro
 
 
 MONITORED_VM = textwrap.dedent("""\
+    # One command at a time, as the provider's QmpClient sends them: each arrival is one JSON object.
     import json, os, signal, socket, sys
     qmp_path, record = sys.argv[1], sys.argv[2]
     def note(what):
@@ -264,23 +265,22 @@ MONITORED_VM = textwrap.dedent("""\
     while True:
         conn, _ = server.accept()
         conn.sendall(b'{"QMP": {"version": {}, "capabilities": []}}\\r\\n')
-        buffer, decoder = "", json.JSONDecoder()
+        pending = b""
         while chunk := conn.recv(4096):
-            buffer += chunk.decode()
-            while buffer.strip():
-                try:
-                    request, end = decoder.raw_decode(buffer.lstrip())
-                except ValueError:
-                    break
-                buffer = buffer.lstrip()[end:]
-                command = request["execute"]
-                note(command)
-                running = {"stop": False, "cont": True}.get(command, running)
-                answer = {"status": "running" if running else "paused", "running": running} \\
-                    if command == "query-status" else {}
-                conn.sendall(json.dumps({"return": answer, "id": request.get("id")}).encode() + b"\\r\\n")
-                if command == "quit":
-                    os._exit(0)
+            pending += chunk
+            try:
+                request = json.loads(pending)
+            except ValueError:
+                continue
+            pending = b""
+            command = request["execute"]
+            note(command)
+            running = {"stop": False, "cont": True}.get(command, running)
+            answer = {"status": "running" if running else "paused", "running": running} \\
+                if command == "query-status" else {}
+            conn.sendall(json.dumps({"return": answer, "id": request.get("id")}).encode() + b"\\r\\n")
+            if command == "quit":
+                os._exit(0)
         conn.close()
 """)
 
