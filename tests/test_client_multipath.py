@@ -1,5 +1,5 @@
 """The client's multipathd maps, offline: multipath.conf from the topology, the WWID LIO gives a volume,
-the client's steps in both arbitrator modes, and the map check run against fake dmsetup and lsblk."""
+the client's steps in every arbitrator mode, and the map check run against fake dmsetup and lsblk."""
 
 from __future__ import annotations
 
@@ -143,7 +143,7 @@ def names(plan: Plan, host: str) -> list[str]:
     return [step.name for step in plan[host]]
 
 
-@pytest.mark.parametrize("arbitrator", ["paper", "takeover"])
+@pytest.mark.parametrize("arbitrator", ["paper", "takeover", "cluster"])
 def test_client_starts_multipathd_then_logs_in_then_waits_for_the_maps(arbitrator):
     topo = topology(arbitrator)
     plan = LinuxStack().provision(topo)
@@ -161,7 +161,7 @@ def test_client_starts_multipathd_then_logs_in_then_waits_for_the_maps(arbitrato
     assert not any(c.startswith("beast-dm-multipath ") for c in commands)
 
 
-@pytest.mark.parametrize("arbitrator", ["paper", "takeover"])
+@pytest.mark.parametrize("arbitrator", ["paper", "takeover", "cluster"])
 def test_controllers_never_run_multipathd(arbitrator):
     topo = topology(arbitrator)
     stack = LinuxStack()
@@ -182,7 +182,7 @@ def test_map_steps_check_owner_first_and_wait(paper):
     assert "multipathd reconfigure" in a.commands
 
 
-@pytest.mark.parametrize("arbitrator", ["paper", "takeover"])
+@pytest.mark.parametrize("arbitrator", ["paper", "takeover", "cluster"])
 def test_recovery_reruns_the_same_client_steps(arbitrator):
     topo = topology(arbitrator)
     stack = LinuxStack()
