@@ -234,10 +234,16 @@ def test_map_check_passes_for_multipathds_owner_first_map(tmp_path):
     assert map_ok(tmp_path) == 0
 
 
+def test_map_check_passes_when_the_owners_group_is_listed_second_but_in_use(tmp_path):
+    """multipathd keeps the groups in the order it found the paths and switches to the best one (measured on
+    CTRL_B: the peer's prio-10 path came first, the owner's prio-20 group in use)."""
+    assert map_ok(tmp_path, status="0 245760 multipath 2 0 0 0 2 2 E 0 1 2 8:48 A 0 0 1 A 0 1 2 8:16 A 0 0 1") == 0
+
+
 @pytest.mark.parametrize(("what", "kwargs"), [
     ("both paths in one group (ALUA ranked them equal)",
      {"status": "0 245760 multipath 2 0 0 0 1 1 A 0 2 2 8:16 A 0 0 1 8:48 A 0 0 1"}),
-    ("peer first", {"status": "0 245760 multipath 2 0 0 0 2 1 A 0 1 2 8:48 A 0 0 1 E 0 1 2 8:16 A 0 0 1"}),
+    ("peer's group first and in use", {"status": "0 245760 multipath 2 0 0 0 2 1 A 0 1 2 8:48 A 0 0 1 E 0 1 2 8:16 A 0 0 1"}),
     ("owner's path failed", {"status": "0 245760 multipath 2 0 0 0 2 2 E 0 1 2 8:16 F 1 0 1 A 0 1 2 8:48 A 0 0 1"}),
     ("peer's path failed", {"status": "0 245760 multipath 2 0 0 0 2 1 A 0 1 2 8:16 A 0 0 1 E 0 1 2 8:48 F 2 0 1"}),
     ("one path left", {"status": "0 245760 multipath 2 1 0 0 1 1 A 0 1 2 8:48 A 0 0 1"}),

@@ -132,9 +132,15 @@ def test_freebsd_fails_the_passive_path_through_the_peer():
     assert _run_with_tool(command, "gmultipath", GMULTIPATH_LIST) == "gmultipath fail CTRL_A da3"
 
 
-def test_linux_fails_the_passive_path_through_the_peer():
+def test_linux_sets_the_last_paths_disk_offline_so_multipathd_cannot_reinstate_it(tmp_path):
+    state = tmp_path / "8:48" / "device" / "state"
+    state.parent.mkdir(parents=True)
+    state.write_text("running\n")
     command = get_stack("linux").fail_client_path_command(load_topology(), "CTRL_A")
+    assert "/sys/dev/block/$dev/device/state" in command
+    command = command.replace("/sys/dev/block", str(tmp_path))
     assert _run_with_tool(command, "dmsetup", DMSETUP_TABLE) == "dmsetup message CTRL_A 0 fail_path 8:48"
+    assert state.read_text() == "offline\n"
 
 
 def test_a_naive_forced_import_names_the_pools_own_disks_on_linux():

@@ -19,8 +19,11 @@ class LinuxFaults:
                 f"oflag=direct conv=notrunc status=none")
 
     def fail_client_path_command(self, topo: Topology, multipath: str) -> str:
+        """The SCSI disk behind the map's last path set offline: multipathd's checker then fails the path
+        and keeps it failed (a ``dmsetup message fail_path`` alone would be reinstated within seconds)."""
         last = f"$(dmsetup table {quote(multipath)} | tr ' ' '\\n' | grep -E '^[0-9]+:[0-9]+$' | tail -n 1)"
-        return f"dmsetup message {quote(multipath)} 0 fail_path {last}"
+        return (f"dev={last} && echo offline > /sys/dev/block/$dev/device/state && "
+                f"dmsetup message {quote(multipath)} 0 fail_path $dev")
 
     def pool_search_options(self, topo: Topology, pool: str) -> list[str]:
         """The split-brain scenario's forced import names the pool's partitions, as takeover does."""
