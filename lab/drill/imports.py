@@ -106,10 +106,10 @@ def start_watch(drill: Drill, hosts: list[str] | None = None, fresh: bool = True
     restarted controller's watcher went with its power)."""
     stack = drill.session.stack
     loop = stack.imports_watch_command(WATCH_LOG, WATCH_INTERVAL_S)
-    clear = f"rm -f {quote(WATCH_LOG)} && " if fresh else ""
+    clear = f"; rm -f {quote(WATCH_LOG)}" if fresh else ""
     for host in hosts or [c.name for c in drill.session.topo.controllers]:
-        drill.must(host, f"mkdir -p {quote(WATCH_LOG.rsplit('/', 1)[0])} && {clear}"
-                   f"nohup sh -c {quote(loop)} >/dev/null 2>&1 &", 30, "imports-watch-start")
+        drill.must(host, f"mkdir -p {quote(WATCH_LOG.rsplit('/', 1)[0])}{clear}; "
+                   f"nohup sh -c {quote(loop)} </dev/null >/dev/null 2>&1 &", 30, "imports-watch-start")
 
 
 def collect(drill: Drill) -> dict[str, list[ImportSample]]:
