@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import remote
+from lab.errors import LabError
 from lab.executor import FabricRunner, OnStep, Runner, StepEvent, StepOutcome, apply_plan
 from lab.plan import Plan
 from lab.providers.base import HostState
@@ -36,6 +37,13 @@ class LabSession:
                 self._runners[host] = FabricRunner(connection, wire=self.stack.wire, host=host)
             return self._runners[host]
 
+    def _connected(self, host: str) -> Runner:
+        """The host's runner; a host the provider says is not running is unreachable (a RemoteError)."""
+        try:
+            return self.runner(host)
+        except LabError as error:
+            raise remote.RemoteError(str(error)) from None
+
     def forget(self, host: str) -> None:
         """Drop a host's connection (it was powered off or rebooted)."""
         with self._lock:
@@ -47,11 +55,11 @@ class LabSession:
                 pass
 
     def run(self, host: str, cmd: str, timeout: float = 60, label: str = "") -> CommandResult:
-        """The command's result, recorded once. An unreachable host is a result without an exit code (the
-        reason in stderr); any other exception is a bug and propagates."""
+        """The command's result, recorded once. An unreachable host, or one the provider says is not running,
+        is a result without an exit code (the reason in stderr); any other exception is a bug and propagates."""
         started = time.time()
         try:
-            answer = self.runner(host).run(cmd, timeout, label)
+            answer = self._connected(host).run(cmd, timeout, label)
             result = replace(answer, host=host, label=label, started=answer.started or started)
         except remote.UNREACHABLE as error:
             result = not_run(cmd, error, host, started, label)

@@ -8,6 +8,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
+from lab.errors import LabError
 from lab.executor import Status, StepEvent, StepFailed
 from lab.plan import Step
 from lab.record import RunRecord
@@ -15,6 +16,7 @@ from lab.remote import RemoteError
 from lab.result import CommandResult
 from lab.session import LabSession
 from lab.stacks import get_stack
+from lab.topology import load_topology
 
 
 class FakeHost:
@@ -156,3 +158,13 @@ def test_a_command_that_timed_out_keeps_its_runner(tmp_path):
     session = session_with(tmp_path, **{"ctrl-a": slow})
     assert session.run("ctrl-a", "sleep 99", timeout=1).timed_out
     assert session._runners["ctrl-a"] is slow
+
+
+def test_a_host_the_provider_says_is_not_running_is_a_result_without_an_exit_code(tmp_path):
+    class Stopped:
+        def ssh_target(self, host):
+            raise LabError(f"{host} is not running; start the lab with `bst up` (or `bst start {host}`)")
+
+    session = LabSession(load_topology(), Stopped(), get_stack("linux"), RunRecord.create(tmp_path, "t"))
+    result = session.run("ctrl-a", "dmesg", 30, "dmesg-end")
+    assert result.exit_code is None and "ctrl-a is not running" in result.stderr

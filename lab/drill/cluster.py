@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from lab.drill.context import Drill
+from lab.drill.context import Drill, StepError
 from lab.fence.log import FenceRequest, read_fence_log
 from lab.runfolder import EventKind, Reason
 
@@ -60,7 +60,12 @@ def save_logs(drill: Drill) -> None:
 
 
 def survivor_holds(drill: Drill, pool: str, label: str) -> bool:
-    return pool in {s.name for s in drill.pool_status(drill.survivor, label)}
+    """Whether the survivor lists ``pool``; a status that cannot be read yet (zpool waits on an import
+    in progress) is a no."""
+    try:
+        return pool in {s.name for s in drill.pool_status(drill.survivor, label)}
+    except StepError:
+        return False
 
 
 def await_takeover(drill: Drill, victim: str) -> None:
