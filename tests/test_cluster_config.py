@@ -106,7 +106,9 @@ def test_a_fenced_controller_rejoins_and_waits_for_the_cluster_to_give_its_pool_
     assert not any(re.search(r"zpool (import|export)", c) for c in commands)
     rejoin = next(s for s in plan["ctrl-a"] if s.name.startswith("rejoin the cluster"))
     assert "systemctl start corosync.service pacemaker.service" in rejoin.commands
-    assert "running on: ctrl-a" in rejoin.verify
+    waited_for = rejoin.verify.split("; do ", 1)[0]
+    assert "running on: ctrl-a" in waited_for and "zpool list -H -o name ctrl-a_m0" in waited_for, \
+        "Pacemaker says 'running on' while the import still runs: the wait must include the import"
     assert get_stack("linux").takeover(TOPO, "ctrl-a") == {}
 
 
