@@ -243,7 +243,8 @@ def test_map_check_passes_when_the_owners_group_is_listed_second_but_in_use(tmp_
 @pytest.mark.parametrize(("what", "kwargs"), [
     ("both paths in one group (ALUA ranked them equal)",
      {"status": "0 245760 multipath 2 0 0 0 1 1 A 0 2 2 8:16 A 0 0 1 8:48 A 0 0 1"}),
-    ("peer's group first and in use", {"status": "0 245760 multipath 2 0 0 0 2 1 A 0 1 2 8:48 A 0 0 1 E 0 1 2 8:16 A 0 0 1"}),
+    ("peer's group first and in use",
+     {"status": "0 245760 multipath 2 0 0 0 2 1 A 0 1 2 8:48 A 0 0 1 E 0 1 2 8:16 A 0 0 1"}),
     ("owner's path failed", {"status": "0 245760 multipath 2 0 0 0 2 2 E 0 1 2 8:16 F 1 0 1 A 0 1 2 8:48 A 0 0 1"}),
     ("peer's path failed", {"status": "0 245760 multipath 2 0 0 0 2 1 A 0 1 2 8:16 A 0 0 1 E 0 1 2 8:48 F 2 0 1"}),
     ("one path left", {"status": "0 245760 multipath 2 1 0 0 1 1 A 0 1 2 8:48 A 0 0 1"}),
@@ -318,3 +319,28 @@ def test_client_paths_leave_out_a_map_that_does_not_exist(tmp_path, paper):
     assert paths == {"CTRL_A": {"sdb": "active", "sdd": "standby"}}
     assert path_problems(paths, ["CTRL_A", "CTRL_B"]) == ["client multipath CTRL_B has 0 paths, failed: none"]
     assert fact.read("--\n8:16 sdb\n") == {}
+
+
+def test_lio_disks_get_a_scsi_timeout_longer_than_a_takeover_and_the_check_sees_one_that_did_not(tmp_path):
+    from lab.stacks.linux.client_multipath import SCSI_TIMEOUT_RULE_PATH, SCSI_TIMEOUT_S, scsi_timeout_step
+
+    step = scsi_timeout_step(6)
+    rule = step.files[SCSI_TIMEOUT_RULE_PATH]
+    assert 'ATTR{vendor}=="LIO-ORG*"' in rule and f'ATTR{{timeout}}="{SCSI_TIMEOUT_S}"' in rule
+    assert SCSI_TIMEOUT_S > 60, "longer than the slowest takeover measured (45 s)"
+    sysfs = tmp_path / "sys"
+    for name, vendor, timeout in (("6:0:0:0", "LIO-ORG ", SCSI_TIMEOUT_S), ("0:0:0:0", "QEMU    ", 30)):
+        device = sysfs / name / "device"
+        device.mkdir(parents=True)
+        (device / "vendor").write_text(vendor + "\n")
+        (device / "timeout").write_text(f"{timeout}\n")
+    (tmp_path / "rule").write_text(rule)
+
+    def check() -> int:
+        command = step.check.replace("/sys/class/scsi_device", str(sysfs)).replace(SCSI_TIMEOUT_RULE_PATH,
+                                                                                 str(tmp_path / "rule"))
+        return subprocess.run(["sh", "-c", command]).returncode
+
+    assert check() == 0
+    (sysfs / "6:0:0:0" / "device" / "timeout").write_text("30\n")
+    assert check() == 1

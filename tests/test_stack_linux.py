@@ -254,8 +254,15 @@ def test_query_commands(stack, paper):
     assert stack.multipath_status_command("CTRL_A") == "dmsetup status CTRL_A"
     assert stack.sessions_command() == "iscsiadm -m session"
     assert stack.md5_command("/storage/f") == "md5sum /storage/f | cut -d' ' -f1"
-    assert stack.remount_commands(paper) == [
-        "! mountpoint -q /storage || umount /storage", "mount /dev/md/ZDATA /storage"]
+    unmount, mount = stack.remount_commands(paper)
+    assert mount == "mount /dev/md/ZDATA /storage"
+    busy_twice = ('n=0; mountpoint() { return 0; }; umount() { n=$((n + 1)); [ $n -gt 2 ] || '
+                  '{ echo "umount: /storage: target is busy." >&2; return 32; }; echo "unmounted after $n"; }; '
+                  'sleep() { :; }; ')
+    done = subprocess.run(["sh", "-c", busy_twice + unmount], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "unmounted after 3"
+    never = 'mountpoint() { return 0; }; umount() { return 32; }; sleep() { :; }; '
+    assert subprocess.run(["sh", "-c", never + unmount], capture_output=True).returncode == 1
 
 
 def test_client_paths_fact_reads_dmsetup_status():

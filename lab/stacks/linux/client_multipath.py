@@ -173,6 +173,34 @@ def multipathd_step(topo: Topology, stage: int) -> Step:
         check=running, verify=running, stage=stage)
 
 
+SCSI_TIMEOUT_RULE_PATH = "/etc/udev/rules.d/62-beast-scsi-timeout.rules"
+SCSI_TIMEOUT_S = 120
+"""How long the client's SCSI layer lets a command to a LIO disk run before aborting it (the kernel's
+default is 30 s). A takeover holds the client's commands in the survivor's arbitrator map for its whole
+length (37-45 s measured in cluster mode): with 30 s they were aborted, the survivor's path failed for
+16 s and the map had no path at all. A dead controller is still noticed in seconds: its session's
+noop-outs and replacement_timeout fail its commands, whatever this timeout. Storage vendors ship udev
+rules like this one for the same reason."""
+SCSI_TIMEOUT_RULE = (
+    "# BeaST Lab: a LIO disk's commands may wait out a controller takeover (lab/stacks/linux/client_multipath.py)\n"
+    'ACTION!="remove", SUBSYSTEM=="scsi", ENV{DEVTYPE}=="scsi_device", ATTR{vendor}=="LIO-ORG*", '
+    f'ATTR{{timeout}}="{SCSI_TIMEOUT_S}"\n'
+)
+
+
+def scsi_timeout_step(stage: int) -> Step:
+    """The rule before the logins, so every LIO disk the client logs in to gets it; disks already there are
+    told too."""
+    timeouts = "/sys/class/scsi_device/*/device"
+    done = (f"[ -e {SCSI_TIMEOUT_RULE_PATH} ] && for d in {timeouts}; do [ -e \"$d/vendor\" ] || continue; "
+            f"case $(cat \"$d/vendor\") in LIO-ORG*) [ \"$(cat \"$d/timeout\")\" = {SCSI_TIMEOUT_S} ] || exit 1;; "
+            "esac; done")
+    return Step("scsi command timeout", files={SCSI_TIMEOUT_RULE_PATH: SCSI_TIMEOUT_RULE},
+                commands=("udevadm control --reload", "udevadm trigger --subsystem-match=scsi --action=change",
+                          "udevadm settle"),
+                check=f"( {done} )", verify=f"( {done} )", stage=stage)
+
+
 def map_step(client_map: ClientMap, stage: int) -> Step:
     """One alias map with both paths usable, the owner's in group 1. A map of that name that multipathd
     does not own (a dmsetup-made one from an older plan) is refused: the stripe may have it open."""
@@ -191,6 +219,7 @@ def map_step(client_map: ClientMap, stage: int) -> Step:
         check=done, verify=wait_until(done, 60), stage=stage)
 
 
-def client_multipath_steps(topo: Topology, stage: int) -> tuple[Step, list[Step]]:
-    """multipathd's step (before the logins, so it claims the paths as they appear) and the map steps."""
-    return multipathd_step(topo, stage), [map_step(m, stage) for m in client_maps(topo)]
+def client_multipath_steps(topo: Topology, stage: int) -> tuple[list[Step], list[Step]]:
+    """The steps before the logins (multipathd, so it claims the paths as they appear, and the SCSI command
+    timeout) and the map steps."""
+    return [multipathd_step(topo, stage), scsi_timeout_step(stage)], [map_step(m, stage) for m in client_maps(topo)]

@@ -16,8 +16,9 @@ What runs where:
   when recovery starts Corosync and Pacemaker (both disabled at boot), as an operator would.
 - A fence race (both links cut) is settled by a delay on fencing the second controller: the first
   controller fences first and keeps running.
-- The pools stay multihost=on (MULTIHOST_TUNABLES): fencing makes a double import impossible in design,
-  multihost refuses one in practice if fencing ever lies.
+- The pools are multihost=off: the cluster fences before it imports, so OpenZFS's activity check would
+  only add its 10 s to every takeover (``parts.MULTIHOST_MODES``); the drill's import watcher checks
+  that no pool is ever on two controllers.
 - Imports belong to the cluster: each pool's cachefile is none and zfs-import-cache/zfs-import-scan are
   disabled, so no boot imports a pool behind the cluster's back.
 

@@ -17,8 +17,8 @@ from lab.stacks.linux.parts import (
     MDADM_CONF_PATH,
     MULTIHOST_CONF,
     MULTIHOST_CONF_PATH,
+    MULTIHOST_MODES,
     MULTIHOST_TUNABLES,
-    OWNER_ONLY,
     STATE_DIR,
     disk_path,
     helper_files,
@@ -55,7 +55,7 @@ def base_steps(topo: Topology, host: Host) -> list[Step]:
             Step("no array assembly", files={MDADM_CONF_PATH: MDADM_CONF},
                  commands=("mdadm --stop --scan",), check="! grep -q '^md' /proc/mdstat"),
         ]
-        if topo.lab.arbitrator in OWNER_ONLY:
+        if topo.lab.arbitrator in MULTIHOST_MODES:
             steps.append(multihost_tunables_step())
     return steps
 
@@ -79,13 +79,13 @@ def pool_steps(topo: Topology, host: Host) -> list[Step]:
     data = words(*(disk_path(topo, d) for d in pool.data))
     log, cache = topo.disks[pool.log].serial, topo.disks[pool.cache].serial
     stage = Stage.POOLS
-    takeover = topo.lab.arbitrator in OWNER_ONLY
-    options = "-o multihost=on " if takeover else ""
+    multihost = topo.lab.arbitrator in MULTIHOST_MODES
+    options = "-o multihost=on " if multihost else ""
     steps = [
         Step(f"create {pool.name}", commands=(f"zpool create -f {options}-m none {quote(pool.name)} {data}",),
              check=pool_imported(pool.name), verify=pool_online(pool.name), stage=stage),
     ]
-    if takeover:
+    if multihost:
         steps.append(Step(f"multihost=on {pool.name}", commands=(f"zpool set multihost=on {quote(pool.name)}",),
                           check=property_is(pool.name, "multihost", "on", "zpool"), stage=stage))
     steps += [

@@ -12,6 +12,8 @@ from lab.stacks.linux.parts import stripe_device
 from lab.stacks.shell import quote, words
 from lab.topology import Topology
 
+UMOUNT_WAIT_S = 120
+
 
 class LinuxQueries:
     """The drill's questions to a host, mixed into LinuxStack."""
@@ -22,8 +24,12 @@ class LinuxQueries:
         return f"md5sum {quote(path)} | cut -d' ' -f1"
 
     def remount_commands(self, topo: Topology) -> list[str]:
+        """The unmount is retried while the filesystem is busy: I/O the probe or the copy left queued in a
+        map during a takeover must drain first (measured: "target is busy" right after a cluster takeover)."""
         mountpoint = quote(topo.client.mountpoint)
-        return [f"! mountpoint -q {mountpoint} || umount {mountpoint}",
+        retried = (f"i=0; until umount {mountpoint}; do [ $i -ge {UMOUNT_WAIT_S} ] && exit 1; i=$((i + 1)); "
+                   "sleep 1; done")
+        return [f"! mountpoint -q {mountpoint} || {{ {retried}; }}",
                 f"mount {quote(stripe_device(topo))} {mountpoint}"]
 
     def probe_write_read_command(self, path: str) -> str:

@@ -142,8 +142,8 @@ def client_steps(topo: Topology, stage: int) -> list[Step]:
     """multipathd, the logins to both public targets, the maps it makes of them, then the stripe on the maps.
     Recovery runs these again: each step ends in the same state from a fresh client or a failed-over one."""
     iqn = topo.iscsi.public_target
-    multipathd, map_steps = client_multipath_steps(topo, stage)
-    steps = [multipathd, *(login_step(host.address("public"), iqn, 2, stage) for host in topo.controllers),
+    before_logins, map_steps = client_multipath_steps(topo, stage)
+    steps = [*before_logins, *(login_step(host.address("public"), iqn, 2, stage) for host in topo.controllers),
              *map_steps]
     members = [f"/dev/mapper/{multipath.name}" for multipath in topo.client.multipaths]
     stripe, mountpoint = quote(stripe_device(topo)), quote(topo.client.mountpoint)
