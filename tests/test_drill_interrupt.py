@@ -1,7 +1,7 @@
 """Ctrl-C in the middle of a drill still leaves a run folder a person can read, and no lab behind.
 
-Runs the real drill (its own lab, real VMs) and sends SIGINT, as a terminal's Ctrl-C does, once the
-copy has started.
+Runs the real drill (real VMs, the project's lab: from its `provisioned-paper` snapshot when an earlier drill
+saved one) and sends SIGINT, as a terminal's Ctrl-C does, once the copy has started.
 """
 
 from __future__ import annotations
@@ -45,13 +45,13 @@ def _interrupt_after_copy_starts(drill: subprocess.Popen, folder: Path, log: Pat
 @pytest.fixture(scope="module")
 def interrupted_run(tmp_path_factory) -> dict:
     work = tmp_path_factory.mktemp("interrupt")
-    artifacts, lab_dir, log = work / "artifacts", work / "lab", work / "pytest.log"
-    provider = create_provider(load_topology(), "qemu", lab_dir=lab_dir)
+    artifacts, log = work / "artifacts", work / "pytest.log"
+    provider = create_provider(load_topology(), "qemu")
     try:
         with log.open("w") as out:
             drill = subprocess.Popen(
                 [sys.executable, "-m", "pytest", str(ROOT / "scenarios" / "failover.py"), "-p", "no:cacheprovider",
-                 f"--artifacts={artifacts}", "--keep-lab=on-failure", f"--lab-dir={lab_dir}"],
+                 f"--artifacts={artifacts}", "--keep-lab=on-failure"],
                 cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
             )
             try:
