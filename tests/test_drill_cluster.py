@@ -3,6 +3,7 @@ failed, breaks no_spurious_fencing; failover_by_cluster needs the cluster's own 
 
 import json
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 from lab.drill.cluster import judge_failover, judge_fencing
@@ -70,3 +71,22 @@ def test_only_a_cluster_that_fenced_and_imported_by_itself_fails_over_by_cluster
     judge_failover(oracle, "ctrl-a", "ctrl-a_m0", True, [], 20.0)
     assert not verdict(oracle, "failover_by_cluster").held
     assert "oracle" in verdict(oracle, "failover_by_cluster").evidence
+
+
+JOURNAL = (Path(__file__).parent / "fixtures" / "cluster" / "ctrl-b-takeover-journal.txt").read_text()
+"""Lines of a real cluster-mode takeover (run 20261201T021035Z), one marker stale (before the fault) and one of
+another pool added."""
+
+
+def test_the_survivors_journal_says_where_every_second_of_the_takeover_went():
+    from datetime import datetime
+
+    from lab.drill.cluster import takeover_timeline
+
+    struck = datetime.fromisoformat("2026-12-01T02:11:22.023+00:00").timestamp()
+    timeline = takeover_timeline(JOURNAL, struck, "ctrl-a", "ctrl-b", "ctrl-a_m0")
+    assert timeline == {"token lost": 2.5, "membership without the victim": 6.1, "fencing requested": 10.9,
+                        "fenced": 12.3, "import started": 12.5, "imported": 53.4, "map switched": 63.0}
+    assert list(timeline) == list(dict.fromkeys(timeline))
+    assert takeover_timeline(JOURNAL, struck, "ctrl-b", "ctrl-a", "ctrl-b_m0") == {
+        "token lost": 2.5, "membership without the victim": 6.1}

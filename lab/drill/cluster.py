@@ -8,7 +8,9 @@ is whatever the lab's fence listener saw (nothing, when nobody asked it).
 
 from __future__ import annotations
 
+import re
 import time
+from datetime import datetime
 from pathlib import Path
 
 from lab.drill.context import Drill, StepError
@@ -54,6 +56,10 @@ def save_logs(drill: Drill) -> None:
         for controller in drill.session.topo.controllers:
             result = drill.session.run(controller.name, command, 60, "cluster-log")
             drill.record.save(f"cluster/{controller.name}-journal.txt", result.stdout + result.stderr)
+            if controller.name == drill.survivor and "fault_at" in drill.facts:
+                drill.facts["takeover_timeline_s"] = takeover_timeline(
+                    result.stdout, drill.facts["fault_at"], drill.victim, drill.survivor,
+                    drill.session.topo.pool_of(drill.victim).name)
     path = fence_log_path(drill)
     if path is not None and path.exists():
         drill.record.save("fence/requests.jsonl", path.read_text())
@@ -128,3 +134,36 @@ def judge_fencing(drill: Drill, caused: set[str]) -> None:
     evidence = "; ".join(spurious) or (
         f"{len(fencings)} fencing(s), each of a controller the fault took away" if fencings else "no fencing")
     drill.claim("no_spurious_fencing", not spurious, evidence, reason=Reason.NOT_HELD)
+
+
+TIMELINE_MARKS = (
+    ("token lost", r"\[TOTEM \] A processor failed"),
+    ("membership without the victim", r"\[TOTEM \] A new membership"),
+    ("fencing requested", r"Requesting fencing \(\w+\) of node {victim}\b"),
+    ("fenced", r"Operation '\w+' targeting {victim} .*: OK"),
+    ("import started", r"Initiating start operation zfs-{pool}_start"),
+    ("imported", r"Result of start operation for zfs-{pool} on {survivor}: ok"),
+    ("map switched", r"Result of start operation for path-{pool} on {survivor}: ok"),
+)
+"""What the survivor's cluster log says happened, in order: each mark's first line after the fault."""
+
+
+def takeover_timeline(journal: str, struck: float, victim: str, survivor: str, pool: str) -> dict[str, float]:
+    """Seconds after the fault at which each of TIMELINE_MARKS first appears in the survivor's journal
+    (``journalctl -o short-iso-precise``: the guest's clock, set from the host's); a mark never seen is left
+    out. Where every second of a takeover goes."""
+    patterns = [(label, re.compile(p.format(victim=re.escape(victim), survivor=re.escape(survivor),
+                                              pool=re.escape(pool)))) for label, p in TIMELINE_MARKS]
+    found: dict[str, float] = {}
+    for line in journal.splitlines():
+        stamp, _, rest = line.partition(" ")
+        try:
+            at = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+        except ValueError:
+            continue
+        if at < struck - 1:
+            continue
+        for label, pattern in patterns:
+            if label not in found and pattern.search(rest):
+                found[label] = round(at - struck, 1)
+    return {label: found[label] for label, _ in TIMELINE_MARKS if label in found}
