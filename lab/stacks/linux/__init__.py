@@ -1,5 +1,6 @@
 """The paper's BeaST from Linux parts on Debian bookworm: OpenZFS, LIO (targetcli), open-iscsi,
-device-mapper multipath tables built with dmsetup, and an mdadm RAID 0 stripe.
+device-mapper multipath (the controllers' arbitrator maps built with dmsetup, the client's by multipathd),
+and an mdadm RAID 0 stripe.
 
 Same stages as the FreeBSD stack (the paper's "now on both controllers" barriers). What stands in for what:
 
@@ -19,18 +20,18 @@ ctld + /etc/ctl.conf                        LIO via targetcli, portal on one add
 iscsictl -A                                 iscsiadm discovery + login, node.startup=manual
 kern.iscsi.fail_on_disconnection=1          per-node node.session.timeo.replacement_timeout=5 and
                                             noop-out interval/timeout 2/2 (see ``ISCSI_FAST_FAIL``)
-gmultipath create NAME active passive       dmsetup table: two path groups of one path each, no
-                                            queue_if_no_path; bio mode on the controllers (a zvol is
-                                            bio-based), request mode on the client (iSCSI disks only)
+gmultipath create NAME active passive       controllers: a dmsetup table of two path groups of one path
+                                            each, bio mode (a zvol is bio-based), no queue_if_no_path;
+                                            client: multipathd, owner's path first (``client_multipath``)
 gstripe create + newfs + mount              mdadm --create --level=0 + mkfs.ext4 + mount
 ==========================================  ==============================================================
 
 Choices made here:
 
-- multipath-tools cannot group an iSCSI disk with a zvol (a zd device has no WWID), so both the
-  arbitrator and the client build their maps with dmsetup from /dev/disk/by-path names. The client
-  therefore does not rely on WWIDs; still, each pool's volume gets one LIO unit serial (``volume_wwn``)
-  on both controllers, so "ctrl-a lun 0" and "ctrl-b lun 1" also look like one volume to SCSI tools.
+- multipath-tools cannot group an iSCSI disk with a zvol (a zd device has no WWID), so the arbitrator
+  maps are built with dmsetup from /dev/disk/by-path names. Each pool's volume gets one LIO unit serial
+  (``volume_wwn``) on both controllers, so "ctrl-a lun 0" and "ctrl-b lun 1" are one volume, one WWID,
+  to the client's multipathd.
 - Small shell helpers (``scripts/``) are files of the plan, written to /usr/local/sbin in the base stage:
   waiting for udev links, building and checking a multipath map, reading LIO and iSCSI state. Checks read
   configfs rather than ``targetcli ls`` because every targetcli start costs 1-3 s under TCG.

@@ -82,7 +82,6 @@ MULTIHOST_CONF = (
 )
 
 ARBITRATOR_QUEUE_MODE = "bio"
-CLIENT_QUEUE_MODE = "request"
 FILESYSTEM = "ext4"
 DROP_UNREADABLE_LIO_BACKUPS = (
     'for f in /etc/rtslib-fb-target/backup/saveconfig-*json.gz; do [ ! -e "$f" ] || gzip -t "$f" 2>/dev/null || '
