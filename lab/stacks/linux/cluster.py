@@ -28,21 +28,13 @@ The drill in this mode only strikes and observes; nothing here is called by it.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 from xml.sax.saxutils import quoteattr
 
 from lab.plan import Plan, Step
 from lab.stacks.base import Stage, TakebackStage
 from lab.stacks.checks import pool_imported, wait_until
 from lab.stacks.linux.parts import SCRIPTS, STATE_DIR, disk_path, lun_path, zvol_device
-from lab.stacks.linux.pools import base_steps
-from lab.stacks.linux.recovery import clear_step, scrub_step
-from lab.stacks.linux.targets import (
-    client_steps,
-    private_target_step,
-    public_target_step,
-    takeover_arbitrator_steps,
-)
+from lab.stacks.linux.recovery import pool_back_plan
 from lab.stacks.shell import quote
 from lab.topology import Host, Pool, Topology
 
@@ -233,8 +225,7 @@ def cluster_recovery_plan(topo: Topology, failed: str) -> Plan:
     the location preference); then its targets, both arbitrator maps and the client's paths are rebuilt,
     and each controller scrubs its own pool. The stages are the takeback's; nothing here imports."""
     host = topo.hosts[failed]
-    survivor = topo.peer(failed)
-    pool, survivor_pool = topo.pool_of(failed), topo.pool_of(survivor.name)
+    pool = topo.pool_of(failed)
     stage = TakebackStage
     home = f"{resource_runs_on(group_id(pool), failed)} && {pool_imported(pool.name)}"
     rejoin = Step(
@@ -242,21 +233,5 @@ def cluster_recovery_plan(topo: Topology, failed: str) -> Plan:
         commands=("systemctl start corosync.service pacemaker.service",),
         check=f"systemctl is-active --quiet pacemaker.service && {home}",
         verify=wait_until(home, JOIN_TIMEOUT_S), stage=stage.IMPORT)
-    plan: Plan = {failed: [], survivor.name: [], topo.client.host: []}
-    plan[failed] += [
-        *[_at(step, stage.IMPORT) for step in base_steps(topo, host)],
-        cluster_owns_imports_step(topo, host, stage.IMPORT, created_here=False),
-        rejoin,
-        private_target_step(topo, host, stage.PRIVATE_TARGET),
-        *takeover_arbitrator_steps(topo, host, stage.ARBITRATOR),
-        public_target_step(topo, host, stage.PUBLIC_TARGET),
-    ]
-    plan[survivor.name] += takeover_arbitrator_steps(topo, survivor, stage.ARBITRATOR)
-    plan[topo.client.host] += client_steps(topo, stage.CLIENT)
-    for name, own in ((failed, pool), (survivor.name, survivor_pool)):
-        plan[name] += [scrub_step(own.name, stage.SCRUB), _at(clear_step(own.name), stage.CLEAR)]
-    return plan
-
-
-def _at(step: Step, stage: int) -> Step:
-    return replace(step, stage=stage)
+    owns_imports = cluster_owns_imports_step(topo, host, stage.IMPORT, created_here=False)
+    return pool_back_plan(topo, failed, [owns_imports, rejoin], survivor_first=[])

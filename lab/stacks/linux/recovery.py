@@ -99,8 +99,7 @@ def takeback_plan(topo: Topology, failed: str) -> Plan:
     arbitrators (the survivor's session reconnects, its map's path is reinstated), the owner's public
     target, the client's paths; each controller scrubs and clears its own pool last."""
     host = topo.hosts[failed]
-    survivor = topo.peer(failed)
-    pool, survivor_pool = topo.pool_of(failed), topo.pool_of(survivor.name)
+    pool = topo.pool_of(failed)
     iscsi = lun_path(host.address("private"), topo.iscsi.private_target, 0)
     stage = TakebackStage
     zvol_devno = f"$(lsblk -dno MAJ:MIN {quote(zvol_device(pool))} | tr -d ' ')"
@@ -120,19 +119,30 @@ def takeback_plan(topo: Topology, failed: str) -> Plan:
         check=pool_imported(pool.name),
         verify=f"{pool_online(pool.name)} && {property_is(pool.name, 'multihost', 'on', 'zpool')}",
         stage=stage.IMPORT)
-    plan: Plan = {failed: [], survivor.name: [release], topo.client.host: []}
+    return pool_back_plan(topo, failed, [own_import], [release])
+
+
+def pool_back_plan(topo: Topology, failed: str, owner_gets_pool: list[Step], survivor_first: list[Step]) -> Plan:
+    """The takeback's shape (stages: TakebackStage), whoever moves the pool: the survivor's
+    ``survivor_first`` steps, the restarted owner's base steps and ``owner_gets_pool``, then the owner's
+    private target, both arbitrator maps, the owner's public target, the client's paths, and each
+    controller's scrub and clear of its own pool."""
+    host = topo.hosts[failed]
+    survivor = topo.peer(failed)
+    stage = TakebackStage
+    plan: Plan = {failed: [], survivor.name: list(survivor_first), topo.client.host: []}
     plan[failed] += [
         *[replace(step, stage=stage.IMPORT) for step in base_steps(topo, host)],
-        own_import,
+        *owner_gets_pool,
         private_target_step(topo, host, stage.PRIVATE_TARGET),
         *takeover_arbitrator_steps(topo, host, stage.ARBITRATOR),
         public_target_step(topo, host, stage.PUBLIC_TARGET),
     ]
     plan[survivor.name] += takeover_arbitrator_steps(topo, survivor, stage.ARBITRATOR)
     plan[topo.client.host] += client_steps(topo, stage.CLIENT)
-    for name, own in ((failed, pool), (survivor.name, survivor_pool)):
-        plan[name] += [scrub_step(own.name, stage.SCRUB),
-                       replace(clear_step(own.name), stage=stage.CLEAR)]
+    for name in (failed, survivor.name):
+        own = topo.pool_of(name)
+        plan[name] += [scrub_step(own.name, stage.SCRUB), replace(clear_step(own.name), stage=stage.CLEAR)]
     return plan
 
 
