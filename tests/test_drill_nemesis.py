@@ -108,6 +108,8 @@ def test_a_frozen_host_someone_powered_off_meanwhile_is_not_resumed_and_the_fact
     assert ("resume", "ctrl-a") not in provider.calls and not freeze.active
     assert "not resumed" in drill.facts["not_resumed"]
     assert _faults(drill)[-1] == ("fault-undone", "resume", None)
+    last = json.loads((drill.record.folder / "events.jsonl").read_text().splitlines()[-1])
+    assert last["healed"] is False
 
 
 def test_only_faults_that_cut_a_host_off_from_its_peers_may_provoke_a_fence():

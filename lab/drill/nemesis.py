@@ -33,9 +33,9 @@ class Nemesis:
     def stop(self, drill: Drill, host: str) -> None:
         if not self.active:
             return
-        self._heal(drill, host)
+        healed = self._heal(drill, host) is not False
         self.active = False
-        drill.event(EventKind.FAULT_UNDONE, action=self.undo, host=host, **self.details())
+        drill.event(EventKind.FAULT_UNDONE, action=self.undo, host=host, healed=healed, **self.details())
 
     def teardown(self, drill: Drill, host: str) -> None:
         """Heal a fault a failed step left in effect; a permanent fault (a power-off) stays."""
@@ -54,7 +54,8 @@ class Nemesis:
     def _strike(self, drill: Drill, host: str) -> None:
         raise NotImplementedError
 
-    def _heal(self, drill: Drill, host: str) -> None:
+    def _heal(self, drill: Drill, host: str) -> bool | None:
+        """Undo the fault; False when there was nothing left to undo."""
         raise NotImplementedError
 
 
@@ -87,15 +88,16 @@ class Freeze(Nemesis):
     def _strike(self, drill: Drill, host: str) -> None:
         drill.session.provider.pause(host)
 
-    def _heal(self, drill: Drill, host: str) -> None:
+    def _heal(self, drill: Drill, host: str) -> bool:
         """Resume the VM, unless someone powered it off meanwhile (a cluster fencing it): then there is
-        nothing left to resume, and the event says so."""
+        nothing left to resume, and the event says so (healed: false)."""
         state = next((s.state for s in drill.session.provider.status() if s.name == host), None)
         if state is not HostState.PAUSED:
             drill.facts["not_resumed"] = f"{host} was {state} when the freeze ended: not resumed"
             drill.session.forget(host)
-            return
+            return False
         drill.session.provider.resume(host)
+        return True
 
 
 @dataclass

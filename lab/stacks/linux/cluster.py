@@ -59,6 +59,8 @@ COROSYNC_TOKEN_MS = 3000
 """Corosync's default for two nodes: a lost node is declared after the token timeout plus consensus
 (1.2 x token), ~6.6 s. Shorter tokens risk a membership change whenever TCG starves a guest."""
 FENCE_RACE_DELAY_S = 5
+"""Given as ``node:delay``: Pacemaker 2.1.5 logs "pcmk_delay_base: empty value in mapping" at every fencing
+for a plain value (measured), though it uses it."""
 MONITOR_INTERVAL_S = 5
 JOIN_TIMEOUT_S = 120
 """How long a controller waits for the cluster to form, or to give it its pool back."""
@@ -127,10 +129,10 @@ def cib_configuration(topo: Topology) -> str:
     second = topo.controllers[1].name
     for host in topo.controllers:
         rid = fence_id(host)
-        delay = f"{FENCE_RACE_DELAY_S}s" if host.name == second else "0s"
+        delay = {"pcmk_delay_base": f"{host.name}:{FENCE_RACE_DELAY_S}s"} if host.name == second else {}
         resources.append(_primitive(rid, "stonith", "fence_virt", {
             "serial_device": FENCE_DEVICE, "pcmk_host_list": host.name, "pcmk_host_check": "static-list",
-            "pcmk_reboot_action": "off", "pcmk_delay_base": delay, "timeout": "30"},
+            "pcmk_reboot_action": "off", **delay, "timeout": "30"},
             _op(rid, "monitor", "30s", "60s")))
         constraints.append(f"<rsc_location id={quoteattr(f'{rid}-not-on-itself')} rsc={quoteattr(rid)} "
                            f"node={quoteattr(host.name)} score=\"-INFINITY\"/>")
