@@ -377,3 +377,20 @@ def test_a_run_from_before_the_schema_is_reported(tmp_path):
     assert len(page.rows["data-step"]) == 7 and {r["data-verdict"] for r in page.rows["data-step"]} == {"passed"}
     assert page.by_id["verdict"]["data-verdict"] == "passed"
     assert float(page.by_id["stall"]["data-seconds"]) == results["facts"]["failover_stall_s"]
+
+
+def test_the_plot_marks_the_clusters_takeover_beside_the_clients_io(tmp_path):
+    from lab.report.plot import probe_figure
+
+    folder = tmp_path / COMPLETE
+    shutil.copytree(RUNS / COMPLETE, folder)
+    results = json.loads((folder / "results.json").read_text())
+    results["facts"]["takeover_timeline_s"] = {"token lost": 2.2, "membership without the victim": 5.8,
+                                               "fenced": 10.0, "imported": 25.6, "map switched": 30.0}
+    (folder / "results.json").write_text(json.dumps(results))
+    run = load_run(folder)
+    assert run.clock_check().close
+    figure = probe_figure(run)
+    labels = [t.get_text().strip() for t in figure.axes[0].texts]
+    assert {"detected +5.8 s", "fenced +10 s", "imported +25.6 s", "map switched +30 s"} <= set(labels)
+    assert not any("token lost" in label for label in labels)

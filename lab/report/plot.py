@@ -39,6 +39,30 @@ def _fault_overlay(run: RunView, axes: list, origin: float, end: float) -> str:
     return clocks.note
 
 
+TAKEOVER_COLOUR = "#2c3e50"
+TAKEOVER_MARKS = {"membership without the victim": "detected", "fenced": "fenced", "imported": "imported",
+                  "map switched": "map switched"}
+"""Which marks of the drill's takeover timeline (lab.drill.cluster.TIMELINE_MARKS) the plot shows, and as what."""
+
+
+def _takeover_overlay(run: RunView, ax, origin: float) -> None:
+    """The cluster's takeover beside the client's I/O: a dotted line at each mark of the survivor's journal
+    (guest clock, set from the host's), when the clocks agree."""
+    timeline = run.facts.get("takeover_timeline_s")
+    fault = run.fault_at
+    if not isinstance(timeline, dict) or fault is None or not run.clock_check().close:
+        return
+    top = ax.get_ylim()[1]
+    for mark, label in TAKEOVER_MARKS.items():
+        seconds = timeline.get(mark)
+        if not isinstance(seconds, int | float):
+            continue
+        x = fault + seconds - origin
+        ax.axvline(x, color=TAKEOVER_COLOUR, linestyle=":", linewidth=1)
+        ax.text(x, top * 0.97, f" {label} +{seconds:g} s", color=TAKEOVER_COLOUR, rotation=90, va="top",
+                ha="right", fontsize=7)
+
+
 def _stall_overlay(run: RunView, ax, origin: float) -> None:
     stall = run.stall
     if stall is None:
@@ -85,6 +109,7 @@ def probe_figure(run: RunView) -> Figure | None:
 
     note = _fault_overlay(run, [latency_ax, rate_ax], origin, end)
     _stall_overlay(run, latency_ax, origin)
+    _takeover_overlay(run, latency_ax, origin)
     latency_ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
     title = f"Client I/O during {run.scenario} ({run.stack})"
     figure.suptitle(title, fontsize=11)
