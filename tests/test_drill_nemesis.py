@@ -114,3 +114,24 @@ def test_a_frozen_host_someone_powered_off_meanwhile_is_not_resumed_and_the_fact
 
 def test_only_faults_that_cut_a_host_off_from_its_peers_may_provoke_a_fence():
     assert PowerOff().isolates and Freeze().isolates and not CutLink(network="private").isolates
+
+
+def test_isolating_a_host_pulls_every_lab_cable_and_plugs_them_back_only_into_a_host_still_running(tmp_path):
+    from lab.drill.nemesis import Isolate
+    from lab.topology import load_topology
+
+    drill, provider = _drill(tmp_path)
+    drill.session.topo = load_topology()
+    provider.states["ctrl-a"] = HostState.RUNNING
+    isolate = Isolate()
+    isolate.start(drill, "ctrl-a")
+    assert provider.calls == [("link", "ctrl-a", "private", False), ("link", "ctrl-a", "public", False)]
+    isolate.stop(drill, "ctrl-a")
+    assert provider.calls[2:] == [("link", "ctrl-a", "private", True), ("link", "ctrl-a", "public", True)]
+    assert Isolate().isolates
+    fenced = Isolate()
+    fenced.start(drill, "ctrl-a")
+    provider.states["ctrl-a"] = HostState.STOPPED
+    before = list(provider.calls)
+    fenced.stop(drill, "ctrl-a")
+    assert provider.calls[len(before):] == [("forget", "ctrl-a")] and "no cable" in drill.facts["not_reconnected"]

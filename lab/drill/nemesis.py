@@ -117,3 +117,33 @@ class CutLink(Nemesis):
 
     def _heal(self, drill: Drill, host: str) -> None:
         drill.session.provider.set_link(host, self.network, up=True)
+
+
+@dataclass
+class Isolate(Nemesis):
+    """Pull every lab cable of the host (private and public, not its management port): its peer sees it
+    gone on both of the cluster's links, the client loses its path to it, and it may still run. Healing
+    plugs the cables back into a host that still runs (one a cluster fenced meanwhile has none to plug)."""
+
+    action: str = "isolate"
+    undo: str = "reconnect"
+
+    def _networks(self, drill: Drill, host: str) -> list[str]:
+        return sorted(drill.session.topo.hosts[host].addresses)
+
+    def details(self) -> dict:
+        return {"network": "all"}
+
+    def _strike(self, drill: Drill, host: str) -> None:
+        for network in self._networks(drill, host):
+            drill.session.provider.set_link(host, network, up=False)
+
+    def _heal(self, drill: Drill, host: str) -> bool:
+        state = next((s.state for s in drill.session.provider.status() if s.name == host), None)
+        if state not in (HostState.RUNNING, HostState.PAUSED):
+            drill.facts["not_reconnected"] = f"{host} was {state} when the isolation ended: no cable to plug back"
+            drill.session.forget(host)
+            return False
+        for network in self._networks(drill, host):
+            drill.session.provider.set_link(host, network, up=True)
+        return True
