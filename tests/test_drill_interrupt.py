@@ -80,10 +80,12 @@ def test_the_events_so_far_and_the_interruption_are_recorded(interrupted_run):
 
 
 def test_every_host_console_and_dmesg_is_collected(interrupted_run):
+    """The console log is collected as it is: after a snapshot restore it holds only what the guest printed
+    since (often nothing); the kernel's ring buffer came back with the guest's memory and starts at boot."""
     folder = interrupted_run["folder"]
     for host in load_topology().hosts:
-        assert "Linux version" in (folder / "console" / f"{host}-end.log").read_text(errors="replace")
-        assert (folder / "dmesg" / f"{host}-end.txt").stat().st_size > 0
+        assert (folder / "console" / f"{host}-end.log").is_file()
+        assert "Linux version" in (folder / "dmesg" / f"{host}-end.txt").read_text(errors="replace")
 
 
 def test_results_and_report_say_interrupted(interrupted_run):
