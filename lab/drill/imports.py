@@ -10,6 +10,7 @@ from the run's events and the fence log): a frozen controller holds its pools wh
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from lab.drill.context import Drill
@@ -131,10 +132,6 @@ def collect(drill: Drill) -> dict[str, list[ImportSample]]:
     return found
 
 
-def _now() -> float:
-    import time
-
-    return time.time()
 
 
 def powered_off_times(drill: Drill, fenced: list[tuple[str, float]]) -> dict[str, list[float]]:
@@ -149,7 +146,7 @@ def judge(drill: Drill, fenced: list[tuple[str, float]]) -> None:
     """``no_double_import``: no pool on two controllers at once, from the watchers' logs (and any double
     import a step saw for itself, e.g. split-brain's naive takeover)."""
     samples = collect(drill)
-    found = double_imports(samples, powered_off_times(drill, fenced), _now())
+    found = double_imports(samples, powered_off_times(drill, fenced), time.time())
     seen = list(drill.facts.get("double_imports", []))
     problems = seen + [f"{d.pool} on {' and '.join(d.hosts)} for {d.seconds} s" for d in found]
     drill.facts["double_imports_watched"] = [
