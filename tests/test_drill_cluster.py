@@ -81,12 +81,16 @@ another pool added."""
 def test_the_survivors_journal_says_where_every_second_of_the_takeover_went():
     from datetime import datetime
 
-    from lab.drill.cluster import takeover_timeline
+    from lab.stacks import get_stack
+    from lab.topology import load_topology
 
+    topo = load_topology()
+    takeover_timeline = get_stack("linux").takeover_timeline
     struck = datetime.fromisoformat("2026-12-01T02:11:22.023+00:00").timestamp()
-    timeline = takeover_timeline(JOURNAL, struck, "ctrl-a", "ctrl-b", "ctrl-a_m0")
+    timeline = takeover_timeline(topo, JOURNAL, struck, "ctrl-a")
     assert timeline == {"token lost": 2.5, "membership without the victim": 6.1, "fencing requested": 10.9,
                         "fenced": 12.3, "import started": 12.5, "imported": 53.4, "map switched": 63.0}
     assert list(timeline) == list(dict.fromkeys(timeline))
-    assert takeover_timeline(JOURNAL, struck, "ctrl-b", "ctrl-a", "ctrl-b_m0") == {
+    assert get_stack("freebsd").takeover_timeline(topo, JOURNAL, struck, "ctrl-a") == {}
+    assert takeover_timeline(topo, JOURNAL, struck, "ctrl-b") == {
         "token lost": 2.5, "membership without the victim": 6.1}

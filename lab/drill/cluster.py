@@ -8,9 +8,7 @@ is whatever the lab's fence listener saw (nothing, when nobody asked it).
 
 from __future__ import annotations
 
-import re
 import time
-from datetime import datetime
 from pathlib import Path
 
 from lab.drill.context import Drill, StepError
@@ -18,8 +16,8 @@ from lab.fence.log import FenceRequest, read_fence_log
 from lab.runfolder import EventKind, Reason
 
 TAKEOVER_TIMEOUT_S = 180
-"""Detection (token + consensus, ~7 s), fencing, the forced import's activity check (~10 s), the map
-switch; three minutes means the cluster did not do it."""
+"""Detection (token + consensus, ~7 s), fencing, the forced import (20-32 s under TCG), the map switch:
+three minutes means the cluster did not do it."""
 
 
 POWER_ACTIONS = ("off", "reboot")
@@ -57,9 +55,8 @@ def save_logs(drill: Drill) -> None:
             result = drill.session.run(controller.name, command, 60, "cluster-log")
             drill.record.save(f"cluster/{controller.name}-journal.txt", result.stdout + result.stderr)
             if controller.name == drill.survivor and "fault_at" in drill.facts:
-                drill.facts["takeover_timeline_s"] = takeover_timeline(
-                    result.stdout, drill.facts["fault_at"], drill.victim, drill.survivor,
-                    drill.session.topo.pool_of(drill.victim).name)
+                drill.facts["takeover_timeline_s"] = drill.session.stack.takeover_timeline(
+                    drill.session.topo, result.stdout, drill.facts["fault_at"], drill.victim)
     path = fence_log_path(drill)
     if path is not None and path.exists():
         drill.record.save("fence/requests.jsonl", path.read_text())
@@ -121,49 +118,15 @@ def judge_fencing(drill: Drill, caused: set[str]) -> None:
     """``no_spurious_fencing``: every power fencing targeted a controller the fault took from the cluster
     (``caused``), none came before the fault, none was refused or failed."""
     struck = drill.facts.get("fault_at")
+    fencings = [a for a in power_fencings(fence_log(drill)) if a.epoch >= drill.record.started]
     spurious = []
-    for action in power_fencings(fence_log(drill)):
-        if action.epoch < drill.record.started:
-            continue
+    for action in fencings:
         if struck is None or action.epoch < struck - 1 or action.plug not in caused:
             spurious.append(f"{action.requester} fenced {action.plug} ({action.action}) "
                             f"{'before the fault' if struck is None or action.epoch < struck else 'unprovoked'}")
         elif action.response != "success":
             spurious.append(f"{action.requester}'s {action.action} of {action.plug} answered {action.response}")
-    fencings = [a for a in power_fencings(fence_log(drill)) if a.epoch >= drill.record.started]
     evidence = "; ".join(spurious) or (
         f"{len(fencings)} fencing(s), each of a controller the fault took away" if fencings else "no fencing")
     drill.claim("no_spurious_fencing", not spurious, evidence, reason=Reason.NOT_HELD)
 
-
-TIMELINE_MARKS = (
-    ("token lost", r"\[TOTEM \] A processor failed"),
-    ("membership without the victim", r"\[TOTEM \] A new membership"),
-    ("fencing requested", r"Requesting fencing \(\w+\) of node {victim}\b"),
-    ("fenced", r"Operation '\w+' targeting {victim} .*: OK"),
-    ("import started", r"Initiating start operation zfs-{pool}_start"),
-    ("imported", r"Result of start operation for zfs-{pool} on {survivor}: ok"),
-    ("map switched", r"Result of start operation for path-{pool} on {survivor}: ok"),
-)
-"""What the survivor's cluster log says happened, in order: each mark's first line after the fault."""
-
-
-def takeover_timeline(journal: str, struck: float, victim: str, survivor: str, pool: str) -> dict[str, float]:
-    """Seconds after the fault at which each of TIMELINE_MARKS first appears in the survivor's journal
-    (``journalctl -o short-iso-precise``: the guest's clock, set from the host's); a mark never seen is left
-    out. Where every second of a takeover goes."""
-    patterns = [(label, re.compile(p.format(victim=re.escape(victim), survivor=re.escape(survivor),
-                                              pool=re.escape(pool)))) for label, p in TIMELINE_MARKS]
-    found: dict[str, float] = {}
-    for line in journal.splitlines():
-        stamp, _, rest = line.partition(" ")
-        try:
-            at = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
-        except ValueError:
-            continue
-        if at < struck - 1:
-            continue
-        for label, pattern in patterns:
-            if label not in found and pattern.search(rest):
-                found[label] = round(at - struck, 1)
-    return {label: found[label] for label, _ in TIMELINE_MARKS if label in found}

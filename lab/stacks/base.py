@@ -212,6 +212,11 @@ class Stack(ABC):
         """Prints the cluster's logs on a controller since it booted; None without a cluster."""
         return None
 
+    def takeover_timeline(self, topo: Topology, log: str, struck: float, victim: str) -> dict[str, float]:
+        """From the survivor's ``cluster_log_command`` output: seconds after the fault (``struck``, epoch) of
+        each step of the cluster's takeover of ``victim``'s pool, in order; empty without a cluster."""
+        return {}
+
     def probe_write_read_command(self, path: str) -> str:
         """Writes a small record to ``path`` past the page cache, then reads it back: the probe's one I/O."""
         raise NotImplementedError(f"the {self.name} stack has no I/O probe")

@@ -90,7 +90,7 @@ from __future__ import annotations
 
 from lab.plan import Plan
 from lab.stacks.base import RecoveryStage, Stack, Stage, TakebackStage
-from lab.stacks.linux.cluster import CLUSTER_LOG_COMMAND, CLUSTER_VIEWS, cluster_recovery_plan
+from lab.stacks.linux.cluster import CLUSTER_LOG_COMMAND, CLUSTER_VIEWS, cluster_recovery_plan, takeover_timeline
 from lab.stacks.linux.faults import LinuxFaults
 from lab.stacks.linux.parts import (
     HELPER_DIR,
@@ -150,6 +150,9 @@ class LinuxStack(LinuxQueries, LinuxFaults, Stack):
         if topo.lab.arbitrator != "cluster":
             return None
         return CLUSTER_LOG_COMMAND
+
+    def takeover_timeline(self, topo: Topology, log: str, struck: float, victim: str) -> dict[str, float]:
+        return takeover_timeline(topo, log, struck, victim)
 
 
 __all__ = ["HELPERS", "HELPER_DIR", "ISCSI_FAST_FAIL", "MULTIHOST_TUNABLES", "SCRIPTS", "TAKEOVER_HELPERS",

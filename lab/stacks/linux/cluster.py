@@ -28,6 +28,8 @@ The drill in this mode only strikes and observes; nothing here is called by it.
 from __future__ import annotations
 
 import hashlib
+import re
+from datetime import datetime
 from xml.sax.saxutils import quoteattr
 
 from lab.plan import Plan, Step
@@ -237,3 +239,38 @@ def cluster_recovery_plan(topo: Topology, failed: str) -> Plan:
         verify=wait_until(home, JOIN_TIMEOUT_S), stage=stage.IMPORT)
     owns_imports = cluster_owns_imports_step(topo, host, stage.IMPORT, created_here=False)
     return pool_back_plan(topo, failed, [owns_imports, rejoin], survivor_first=[])
+
+
+TIMELINE_MARKS = (
+    ("token lost", r"\[TOTEM \] A processor failed"),
+    ("membership without the victim", r"\[TOTEM \] A new membership"),
+    ("fencing requested", r"Requesting fencing \(\w+\) of node {victim}\b"),
+    ("fenced", r"Operation '\w+' targeting {victim} .*: OK"),
+    ("import started", r"Initiating start operation zfs-{pool}_start"),
+    ("imported", r"Result of start operation for zfs-{pool} on {survivor}: ok"),
+    ("map switched", r"Result of start operation for path-{pool} on {survivor}: ok"),
+)
+"""What the survivor's cluster log says happened, in order: each mark's first line after the fault. The
+resource names are this module's (``group_id``'s members)."""
+
+
+def takeover_timeline(topo: Topology, journal: str, struck: float, victim: str) -> dict[str, float]:
+    """Seconds after the fault at which each of TIMELINE_MARKS first appears in the survivor's journal
+    (``journalctl -o short-iso-precise``: the guest's clock, set from the host's); a mark never seen is left
+    out. Where every second of a takeover goes."""
+    survivor, pool = topo.peer(victim).name, topo.pool_of(victim).name
+    patterns = [(label, re.compile(p.format(victim=re.escape(victim), survivor=re.escape(survivor),
+                                              pool=re.escape(pool)))) for label, p in TIMELINE_MARKS]
+    found: dict[str, float] = {}
+    for line in journal.splitlines():
+        stamp, _, rest = line.partition(" ")
+        try:
+            at = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+        except ValueError:
+            continue
+        if at < struck - 1:
+            continue
+        for label, pattern in patterns:
+            if label not in found and pattern.search(rest):
+                found[label] = round(at - struck, 1)
+    return {label: found[label] for label, _ in TIMELINE_MARKS if label in found}
