@@ -33,7 +33,7 @@ def test_bad_topology_is_one_line_and_exit_2(tmp_path):
     (["plan", "--stack", "freebsd", "--recovery", "clnt-1"], "--recovery clnt-1 is not a controller"),
     (["plan", "--topology", "/nonexistent.toml"], "topology file /nonexistent.toml does not exist"),
     (["status", "--provider", "vmware"], "unknown provider 'vmware'"),
-    (["drill", "--scenario", "nope"], "no scenario 'nope'; use one of: failover, freeze, kill_ctrl_b"),
+    (["drill", "--scenario", "nope"], "no scenario 'nope'; use one of: failover, freeze, isolate_ctrl_a, kill_ctrl_b"),
 ])
 def test_bad_arguments_are_one_line_and_exit_2(args, message):
     result = bst(*args)
