@@ -32,3 +32,6 @@ class GuestImage:
     initrd: Path | None
     recipe_hash: str
     root_device: str = "/dev/vda"
+    ssh_key: Path | None = None
+    """A private key root accepts on every VM of this image, for images prepared with their own key (the
+    FreeBSD one); None: the lab's key reaches each VM on the kernel command line (the Debian one)."""
