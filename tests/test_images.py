@@ -408,7 +408,7 @@ def test_freebsd_image_converted_once_and_cached(monkeypatch, tmp_path):
         return subprocess.CompletedProcess(command, 0, "", "")
 
     monkeypatch.setattr(freebsd.source.subprocess, "run", fake_run)
-    monkeypatch.setattr(freebsd.shutil, "which", lambda tool: "/usr/bin/qemu-img")
+    monkeypatch.setattr(freebsd.source.shutil, "which", lambda tool: "/usr/bin/qemu-img")
     image = freebsd.ensure_freebsd_image(box, cache_dir=tmp_path / "cache")
     again = freebsd.ensure_freebsd_image(box, cache_dir=tmp_path / "cache")
     assert image == again and len(commands) == 1
