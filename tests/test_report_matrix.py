@@ -184,3 +184,23 @@ def test_a_claim_with_an_unknown_reason_leaves_the_run_out(tmp_path):
     run = _run(tmp_path, "20260101T000000Z-failover",
                claims=_claims_with(results, "md5_from_disk", reason="cosmic rays"))
     assert load_cell(run) is None
+
+
+def test_runs_of_two_stacks_sit_side_by_side_per_mode(tmp_path):
+    source = _run(tmp_path, "x", facts={})
+    md5 = json.loads((source / "results.json").read_text())["facts"]["source_md5"]
+    runs = [
+        _run(tmp_path, "20260101T000000Z-failover", stack="linux", facts={"md5_final": md5}),
+        _run(tmp_path, "20260101T010000Z-failover", stack="freebsd", facts={"md5_final": "0" * 32}),
+    ]
+    path, cells = render_matrix(runs, tmp_path)
+    assert cells[("kill-ctrl-a", "paper (linux)")].data == "intact"
+    assert cells[("kill-ctrl-a", "paper (freebsd)")].data == "differs"
+    page = Cells()
+    page.feed(path.read_text())
+    assert set(page.cells) == {("kill-ctrl-a", "paper (linux)"), ("kill-ctrl-a", "paper (freebsd)")}
+
+
+def test_runs_of_one_stack_keep_plain_mode_columns(tmp_path):
+    runs = [_run(tmp_path, "20260101T000000Z-failover", stack="freebsd")]
+    assert list(collect(runs)) == [("kill-ctrl-a", "paper")]

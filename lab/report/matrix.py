@@ -1,4 +1,5 @@
-"""The side-by-side view of many drills: a row per fault, a column per arbitrator mode.
+"""The side-by-side view of many drills: a row per fault, a column per arbitrator mode (per stack and mode
+when the runs come from more than one stack, e.g. the nightly's FreeBSD job beside its Debian ones).
 
 Each cell answers what a storage engineer compares between designs: did the data survive when read back
 from disk, are the pools clean after recovery, how long the client stalled, and whether every verdict
@@ -35,6 +36,7 @@ class Cell:
     folder: Path
     fault: str
     arbitrator: str
+    stack: str
     data: str
     """"intact", "differs", "unreadable: <why>" or "not checked"."""
     pools: str
@@ -124,6 +126,7 @@ def load_cell(folder: Path) -> Cell | None:
     stall, ongoing = _stall(Path(folder), results.facts)
     return Cell(
         folder=Path(folder), fault=results.fault or DEFAULT_FAULT, arbitrator=results.arbitrator or DEFAULT_ARBITRATOR,
+        stack=results.stack,
         data=_data(results), pools=_pools(results), stall_s=stall, stall_ongoing=ongoing,
         unexpected=tuple(results.unexpected), failed_steps=tuple(results.failed_steps),
         interrupted=results.interrupted,
@@ -131,18 +134,20 @@ def load_cell(folder: Path) -> Cell | None:
 
 
 def collect(folders: list[Path]) -> dict[tuple[str, str], Cell]:
-    """(fault, arbitrator) -> the latest run of it among ``folders`` (run folders sort by their UTC stamp)."""
+    """(fault, column) -> the latest run of it among ``folders`` (run folders sort by their UTC stamp). The
+    column is the arbitrator mode, or "mode (stack)" when the runs come from more than one stack."""
+    loaded = [cell for folder in sorted(folders, key=lambda f: Path(f).name) if (cell := load_cell(folder))]
+    several_stacks = len({cell.stack for cell in loaded}) > 1
     cells: dict[tuple[str, str], Cell] = {}
-    for folder in sorted(folders, key=lambda f: Path(f).name):
-        cell = load_cell(folder)
-        if cell is not None:
-            cells[(cell.fault, cell.arbitrator)] = cell
+    for cell in loaded:
+        column = f"{cell.arbitrator} ({cell.stack or 'stack not recorded'})" if several_stacks else cell.arbitrator
+        cells[(cell.fault, column)] = cell
     return cells
 
 
 def _axes(cells: dict[tuple[str, str], Cell]) -> tuple[list[str], list[str]]:
     faults = list(dict.fromkeys(fault for fault, _ in cells))
-    modes = sorted({mode for _, mode in cells}, key=lambda m: (m != DEFAULT_ARBITRATOR, m))
+    modes = sorted({mode for _, mode in cells}, key=lambda m: (m.split(" ")[0] != DEFAULT_ARBITRATOR, m))
     return faults, modes
 
 
