@@ -387,6 +387,62 @@ def snapshot_delete(name: SnapshotName, provider: ProviderOption = None, topolog
     out.print(f"snapshot {name} deleted")
 
 
+image_app = typer.Typer(help="Guest images the providers boot: prepare the paper's FreeBSD 10.3.",
+                        no_args_is_help=True)
+app.add_typer(image_app, name="image")
+
+
+@image_app.command("freebsd")
+def image_freebsd(
+    file: Annotated[Path | None, typer.Argument(
+        help="Your FreeBSD 10.3 amd64 image: qcow2, raw, vmdk, a Vagrant .box, or FreeBSD's .qcow2.xz.")] = None,
+    download: Annotated[bool, typer.Option(
+        "--download", help="Fetch FreeBSD's archived 10.3 image, checked against its CHECKSUM.SHA256.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="With --download: print the plan, fetch nothing.")] = False,
+    mirror: Annotated[str | None, typer.Option(help="With --download: a directory URL holding the same files.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Prepare (and download) again though cached.")] = False,
+) -> None:
+    """Prepare the FreeBSD 10.3 image the qemu provider boots, from FILE or the FreeBSD project's archive.
+
+    The preparation is one unattended first boot; the prepared image's path and hash are printed at the end."""
+    from rich.progress import DownloadColumn, Progress
+
+    import lab.images.freebsd as freebsd
+    from lab.images.freebsd import download as fetcher
+
+    if (file is None) == (not download):
+        fail("give the FreeBSD 10.3 image FILE or --download (not both): bst image freebsd FILE, "
+             "or bst image freebsd --download")
+    if not download and (dry_run or mirror):
+        fail("--dry-run and --mirror go with --download; bst image freebsd --download --dry-run")
+    try:
+        with Progress(*Progress.get_default_columns(), DownloadColumn(), console=err, transient=True) as progress:
+            if download:
+                plan = fetcher.download_plan(mirror)
+                for line in plan.lines():
+                    out.print(line, markup=False, highlight=False, soft_wrap=True)
+                if not force and (done := fetcher.verified_copy(plan)):
+                    out.print(f"already downloaded and verified: {done}; nothing is fetched (--force fetches again)",
+                              markup=False, highlight=False, soft_wrap=True)
+                if dry_run:
+                    return
+                source = fetcher.download_freebsd_image(plan, progress=progress, force=force)
+                out.print(f"verified {fetcher.ALGORITHM} of {plan.image_file}; unpacked to {source}",
+                          markup=False, highlight=False, soft_wrap=True)
+            else:
+                source = Path(file).expanduser()
+                if source.is_file() and fetcher.is_xz(source):
+                    if fetcher.check_beside(source):
+                        out.print(f"{source.name} matches the {fetcher.CHECKSUM_FILE} beside it",
+                                  markup=False, highlight=False)
+                    source = fetcher.unpack_user_xz(source, progress=progress)
+            image = freebsd.prepare_freebsd_image(source, progress=progress, force=force)
+    except LabError as error:
+        fail(str(error))
+    out.print(f"FreeBSD 10.3 image ready: {image.root_disk}", markup=False, highlight=False, soft_wrap=True)
+    out.print(f"hash {image.recipe_hash}", markup=False, highlight=False)
+
+
 @app.command()
 def report(
     run: Annotated[Path | None, typer.Argument(help="A run folder (default: artifacts/latest).")] = None,
