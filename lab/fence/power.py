@@ -52,7 +52,7 @@ def provider_of(lab_dir: Path) -> QemuProvider:
         topology_path = fence_dir / launch["topology"]
         topology = topology_from_dict(tomllib.loads(topology_path.read_text(encoding="utf-8")),
                                       source=str(topology_path))
-        hardware = GuestHardware(launch["hardware"]["lab_nic_model"], tuple(launch["hardware"]["kernel_args"]))
+        hardware = GuestHardware.from_dict(launch["hardware"])
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise LabError(f"{fence_dir / 'launch.json'} cannot describe the lab ({err}); run `bst up` again") from None
     return QemuProvider(topology, lab_dir=lab_dir, qemu=launch["qemu"], hardware=hardware)

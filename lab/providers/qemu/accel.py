@@ -15,6 +15,11 @@ from pathlib import Path
 QEMU = "qemu-system-x86_64"
 KVM_PROBE_SECONDS = 12.0
 ACCEL_ENV = "BEAST_LAB_ACCEL"
+NO_PROBE_KERNEL = (
+    "TCG because no Linux kernel is cached to prove KVM runs a guest's kernel here (a FreeBSD image boots its "
+    "own; an open /dev/kvm proves nothing, as some hosts' KVM runs firmware but not kernels); build the Debian "
+    f"image once, or set {ACCEL_ENV}=kvm to use KVM untested"
+)
 
 
 @dataclass(frozen=True)
@@ -76,12 +81,15 @@ def probe_kvm(kernel: Path, qemu: str = QEMU, timeout: float = KVM_PROBE_SECONDS
 
 
 def choose_accel(kernel: Path | None, cache_dir: Path | None, qemu: str = QEMU) -> Accel:
-    """KVM when it really runs a kernel here, else TCG; the probe result is cached per host boot."""
+    """KVM when it really runs a kernel here, else TCG; the probe result is cached per host boot.
+
+    ``kernel``: a Linux kernel to probe with (for a FreeBSD guest, a cached Debian kernel); None: no probe
+    that means anything can run, so TCG, and the reason says how to get KVM."""
     forced = os.environ.get(ACCEL_ENV, "").strip()
     if forced in ("kvm", "tcg"):
         return Accel(forced, f"{ACCEL_ENV}={forced} is set")
     if kernel is None:
-        return Accel("tcg", "no kernel to probe KVM with")
+        return Accel("tcg", NO_PROBE_KERNEL)
     key = {"boot_id": _boot_id(), "qemu": _qemu_version(qemu), "kernel": str(kernel)}
     cache = (cache_dir / "kvm-probe.json") if cache_dir else None
     if cache is not None:

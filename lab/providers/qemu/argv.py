@@ -11,12 +11,19 @@ host crash, which no drill simulates) and slow the ZIL further under TCG.
 
 The second UART (ttyS1, a 16550 so that it is a tty) is the guest's fence port: qemu connects it to the
 lab's fence listener (lab.fence) and reconnects every second while the listener is away.
+
+The stack's GuestHardware decides the rest: Linux boots the provider's kernel from a virtio-blk system disk
+with the SAS shelf on virtio-scsi; FreeBSD boots its own loader from AHCI port 0 (``bootindex=0``), the SATA
+shelf on ports 1.., the SAS shelf on an LSI SAS1068, and a per-VM SMBIOS UUID.
 """
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from typing import TYPE_CHECKING, Any
 
+from lab.errors import LabError
 from lab.providers.qemu.accel import Accel
 from lab.providers.qemu.layout import QemuLayout
 from lab.topology import Bus, Disk, Host
@@ -24,8 +31,16 @@ from lab.topology import Bus, Disk, Host
 if TYPE_CHECKING:
     from lab.stacks.hardware import GuestHardware
 
+VIRTIO_BLK = "virtio-blk"
+AHCI_PORT0 = "ahci-port0"
+"""lab.stacks.hardware's system-disk attachments (repeated: importing lab.stacks loads paramiko)."""
+
 AHCI_PORTS = 6
+"""Ports of QEMU's ich9-ahci (hw/ide/ahci.c: ICH9 has 6); more SATA disks spill to the next controller."""
 DISK_CACHE_MODE = "none"
+SAS_TARGETS = {"mptsas1068": 8, "virtio-scsi-pci": 256}
+"""How many targets each SAS controller model takes, one LUN each (QEMU's hw/scsi/mptsas.c: max_target =
+MPTSAS_NUM_PORTS - 1 = 7 and max_lun = 1; virtio-scsi: VIRTIO_SCSI_MAX_TARGET 255)."""
 
 
 class QemuCommandLine(QemuLayout):
@@ -87,17 +102,20 @@ class QemuCommandLine(QemuLayout):
             "-device",
             "virtio-rng-pci",
         ]
-        if image.kernel is not None:
+        hardware = self.guest_hardware()
+        if hardware.smbios_uuid:
+            argv += ["-uuid", smbios_uuid(self.topology.lab.name, host_name)]
+        if not hardware.boots_from_disk:
+            if image.kernel is None:
+                raise LabError(f"image {image.name} has no kernel to boot, and the stack's guests boot one the "
+                               "provider gives; use the stack the image is for (--stack)")
             argv += ["-kernel", str(image.kernel)]
             if image.initrd is not None:
                 argv += ["-initrd", str(image.initrd)]
             argv += ["-append", self.kernel_cmdline(host, ssh_pubkey, image.root_device)]
-        argv += [
-            "-drive",
-            f"if=none,id=root,file={paths.overlay},format=qcow2,cache=writeback",
-            "-device",
-            "virtio-blk-pci,drive=root",
-        ]
+        argv += ["-drive", f"if=none,id=root,file={paths.overlay},format=qcow2,cache=writeback"]
+        if hardware.system_disk == VIRTIO_BLK:
+            argv += ["-device", "virtio-blk-pci,drive=root"]
         argv += self.disk_args(host, disk_cache)
         argv += [
             "-netdev",
@@ -115,22 +133,32 @@ class QemuCommandLine(QemuLayout):
         return argv
 
     def disk_args(self, host: Host, disk_cache: str) -> list[str]:
-        """Shared disks: SATA ones on ICH9 AHCI ports, SAS ones on virtio-scsi targets, in declared order."""
+        """Shared disks: SATA ones on ICH9 AHCI ports, SAS ones on the SAS controller's targets, in declared
+        order; with the system disk on AHCI, it takes port 0 (``bootindex=0``) and the SATA shelf ports 1.."""
+        hardware = self.guest_hardware()
         disks = self.shared_disks(host)
         sata = [d for d in disks if d.bus is Bus.SATA]
         sas = [d for d in disks if d.bus is Bus.SAS]
+        system_on_ahci = hardware.system_disk == AHCI_PORT0
+        first_port = 1 if system_on_ahci else 0
         argv: list[str] = []
-        for controller in range((len(sata) + AHCI_PORTS - 1) // AHCI_PORTS):
+        for controller in range((first_port + len(sata) + AHCI_PORTS - 1) // AHCI_PORTS):
             argv += ["-device", f"ich9-ahci,id=ahci{controller}"]
         if sas:
-            argv += ["-device", "virtio-scsi-pci,id=scsi0"]
+            model = hardware.sas_controller
+            if len(sas) > SAS_TARGETS.get(model, 0):
+                raise LabError(f"{len(sas)} SAS disks do not fit on one {model} ({SAS_TARGETS.get(model, 0)} "
+                               "targets); declare fewer sas disks in the topology")
+            argv += ["-device", f"{model},id=scsi0"]
         for disk in disks:
             argv += [
                 "-drive",
                 f"if=none,id={disk.name},file={self.disk_path(disk.name)},format=raw,"
                 f"cache={disk_cache},file.locking=off",
             ]
-        for port, disk in enumerate(sata):
+        if system_on_ahci:
+            argv += ["-device", "ide-hd,bus=ahci0.0,drive=root,bootindex=0"]
+        for port, disk in enumerate(sata, start=first_port):
             bus = f"ahci{port // AHCI_PORTS}.{port % AHCI_PORTS}"
             argv += [
                 "-device",
@@ -156,6 +184,14 @@ class QemuCommandLine(QemuLayout):
             root_device=root_device,
         )
         return " ".join([identity, *self.guest_hardware().kernel_args])
+
+
+def smbios_uuid(lab_name: str, host: str) -> str:
+    """A stable SMBIOS system UUID per lab and host. FreeBSD's loader exports it as smbios.system.uuid in
+    lower case (sys/boot/i386/libi386/smbios.c), and etc/rc.d/hostid of 10.3 takes it when /etc/hostid is
+    missing and sets kern.hostid to the first 8 hex digits of its md5, so VMs of one image differ."""
+    digest = hashlib.sha256(f"beast-lab:{lab_name}:{host}:smbios-uuid".encode()).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
 
 
 def _rotation(disk: Disk) -> str:

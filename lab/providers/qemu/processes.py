@@ -41,6 +41,7 @@ class QemuProcesses(QemuCommandLine):
     image: Any
     cache_dir: Path | None
     forced_accel: str | None
+    stack_name: str | None
 
     def stop_all_processes(self) -> None:
         """Every qemu and vde_switch this lab started, found by pid file, checked by cmdline (the launcher,
@@ -91,6 +92,9 @@ class QemuProcesses(QemuCommandLine):
         state = self.load_state()
         state.setdefault("hosts", {})
         state.update(lab=self.topology.lab.name, lab_dir=str(self.lab_dir), provider=self.name)
+        if self.stack_name:
+            state["stack"] = self.stack_name
+        state["hardware"] = self.guest_hardware().to_dict()
         state["image"] = {
             "name": image.name,
             "recipe_hash": image.recipe_hash,
@@ -98,8 +102,9 @@ class QemuProcesses(QemuCommandLine):
             "kernel": str(image.kernel) if image.kernel else None,
             "initrd": str(image.initrd) if image.initrd else None,
             "root_device": image.root_device,
+            "ssh_key": str(image.ssh_key) if image.ssh_key else None,
         }
-        self._ensure_key()
+        self._ensure_key(image.ssh_key)
         state["ssh_key"] = str(self.key_path)
         if "accel" not in state or self.forced_accel:
             accel = self._accel(image, progress)
@@ -123,10 +128,24 @@ class QemuProcesses(QemuCommandLine):
         return state
 
     def _image(self, progress: Progress | None) -> Any:
-        if self.image is None:
+        """The image given, else the one the stack's hardware needs: the Debian image (built if needed) or
+        the FreeBSD 10.3 image `bst image freebsd` prepared; a kernel-booted image for a disk-booting stack is
+        refused (the reverse, in qemu_command)."""
+        wanted = self.guest_hardware().image
+        if self.image is None and wanted == "debian":
             from lab.images.debian import ensure_debian_image
 
             self.image = ensure_debian_image(cache_dir=self.cache_dir, progress=progress)
+        elif self.image is None:
+            from lab.images.freebsd import current_freebsd_image
+
+            self.image = current_freebsd_image(self.cache_dir)
+            if self.image is None:
+                raise LabError("no prepared FreeBSD 10.3 image: run `bst image freebsd FILE` (or `--download`) "
+                               "first")
+        if self.guest_hardware().boots_from_disk and self.image.kernel is not None:
+            raise LabError(f"image {self.image.name} boots a kernel the provider gives, but this stack's guests "
+                           f"({wanted}) boot their own loader; choose the stack the image is for (--stack)")
         return self.image
 
     def _accel(self, image: Any, progress: Progress | None) -> Accel:
@@ -134,14 +153,19 @@ class QemuProcesses(QemuCommandLine):
             return Accel(self.forced_accel, f"accel {self.forced_accel} was asked for")
         from lab.images import default_cache_dir
 
+        cache_dir = self.cache_dir or default_cache_dir()
         task = progress.add_task("probing KVM", total=None) if progress else None
         try:
-            return choose_accel(image.kernel, self.cache_dir or default_cache_dir(), self.qemu)
+            return choose_accel(image.kernel or cached_linux_kernel(cache_dir), cache_dir, self.qemu)
         finally:
             if progress and task is not None:
                 progress.remove_task(task)
 
-    def _ensure_key(self) -> None:
+    def _ensure_key(self, image_key: Path | None = None) -> None:
+        """The lab's key: a copy of the image's own key (mode 600) when it has one, else a fresh key."""
+        if image_key is not None:
+            self._copy_image_key(image_key)
+            return
         if self.key_path.exists() and self.key_path.with_suffix(".pub").exists():
             return
         self.key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -162,6 +186,28 @@ class QemuProcesses(QemuCommandLine):
             ],
             "create the lab's SSH key",
         )
+
+    def _copy_image_key(self, image_key: Path) -> None:
+        try:
+            private = image_key.read_bytes()
+        except OSError as err:
+            raise LabError(f"cannot read the image's SSH key {image_key} ({err.strerror}); prepare the image "
+                           "again with `bst image freebsd`") from None
+        public_source = image_key.with_name(image_key.name + ".pub")
+        self.key_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.key_path.exists() and self.key_path.read_bytes() == private and self.key_path.with_suffix(
+                ".pub").exists():
+            return
+        for stale in (self.key_path, self.key_path.with_suffix(".pub")):
+            remove_inside(self.lab_dir, stale)
+        fd = os.open(self.key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as key:
+            key.write(private)
+        if public_source.is_file():
+            public = public_source.read_text()
+        else:
+            public = _output(["ssh-keygen", "-y", "-f", str(self.key_path)], "read the image key's public half")
+        self.key_path.with_suffix(".pub").write_text(public.strip() + "\n")
 
     def _ensure_disks(self, progress: Progress | None) -> str:
         """Create missing shared disks, fully allocated; the cache mode their filesystem allows."""
@@ -326,6 +372,12 @@ def port_is_free(port: int) -> bool:
 
 
 
+def cached_linux_kernel(cache_dir: Path) -> Path | None:
+    """A Debian kernel some earlier build left in the cache (any recipe: it only proves KVM runs a kernel)."""
+    kernels = [k for k in (cache_dir / "images").glob("debian-*/vmlinuz") if k.is_file() and k.stat().st_size]
+    return max(kernels, key=lambda k: k.stat().st_mtime) if kernels else None
+
+
 def _supports_direct_io(directory: Path) -> bool:
     """tmpfs and some overlay filesystems refuse O_DIRECT, which cache=none needs."""
     probe = directory / ".direct-io-probe"
@@ -338,6 +390,17 @@ def _supports_direct_io(directory: Path) -> bool:
     os.close(fd)
     probe.unlink(missing_ok=True)
     return True
+
+
+def _output(argv: list[str], purpose: str, timeout: float = 30) -> str:
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise LabError(f"could not {purpose}: `{argv[0]}` did not finish within {timeout} s") from None
+    if done.returncode != 0:
+        last = (done.stderr.strip() or "no output").splitlines()[-1]
+        raise LabError(f"could not {purpose}: {argv[0]} exited {done.returncode}: {last}")
+    return done.stdout
 
 
 def _run(argv: list[str], purpose: str, timeout: float = 120, output: Path | None = None) -> None:

@@ -46,11 +46,14 @@ class QemuProvider(QemuSnapshots, Provider):
         accel: str | None = None,
         qemu: str = QEMU,
         hardware: GuestHardware | None = None,
+        stack_name: str | None = None,
     ):
-        """``image``: a lab.images.GuestImage to boot (default: the cached Debian image, built if needed).
+        """``image``: a lab.images.GuestImage to boot (default: the image the hardware needs: the cached
+        Debian image, built if needed, or the FreeBSD image `bst image freebsd` prepared).
 
         ``accel``: ``kvm`` or ``tcg`` to skip the probe. ``boot_timeout_s`` overrides lab.boot_timeout_s.
         ``hardware``: the devices the stack's guests expect (lab.stacks.hardware); None: the Linux stack's.
+        ``stack_name``: recorded in state.json at `up`, so later commands find the stack the lab runs.
         """
         super().__init__(topology)
         self.lab_dir = checked_lab_dir(lab_dir or default_lab_dir(topology.lab.name))
@@ -62,7 +65,14 @@ class QemuProvider(QemuSnapshots, Provider):
         self.forced_accel = accel
         self.qemu = qemu
         self.hardware = hardware
+        self.stack_name = stack_name
 
+    def recorded_stack(self) -> str | None:
+        """The stack the lab was brought up with (None: no lab, or one from before stacks were recorded)."""
+        try:
+            return self.load_state().get("stack")
+        except LabError:
+            return None
 
     # Provider
 
