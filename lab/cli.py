@@ -415,32 +415,38 @@ def image_freebsd(
              "or bst image freebsd --download")
     if not download and (dry_run or mirror):
         fail("--dry-run and --mirror go with --download; bst image freebsd --download --dry-run")
+
+    def say(text: str) -> None:
+        out.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def byte_progress() -> Progress:
+        return Progress(*Progress.get_default_columns(), DownloadColumn(), console=err, transient=True)
+
     try:
-        with Progress(*Progress.get_default_columns(), DownloadColumn(), console=err, transient=True) as progress:
-            if download:
-                plan = fetcher.download_plan(mirror)
-                for line in plan.lines():
-                    out.print(line, markup=False, highlight=False, soft_wrap=True)
-                if not force and (done := fetcher.verified_copy(plan)):
-                    out.print(f"already downloaded and verified: {done}; nothing is fetched (--force fetches again)",
-                              markup=False, highlight=False, soft_wrap=True)
-                if dry_run:
-                    return
+        if download:
+            plan = fetcher.download_plan(mirror)
+            for line in plan.lines():
+                say(line)
+            if not force and (done := fetcher.verified_copy(plan)):
+                say(f"already downloaded and verified: {done}; nothing is fetched (--force fetches again)")
+            if dry_run:
+                return
+            with byte_progress() as progress:
                 source = fetcher.download_freebsd_image(plan, progress=progress, force=force)
-                out.print(f"verified {fetcher.ALGORITHM} of {plan.image_file}; unpacked to {source}",
-                          markup=False, highlight=False, soft_wrap=True)
-            else:
-                source = Path(file).expanduser()
-                if source.is_file() and fetcher.is_xz(source):
-                    if fetcher.check_beside(source):
-                        out.print(f"{source.name} matches the {fetcher.CHECKSUM_FILE} beside it",
-                                  markup=False, highlight=False)
+            say(f"{plan.image_file} matches {plan.checksum_url}; unpacked to {source}")
+        else:
+            source = Path(file).expanduser()
+            if source.is_file() and fetcher.is_xz(source):
+                if fetcher.check_beside(source):
+                    say(f"{source.name} matches the {fetcher.CHECKSUM_FILE} beside it")
+                with byte_progress() as progress:
                     source = fetcher.unpack_user_xz(source, progress=progress)
+        with Progress(console=err) as progress:
             image = freebsd.prepare_freebsd_image(source, progress=progress, force=force)
     except LabError as error:
         fail(str(error))
-    out.print(f"FreeBSD 10.3 image ready: {image.root_disk}", markup=False, highlight=False, soft_wrap=True)
-    out.print(f"hash {image.recipe_hash}", markup=False, highlight=False)
+    say(f"FreeBSD 10.3 image ready: {image.root_disk}")
+    say(f"hash {image.recipe_hash}")
 
 
 @app.command()

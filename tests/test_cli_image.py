@@ -97,7 +97,7 @@ def test_download_prints_the_plan_then_fetches_verifies_unpacks_and_prepares(pre
         result = bst("--download", "--mirror", base)
     assert result.exit_code == 0, result.output
     assert asked == ["/pub/10.3/CHECKSUM.SHA256", "/pub/10.3/" + dl.IMAGE_FILE]
-    assert result.stdout.index(base + dl.IMAGE_FILE) < result.stdout.index("verified SHA256")
+    assert result.stdout.index(base + dl.IMAGE_FILE) < result.stdout.index(f"{dl.IMAGE_FILE} matches {base}")
     [(given, content)] = prepared
     assert content == IMAGE and given == dl.download_plan(base).image_path
 
