@@ -436,7 +436,10 @@ def image_freebsd(
             say(f"{plan.image_file} matches {plan.checksum_url}; unpacked to {source}")
         else:
             source = Path(file).expanduser()
-            if source.is_file() and fetcher.is_xz(source):
+            if not source.is_file():
+                fail(f"{source} is not a file: give the path of your FreeBSD 10.3 amd64 image (qcow2, raw, vmdk, "
+                     "a Vagrant .box or FreeBSD's .qcow2.xz), or use --download")
+            if fetcher.is_xz(source):
                 if fetcher.check_beside(source):
                     say(f"{source.name} matches the {fetcher.CHECKSUM_FILE} beside it")
                 with byte_progress() as progress:

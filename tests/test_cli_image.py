@@ -123,6 +123,7 @@ def test_download_without_network_refuses_in_one_line(prepared, tmp_path):
     (("x.qcow2", "--download"), "give the FreeBSD 10.3 image FILE or --download (not both)"),
     (("x.qcow2", "--dry-run"), "--dry-run and --mirror go with --download"),
     (("--download", "--mirror", "ftp://ftp-archive.freebsd.org/"), "is not an http(s) URL of a directory"),
+    (("/nonexistent/FreeBSD.qcow2",), "/nonexistent/FreeBSD.qcow2 is not a file: give the path of your FreeBSD 10.3"),
 ])
 def test_bad_input_is_one_line_and_exit_2(prepared, no_network, args, message):
     assert message in one_error_line(bst(*args))
