@@ -55,7 +55,7 @@ def test_the_whole_dialogue_configures_the_image_and_powers_it_off():
     assert machine.modes == {"/root/.ssh": 0o700, "/root/.ssh/authorized_keys": 0o600}
     assert files["/boot/loader.conf"] == 'console="comconsole"\nautoboot_delay="2"\n'
     assert "/etc/hostid" not in files and "/etc/hostid" in machine.written
-    assert machine.commands[-1] == "poweroff"
+    assert machine.commands[-1] == "halt -p"
     assert all(len(line) + 1 <= MAX_CANON for line in machine.commands)
 
 

@@ -13,6 +13,7 @@ Facts it relies on (FreeBSD 10.3 sources; releng/10.3 files quoted from release/
   port; the kernel then gets RB_SERIAL and uses it as its console (libi386/bootinfo.c).
 - sbin/init/init.c: single-user asks "Enter full pathname of shell or RETURN for /bin/sh: "; /bin/sh's
   prompt for root is "# ".
+- sbin/reboot/Makefile: no poweroff(8) in 10.x; ``halt -p`` powers off (reboot.c, RB_POWEROFF).
 - sys/sys/syslimits.h: MAX_CANON is 255 bytes, so every line typed into the shell stays far below it.
 """
 
@@ -36,6 +37,8 @@ MENU_MARKERS = ("Autoboot in", "scape to loader prompt")
 LOADER_COMMAND = "set console=comconsole"
 SINGLE_USER_PROMPT = "Enter full pathname of shell or RETURN for /bin/sh:"
 STAGES = ("boot to loader", "loader", "single user", "configure", "power off")
+POWER_OFF = "halt -p"
+"""FreeBSD 10.3 has no poweroff(8): sbin/reboot/Makefile links only halt, fastboot and fasthalt to reboot."""
 
 SSHD_SETTINGS = (
     "PermitRootLogin without-password",
@@ -148,7 +151,7 @@ class PreparationDialogue:
         for number, command in enumerate(self.commands):
             self._run_command(command, number)
         self.on_stage("power off")
-        self.machine.write_serial("poweroff\r")
+        self.machine.write_serial(f"{POWER_OFF}\r")
         self._wait_for_exit()
 
     def _fail(self, what: str) -> LabError:
@@ -229,7 +232,7 @@ class PreparationDialogue:
         deadline = self.machine.now() + self.waits.power_off
         while self.machine.running():
             if self.machine.now() >= deadline:
-                raise self._fail(f"the guest did not power off within {self.waits.power_off:.0f} s of `poweroff`")
+                raise self._fail(f"the guest did not power off within {self.waits.power_off:.0f} s of `{POWER_OFF}`")
             self._read(1.0)
 
     def _check_running(self, what: str) -> None:
