@@ -178,11 +178,23 @@ def test_no_current_image_before_any_preparation(tmp_path):
     assert current_freebsd_image(tmp_path) is None
 
 
+PINNED_RECIPE_HASH = "1b505290554a51ab2edc377e3a7be33f7e4144ffad16e7cfee583eb140ea5a8c"
+"""Changing the preparation re-prepares every cached image: update this pin (and RECIPE_VERSION if the
+change is outside the hashed recipe) on purpose."""
+
+
+def test_the_recipe_hash_is_pinned():
+    assert freebsd_recipe_hash() == PINNED_RECIPE_HASH
+
+
 def test_the_recipe_hash_is_printed_by_the_module_and_follows_the_commands(monkeypatch):
     printed = subprocess.run([sys.executable, "-m", "lab.images.freebsd"], capture_output=True, text=True,
                              cwd=Path(__file__).resolve().parent.parent)
     assert printed.returncode == 0 and printed.stdout.strip() == freebsd_recipe_hash()
     assert len(freebsd_recipe_hash()) == 64
+    refused = subprocess.run([sys.executable, "-m", "lab.images.freebsd", "extra"], capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parent.parent)
+    assert refused.returncode == 2 and "unrecognized arguments: extra" in refused.stderr
     before = freebsd_recipe_hash()
     monkeypatch.setattr(prepare, "preparation_commands", lambda key: ["sync"])
     assert freebsd_recipe_hash() != before

@@ -3,16 +3,19 @@ FreeBSD image under (with the downloaded image's checksum)."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from lab.images.freebsd.prepare import freebsd_recipe_hash
 
+PARSER = argparse.ArgumentParser(
+    prog="python -m lab.images.freebsd",
+    description="Print the hash of the FreeBSD image's preparation recipe (no arguments).",
+)
+
 
 def main(argv: list[str]) -> int:
-    if argv:
-        print(f"python -m lab.images.freebsd takes no arguments (got {' '.join(argv)}): it prints the recipe hash",
-              file=sys.stderr)
-        return 2
+    PARSER.parse_args(argv)
     print(freebsd_recipe_hash())
     return 0
 

@@ -24,7 +24,14 @@ from lab.errors import LabError, MissingToolError
 from lab.images import GuestImage, default_cache_dir
 from lab.images.cache import build_lock
 from lab.images.freebsd.console import QemuMachine
-from lab.images.freebsd.dialogue import LOADER_COMMAND, STAGES, PreparationDialogue, Waits, preparation_commands
+from lab.images.freebsd.dialogue import (
+    LOADER_COMMAND,
+    POWER_OFF,
+    STAGES,
+    PreparationDialogue,
+    Waits,
+    preparation_commands,
+)
 from lab.images.freebsd.source import FREEBSD_ROOT_DEVICE, IMAGE_NAME, detect_format, ensure_freebsd_image, source_key
 
 RECIPE_VERSION = 1
@@ -50,6 +57,7 @@ def freebsd_recipe_hash() -> str:
         "version": RECIPE_VERSION,
         "loader": [LOADER_COMMAND, "boot -s"],
         "commands": preparation_commands(PLACEHOLDER_KEY),
+        "power_off": POWER_OFF,
         "memory_mb": MEMORY_MB,
     }
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
