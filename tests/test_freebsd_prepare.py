@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from rich.progress import Progress
 
 from lab.errors import LabError
 from lab.images.freebsd import current_freebsd_image, freebsd_recipe_hash, prepare, prepare_freebsd_image
@@ -114,6 +115,25 @@ def test_prepare_boots_a_copy_once_installs_its_own_key_and_records_it_as_curren
     assert ".build-" in disk_arg and str(source) not in disk_arg
     leftovers = [p.name for p in (cache / "images").iterdir()]
     assert not [n for n in leftovers if ".build-" in n or n.endswith(".failed")], leftovers
+
+
+class RecordingProgress(Progress):
+    def __init__(self):
+        super().__init__(disable=True)
+        self.started: list[str] = []
+
+    def start_task(self, task_id):
+        self.started.append(self.tasks[task_id].description)
+        super().start_task(task_id)
+
+
+@needs_qemu_img
+def test_each_stage_is_a_progress_task_and_none_is_left_behind(tmp_path):
+    progress = RecordingProgress()
+    prepare_freebsd_image(raw_source(tmp_path), tmp_path / "cache", progress, "tcg", machine_factory=Factory())
+    assert progress.started == ["FreeBSD: convert", "FreeBSD: boot to loader", "FreeBSD: loader",
+                                "FreeBSD: single user", "FreeBSD: configure", "FreeBSD: power off"]
+    assert progress.tasks == []
 
 
 @needs_qemu_img
