@@ -163,31 +163,45 @@ ProviderOption = Annotated[str | None, typer.Option("--provider", "-p", help="au
 HostArgument = Annotated[str, typer.Argument(help="A host of the topology, e.g. ctrl-a.")]
 
 
-def _provider(topology: Path | None, provider: str | None):
-    """The lab's provider object, its name and why it was chosen."""
+StackOption = Annotated[str | None, typer.Option(
+    help="freebsd or linux: the guests' stack (default: the one the lab was brought up with, else the "
+         "topology's).")]
+
+
+def _provider(topology: Path | None, provider: str | None, stack: str | None = None):
+    """The lab's provider object, its name and why it was chosen; its ``stack_name`` is the option, else the
+    stack recorded at `bst up`, else the topology's, and its hardware that stack's. An option that is not
+    the recorded stack is refused: the lab's VMs were built for the recorded one."""
     from lab.providers import create_provider, select_provider
 
     topo = _topology(topology)
     name, reason = select_provider(topo, provider)
-    hardware = get_stack(resolve_stack_name(topo, None, name)).hardware
-    return create_provider(topo, name, hardware=hardware), name, reason
+    lab = create_provider(topo, name)
+    recorded = lab.recorded_stack() if hasattr(lab, "recorded_stack") else None
+    stack_name = resolve_stack_name(topo, stack if stack is not None else recorded, name)
+    if recorded and stack_name != recorded:
+        fail(f"lab {topo.lab.name} runs the {recorded} stack (chosen at bst up); use --stack {recorded}, "
+             f"or remove the lab with bst down and bring it up again with --stack {stack_name}")
+    lab.hardware = get_stack(stack_name).hardware
+    lab.stack_name = stack_name
+    return lab, name, reason
 
 
 @app.command()
-def up(provider: ProviderOption = None, topology: TopologyOption = None) -> None:
+def up(provider: ProviderOption = None, topology: TopologyOption = None, stack: StackOption = None) -> None:
     """Create and boot the lab (guest image built on first use); a no-op when it is up."""
     from rich.progress import Progress
 
-    lab, name, reason = _provider(topology, provider)
+    lab, name, reason = _provider(topology, provider, stack)
     with Progress(console=err, transient=False) as progress:
         lab.up(progress=progress)
     _print_status(lab, name, reason)
 
 
 @app.command()
-def down(provider: ProviderOption = None, topology: TopologyOption = None) -> None:
+def down(provider: ProviderOption = None, topology: TopologyOption = None, stack: StackOption = None) -> None:
     """Stop and remove every VM, switch and disk of the lab."""
-    lab, _, _ = _provider(topology, provider)
+    lab, _, _ = _provider(topology, provider, stack)
     lab_dir = getattr(lab, "lab_dir", None)
     existed = lab_dir is None or Path(lab_dir).exists()
     lab.down()
@@ -196,9 +210,9 @@ def down(provider: ProviderOption = None, topology: TopologyOption = None) -> No
 
 
 @app.command()
-def status(provider: ProviderOption = None, topology: TopologyOption = None) -> None:
+def status(provider: ProviderOption = None, topology: TopologyOption = None, stack: StackOption = None) -> None:
     """Each host's state, pid, SSH port and accelerator, and which provider and why."""
-    lab, name, reason = _provider(topology, provider)
+    lab, name, reason = _provider(topology, provider, stack)
     _print_status(lab, name, reason)
 
 
@@ -218,6 +232,7 @@ def ssh(
     timeout: Annotated[float, typer.Option(help="Seconds before a command is given up.")] = 300,
     provider: ProviderOption = None,
     topology: TopologyOption = None,
+    stack: StackOption = None,
 ) -> None:
     """Run a command on a host (or open a shell) with the lab's key. A command is sh, on every stack: it goes
     through the stack's wire, as the drill's commands do (root's login shell on FreeBSD is csh)."""
@@ -225,7 +240,7 @@ def ssh(
 
     from lab import remote
 
-    lab, provider_name, _ = _provider(topology, provider)
+    lab, _, _ = _provider(topology, provider, stack)
     lab.check_host(host)
     target = lab.ssh_target(host)
     if not command:
@@ -233,7 +248,7 @@ def ssh(
         os.execvp(argv[0], argv)
     from lab.executor import FabricRunner
 
-    recipe = get_stack(resolve_stack_name(lab.topology, None, provider_name))
+    recipe = get_stack(lab.stack_name)
     runner = FabricRunner(remote.connect(target, timeout=30), wire=recipe.wire, host=host)
     result = runner.run(" ".join(command), timeout)
     sys.stdout.write(result.stdout)
@@ -260,12 +275,13 @@ def console(
     sys.stdout.write("".join(path.read_text(errors="replace").splitlines(keepends=True)[-lines:]))
 
 
-def _on_host(host: str, provider: str | None, topology: Path | None, action: str, done: str) -> None:
+def _on_host(host: str, provider: str | None, topology: Path | None, action: str, done: str,
+             stack: str | None = None) -> None:
     """Run one provider power action on one host and say so; cutting the power of a host that was never
     created is an error, not "powered off"."""
     from lab.providers import HostState
 
-    lab, _, _ = _provider(topology, provider)
+    lab, _, _ = _provider(topology, provider, stack)
     lab.check_host(host)
     if action == "power_off":
         state = next(h.state for h in lab.status() if h.name == host)
@@ -285,9 +301,10 @@ def kill(host: HostArgument, provider: ProviderOption = None, topology: Topology
 
 
 @app.command()
-def start(host: HostArgument, provider: ProviderOption = None, topology: TopologyOption = None) -> None:
+def start(host: HostArgument, provider: ProviderOption = None, topology: TopologyOption = None,
+          stack: StackOption = None) -> None:
     """Boot a powered-off host and wait for its SSH."""
-    _on_host(host, provider, topology, "start", "is up")
+    _on_host(host, provider, topology, "start", "is up", stack)
 
 
 @app.command()
@@ -323,7 +340,7 @@ def _set_guest_clocks(lab) -> str:
     """Set guest clocks left behind by a snapshot save or restore; what to add to the message."""
     from lab.guests import sync_clocks
 
-    stack = get_stack(resolve_stack_name(lab.topology, None, lab.name))
+    stack = get_stack(lab.stack_name)
     found = sync_clocks(lab, stack, lab.host_names())
     clocks = ", ".join(f"{h} {s.behind_s:.0f} s" for h, s in found.items() if s is not None and s.set)
     return f"; guest clocks were behind by {clocks} and were set to the host's time" if clocks else ""

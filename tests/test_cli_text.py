@@ -50,6 +50,7 @@ class FakeLab:
         self.address = address
         topology = load_topology(None)
         self.topology = dataclasses.replace(topology, lab=dataclasses.replace(topology.lab, stack=stack))
+        self.stack_name = "linux" if stack == "auto" else stack
 
     def check_host(self, host: str) -> None:
         assert host == "ctrl-a"
@@ -71,7 +72,7 @@ def exec_calls(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
 
 
 def test_interactive_ssh_uses_the_labs_ssh_command(monkeypatch: pytest.MonkeyPatch, exec_calls):
-    monkeypatch.setattr(cli, "_provider", lambda topology, provider: (FakeLab("127.0.0.1"), "qemu", ""))
+    monkeypatch.setattr(cli, "_provider", lambda topology, provider, *_: (FakeLab("127.0.0.1"), "qemu", ""))
     result = CliRunner().invoke(cli.app, ["ssh", "ctrl-a"])
     assert result.exit_code == 0, result.output
     argv = exec_calls[0]
@@ -80,7 +81,7 @@ def test_interactive_ssh_uses_the_labs_ssh_command(monkeypatch: pytest.MonkeyPat
 
 
 def test_interactive_ssh_refuses_an_address_that_is_not_loopback(monkeypatch: pytest.MonkeyPatch, exec_calls):
-    monkeypatch.setattr(cli, "_provider", lambda topology, provider: (FakeLab("192.168.56.10"), "qemu", ""))
+    monkeypatch.setattr(cli, "_provider", lambda topology, provider, *_: (FakeLab("192.168.56.10"), "qemu", ""))
     result = CliRunner().invoke(cli.app, ["ssh", "ctrl-a"])
     assert exec_calls == []
     assert "refusing SSH to 192.168.56.10" in str(result.exception)
@@ -103,7 +104,7 @@ def test_a_command_given_to_bst_ssh_goes_through_the_stacks_wire(monkeypatch: py
         def close(self):
             pass
 
-    monkeypatch.setattr(cli, "_provider", lambda topology, provider: (FakeLab("127.0.0.1", stack), "qemu", ""))
+    monkeypatch.setattr(cli, "_provider", lambda topology, provider, *_: (FakeLab("127.0.0.1", stack), "qemu", ""))
     monkeypatch.setattr("lab.remote.connect", lambda target, timeout: Connection())
     result = CliRunner().invoke(cli.app, ["ssh", "ctrl-a", "echo $(hostname) 2>&1"])
     assert result.exit_code == 0, result.output
@@ -154,7 +155,7 @@ def test_a_command_given_to_bst_ssh_that_times_out_is_one_error_line_not_exit_0(
         def close(self):
             pass
 
-    monkeypatch.setattr(cli, "_provider", lambda topology, provider: (FakeLab("127.0.0.1", "linux"), "qemu", ""))
+    monkeypatch.setattr(cli, "_provider", lambda topology, provider, *_: (FakeLab("127.0.0.1", "linux"), "qemu", ""))
     monkeypatch.setattr("lab.remote.connect", lambda target, timeout: Connection())
     result = CliRunner().invoke(cli.app, ["ssh", "ctrl-a", "sleep 99"])
     assert result.exit_code != 0 and "partial" in result.output
