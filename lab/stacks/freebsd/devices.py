@@ -16,7 +16,9 @@ network) a virtio model, which FreeBSD names vtnet0, and the lab NICs Intel e100
 NICs keep the paper's names em0 (private) and em1 (public)."""
 
 FIRST_DATA_ADA = 1
-"""The system disk is ada0 (IDE in the paper), so the SATA shelf starts at ada1."""
+"""The system disk is ada0 (IDE in the paper; AHCI port 0 on qemu, before the shelf on ports 1..), so the SATA
+shelf starts at ada1. lab.stacks.freebsd.naming derives these names from the qemu command line, and
+tests/test_qemu_freebsd_hardware.py holds this module to them."""
 
 
 def nic(index: int) -> str:
