@@ -89,6 +89,9 @@ def test_the_freebsd_job_enables_kvm_before_anything_boots(jobs):
     assert freebsd["runs-on"] == "ubuntu-latest"
     assert _index(freebsd, "99-kvm4all.rules") < _index(freebsd, "image freebsd --download")
     assert _index(freebsd, "99-kvm4all.rules") < _index(freebsd, " up --stack freebsd")
+    assert 'echo "BEAST_LAB_ACCEL=kvm" >> "$GITHUB_ENV"' in _step(freebsd, "99-kvm4all.rules")["run"]
+    for needle in (" up --stack freebsd", "scenarios/failover.py"):
+        assert "BEAST_LAB_ACCEL" in _step(freebsd, needle)["run"], f"sudo drops BEAST_LAB_ACCEL for {needle!r}"
 
 
 def test_the_prepared_freebsd_image_is_cached_under_its_recipe_hash_and_saved_before_the_drill(jobs):
