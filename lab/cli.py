@@ -21,7 +21,7 @@ from rich.table import Table
 from lab.cli_image import image_app
 from lab.errors import LabError
 from lab.plan import Plan, plan_to_json
-from lab.stacks import STACKS, get_stack
+from lab.stacks import STACKS, get_stack, lab_stack_name
 from lab.topology import Topology, load_topology
 
 app = typer.Typer(
@@ -179,9 +179,10 @@ def _provider(topology: Path | None, provider: str | None, stack: str | None = N
     lab = create_provider(topo, name)
     recorded = lab.recorded_stack() if hasattr(lab, "recorded_stack") else None
     stack_name = resolve_stack_name(topo, stack if stack is not None else recorded, name)
-    if recorded and stack_name != recorded:
-        fail(f"lab {topo.lab.name} runs the {recorded} stack (chosen at bst up); use --stack {recorded}, "
-             f"or remove the lab with bst down and bring it up again with --stack {stack_name}")
+    try:
+        lab_stack_name(topo.lab.stack, stack_name, name, recorded, topo.lab.name)
+    except LabError as err:
+        fail(str(err))
     lab.hardware = get_stack(stack_name).hardware
     lab.stack_name = stack_name
     return lab, name, reason

@@ -145,3 +145,26 @@ def test_the_live_display_shows_the_step_what_it_does_and_each_hosts_plan_step(t
     text = console.export_text()
     assert "step 6/7 test_6_recovery_as_the_paper_describes" in text and "ctrl-a: the recovery plan" in text
     assert "ctrl-a: plan step 3/12 import-pools (started)" in text
+
+
+def test_the_drill_takes_the_stack_the_lab_was_brought_up_with_and_refuses_another(tmp_path, monkeypatch):
+    import lab.drill.orchestrator as orchestrator
+
+    lab_dir = tmp_path / "lab"
+    lab_dir.mkdir()
+    (lab_dir / "state.json").write_text(json.dumps({"version": 1, "stack": "freebsd"}))
+    options = {"arbitrator": "paper", "provider": "qemu", "lab_dir": lab_dir, "artifacts": tmp_path / "artifacts"}
+    refused = DrillRun(SCENARIO, DrillOptions(stack="linux", **options), LineProgress(lambda line: None))
+    with pytest.raises(LabError, match="lab beast runs the freebsd stack .* use --stack freebsd"):
+        refused.open()
+
+    chosen = []
+
+    def chosen_stack(name):
+        chosen.append(name)
+        raise RuntimeError("stop after choosing")
+
+    monkeypatch.setattr(orchestrator, "get_stack", chosen_stack)
+    with pytest.raises(RuntimeError, match="stop after choosing"):
+        DrillRun(SCENARIO, DrillOptions(**options), LineProgress(lambda line: None)).open()
+    assert chosen == ["freebsd"]

@@ -27,7 +27,7 @@ from lab.providers.snapshot import SnapshotError, SnapshotUnusable
 from lab.record import RunRecord
 from lab.runfolder import EventKind, Results, StepResult, StepStatus
 from lab.session import LabSession
-from lab.stacks import get_stack, stack_name_for
+from lab.stacks import get_stack, lab_stack_name
 from lab.topology import load_topology
 
 KEEP_POLICIES = ("never", "on-failure", "always")
@@ -96,13 +96,14 @@ class DrillRun:
             raise LabError(f"scenario {scenario.name} strikes {scenario.victim!r}, which is not a controller of "
                            f"{topo.source or 'the topology'}")
         provider_name, reason = select_provider(topo, options.provider)
-        stack_name = stack_name_for(topo.lab.stack, options.stack, provider_name)
+        provider = create_provider(topo, provider_name, **({"lab_dir": options.lab_dir} if options.lab_dir else {}))
+        recorded = provider.recorded_stack() if hasattr(provider, "recorded_stack") else None
+        stack_name = lab_stack_name(topo.lab.stack, options.stack, provider_name, recorded, topo.lab.name)
         stack = get_stack(stack_name)
         stack.check_arbitrator(topo)
         expectations = load_expectations(options.expectations, stack_name, self.arbitrator, scenario.fault,
                                          scenario.claims)
-        provider = create_provider(topo, provider_name, hardware=stack.hardware,
-                                   **({"lab_dir": options.lab_dir} if options.lab_dir else {}))
+        provider.hardware, provider.stack_name = stack.hardware, stack_name
         record = RunRecord.create(Path(options.artifacts), self.label)
         record.event(EventKind.LAB, provider=provider_name, provider_reason=reason, stack=stack_name,
                      topology=topo.source, arbitrator=self.arbitrator, fault=scenario.fault, victim=scenario.victim)

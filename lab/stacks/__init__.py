@@ -30,5 +30,16 @@ def stack_name_for(topo_stack: str, option: str | None, provider_name: str | Non
     return name
 
 
-__all__ = ["STACKS", "Stack", "get_stack", "stack_name_for"]
+def lab_stack_name(topo_stack: str, option: str | None, provider_name: str | None, recorded: str | None,
+                   lab_name: str) -> str:
+    """The stack of an existing lab: the option, else the one recorded when the lab was brought up, else the
+    topology's. LabError when the option names another stack than the lab's VMs were built for."""
+    name = stack_name_for(topo_stack, option if option is not None else recorded, provider_name)
+    if recorded and name != recorded:
+        raise LabError(f"lab {lab_name} runs the {recorded} stack (chosen at bst up); use --stack {recorded}, "
+                       f"or remove the lab with bst down and bring it up again with --stack {name}")
+    return name
+
+
+__all__ = ["STACKS", "Stack", "get_stack", "lab_stack_name", "stack_name_for"]
 
