@@ -171,7 +171,7 @@ def test_a_failed_preparation_leaves_no_image_no_process_and_keeps_the_evidence_
 
 
 @needs_qemu_img
-def test_without_an_accel_the_preparation_asks_choose_accel_with_no_kernel(tmp_path, monkeypatch):
+def test_without_an_accel_the_preparation_probes_kvm_as_the_lab_does(tmp_path, monkeypatch):
     from lab.providers.qemu import accel as accel_module
 
     asked = []
@@ -181,9 +181,10 @@ def test_without_an_accel_the_preparation_asks_choose_accel_with_no_kernel(tmp_p
         return accel_module.Accel("tcg", "test")
 
     monkeypatch.setattr(accel_module, "choose_accel", choose)
+    monkeypatch.setattr(accel_module, "probe_kernel", lambda cache_dir: cache_dir / "the-probe-kernel")
     cache = tmp_path / "cache"
     prepare_freebsd_image(raw_source(tmp_path), cache, machine_factory=Factory())
-    assert asked == [(None, cache)]
+    assert asked == [(cache / "the-probe-kernel", cache)]
 
 
 def test_an_unknown_accel_is_refused_in_one_line(tmp_path):

@@ -262,12 +262,15 @@ def test_the_accel_probe_of_a_freebsd_image(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.delenv("BEAST_LAB_ACCEL", raising=False)
     provider = QemuProvider(load_topology(), lab_dir=tmp_path / "lab", hardware=FREEBSD_HARDWARE,
                             cache_dir=tmp_path / "cache")
+    monkeypatch.setattr(processes, "probe_kernel", lambda cache_dir: None)
     accel = provider._accel(freebsd_image(tmp_path), None)
-    assert accel.name == "tcg" and "no Linux kernel is cached to prove KVM" in accel.reason
+    assert accel.name == "tcg" and "no Linux kernel is at hand to prove KVM" in accel.reason
     assert "BEAST_LAB_ACCEL=kvm" in accel.reason
     kernel = tmp_path / "cache" / "images" / "debian-0123456789ab" / "vmlinuz"
     kernel.parent.mkdir(parents=True)
     kernel.write_bytes(b"a kernel")
+    monkeypatch.undo()
+    monkeypatch.delenv("BEAST_LAB_ACCEL", raising=False)
     probed: list[Path | None] = []
     monkeypatch.setattr(processes, "choose_accel",
                         lambda k, cache, qemu: probed.append(k) or processes.Accel("kvm", "ok"))
@@ -352,3 +355,18 @@ def test_without_stack_the_topologys_stays_the_default(offline_up, tmp_path: Pat
     lab, _, _ = cli._provider(tmp_path / "lab.toml", "qemu")
     assert lab.stack_name == "freebsd"
     assert bst("up").exit_code == 0 and "-uuid" in offline_up["ctrl-a"]
+
+
+def test_the_kvm_probe_kernel_is_a_cached_debian_one_else_the_hosts_own_readable_one(tmp_path: Path):
+    from lab.providers.qemu.accel import probe_kernel
+
+    boot = tmp_path / "boot"
+    boot.mkdir()
+    assert probe_kernel(tmp_path / "cache", boot) is None
+    host_kernel = boot / f"vmlinuz-{os.uname().release}"
+    host_kernel.write_bytes(b"the host's kernel")
+    assert probe_kernel(tmp_path / "cache", boot) == host_kernel
+    cached = tmp_path / "cache" / "images" / "debian-0123456789ab" / "vmlinuz"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"a debian kernel")
+    assert probe_kernel(tmp_path / "cache", boot) == cached

@@ -225,10 +225,10 @@ def _boot_once(converted: Path, image_dir: Path, wanted: str, cache_dir: Path, a
 
 
 def _accel_args(accel: str | None, cache_dir: Path) -> list[str]:
-    from lab.providers.qemu.accel import Accel, choose_accel  # the provider package imports lab.images
+    from lab.providers.qemu.accel import Accel, choose_accel, probe_kernel  # the provider package imports lab.images
 
     if accel is not None:
         if accel not in ("kvm", "tcg"):
             raise LabError(f"unknown accelerator {accel!r}: use kvm or tcg")
         return Accel(accel, "given").qemu_args
-    return choose_accel(None, cache_dir).qemu_args
+    return choose_accel(probe_kernel(cache_dir), cache_dir).qemu_args

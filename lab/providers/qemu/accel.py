@@ -16,9 +16,10 @@ QEMU = "qemu-system-x86_64"
 KVM_PROBE_SECONDS = 12.0
 ACCEL_ENV = "BEAST_LAB_ACCEL"
 NO_PROBE_KERNEL = (
-    "TCG because no Linux kernel is cached to prove KVM runs a guest's kernel here (a FreeBSD image boots its "
-    "own; an open /dev/kvm proves nothing, as some hosts' KVM runs firmware but not kernels); build the Debian "
-    f"image once, or set {ACCEL_ENV}=kvm to use KVM untested"
+    "TCG because no Linux kernel is at hand to prove KVM runs a guest's kernel here (none cached, and this "
+    "host's own /boot/vmlinuz-<release> is absent or unreadable; a FreeBSD image boots its own; an open "
+    "/dev/kvm proves nothing, as some hosts' KVM runs firmware but not kernels); build the Debian image once, "
+    f"run as root, or set {ACCEL_ENV}=kvm to use KVM untested"
 )
 
 
@@ -78,6 +79,17 @@ def probe_kvm(kernel: Path, qemu: str = QEMU, timeout: float = KVM_PROBE_SECONDS
             return True, "a Linux kernel boots under KVM"
         last = (errors.strip().splitlines() or ["no output"])[-1]
         return False, f"qemu -accel kvm failed: {last}"
+
+
+def probe_kernel(cache_dir: Path, boot_dir: Path = Path("/boot")) -> Path | None:
+    """A Linux kernel to probe KVM with when the guest brings none (FreeBSD boots its own loader): a Debian
+    kernel an earlier build left in the cache (any recipe), else this host's own running kernel when it is
+    readable (Ubuntu keeps it root-only). Either only proves that KVM runs a kernel here."""
+    kernels = [k for k in (cache_dir / "images").glob("debian-*/vmlinuz") if k.is_file() and k.stat().st_size]
+    if kernels:
+        return max(kernels, key=lambda k: k.stat().st_mtime)
+    host_kernel = boot_dir / f"vmlinuz-{os.uname().release}"
+    return host_kernel if host_kernel.is_file() and os.access(host_kernel, os.R_OK) else None
 
 
 def choose_accel(kernel: Path | None, cache_dir: Path | None, qemu: str = QEMU) -> Accel:

@@ -26,7 +26,7 @@ from lab.labdir import (
     stop_owned_process,
     wait_for_exit,
 )
-from lab.providers.qemu.accel import Accel, choose_accel
+from lab.providers.qemu.accel import Accel, choose_accel, probe_kernel
 from lab.providers.qemu.argv import DISK_CACHE_MODE, QemuCommandLine
 
 QEMU_IMG = "qemu-img"
@@ -156,7 +156,7 @@ class QemuProcesses(QemuCommandLine):
         cache_dir = self.cache_dir or default_cache_dir()
         task = progress.add_task("probing KVM", total=None) if progress else None
         try:
-            return choose_accel(image.kernel or cached_linux_kernel(cache_dir), cache_dir, self.qemu)
+            return choose_accel(image.kernel or probe_kernel(cache_dir), cache_dir, self.qemu)
         finally:
             if progress and task is not None:
                 progress.remove_task(task)
@@ -370,12 +370,6 @@ def port_is_free(port: int) -> bool:
             return False
     return True
 
-
-
-def cached_linux_kernel(cache_dir: Path) -> Path | None:
-    """A Debian kernel some earlier build left in the cache (any recipe: it only proves KVM runs a kernel)."""
-    kernels = [k for k in (cache_dir / "images").glob("debian-*/vmlinuz") if k.is_file() and k.stat().st_size]
-    return max(kernels, key=lambda k: k.stat().st_mtime) if kernels else None
 
 
 def _supports_direct_io(directory: Path) -> bool:
