@@ -219,3 +219,28 @@ def test_the_recipe_hash_is_printed_by_the_module_and_follows_the_commands(monke
     before = freebsd_recipe_hash()
     monkeypatch.setattr(prepare, "preparation_commands", lambda key: ["sync"])
     assert freebsd_recipe_hash() != before
+
+
+@needs_qemu_img
+@pytest.mark.skipif(QEMU is None, reason="qemu-system-x86_64 is not installed")
+def test_the_real_preparation_boot_of_a_disk_without_freebsd_fails_in_one_line_and_leaves_nothing_running(tmp_path):
+    """The whole preparation path on real qemu (its argv, QMP, serial socket, screen, the stop by PID): a disk
+    with no loader never shows the menu, so the bounded wait ends with the evidence it names."""
+    source, cache = raw_source(tmp_path), tmp_path / "cache"
+    started: list[QemuMachine] = []
+
+    def real_qemu(argv, work_dir, socket_dir):
+        started.append(prepare.qemu_machine(argv, work_dir, socket_dir))
+        return started[-1]
+
+    with pytest.raises(LabError) as caught:
+        prepare_freebsd_image(source, cache, accel="tcg", machine_factory=real_qemu, waits=prepare.Waits(menu=8))
+    message = str(caught.value)
+    assert "\n" not in message and "no loader menu on the screen within 8 s" in message
+    (failed,) = [p for p in (cache / "images").iterdir() if p.name.endswith(".failed")]
+    assert f"see {failed / 'console.log'} and {failed / 'screen.txt'}" in message
+    screen = (failed / "screen.txt").read_text()
+    assert "SeaBIOS" in screen and ("Booting from Hard Disk" in screen or "not a bootable disk" in screen), screen
+    (machine,) = started
+    assert machine.process is not None and machine.process.poll() is not None
+    assert current_freebsd_image(cache) is None
