@@ -370,3 +370,15 @@ def test_the_kvm_probe_kernel_is_a_cached_debian_one_else_the_hosts_own_readable
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"a debian kernel")
     assert probe_kernel(tmp_path / "cache", boot) == cached
+
+
+def test_the_facts_argv_repeats_from_the_stack_and_the_naming_model_agree():
+    """argv.py keeps its own copies (importing lab.stacks loads paramiko); they must not drift."""
+    from lab.providers.qemu import argv
+    from lab.stacks import hardware
+    from lab.stacks.freebsd.naming import SCSI_LIMITS
+
+    assert (argv.VIRTIO_BLK, argv.AHCI_PORT0) == (hardware.VIRTIO_BLK, hardware.AHCI_PORT0)
+    for model, targets in argv.SAS_TARGETS.items():
+        highest_target, _ = SCSI_LIMITS[model]
+        assert targets == highest_target + 1, model
