@@ -177,13 +177,11 @@ def _provider(topology: Path | None, provider: str | None, stack: str | None = N
     topo = _topology(topology)
     name, reason = select_provider(topo, provider)
     lab = create_provider(topo, name)
-    recorded = lab.recorded_stack() if hasattr(lab, "recorded_stack") else None
-    stack_name = resolve_stack_name(topo, stack if stack is not None else recorded, name)
     try:
-        lab_stack_name(topo.lab.stack, stack_name, name, recorded, topo.lab.name)
+        stack_name = lab_stack_name(topo.lab.stack, stack, name, lab.recorded_stack(), topo.lab.name)
+        lab.hardware = get_stack(stack_name).hardware
     except LabError as err:
         fail(str(err))
-    lab.hardware = get_stack(stack_name).hardware
     lab.stack_name = stack_name
     return lab, name, reason
 

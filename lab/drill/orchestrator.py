@@ -97,8 +97,8 @@ class DrillRun:
                            f"{topo.source or 'the topology'}")
         provider_name, reason = select_provider(topo, options.provider)
         provider = create_provider(topo, provider_name, **({"lab_dir": options.lab_dir} if options.lab_dir else {}))
-        recorded = provider.recorded_stack() if hasattr(provider, "recorded_stack") else None
-        stack_name = lab_stack_name(topo.lab.stack, options.stack, provider_name, recorded, topo.lab.name)
+        stack_name = lab_stack_name(topo.lab.stack, options.stack, provider_name, provider.recorded_stack(),
+                                    topo.lab.name)
         stack = get_stack(stack_name)
         stack.check_arbitrator(topo)
         expectations = load_expectations(options.expectations, stack_name, self.arbitrator, scenario.fault,

@@ -50,6 +50,8 @@ class Provider(ABC):
     name: str = ""
     hardware: GuestHardware | None = None
     """The devices the stack's guests expect (Stack.hardware); None: the Linux stack's."""
+    stack_name: str | None = None
+    """The stack the caller chose; a provider that keeps state records it at `up` (recorded_stack)."""
 
     def __init__(self, topology: Topology):
         self.topology = topology
@@ -127,6 +129,10 @@ class Provider(ABC):
 
     def snapshot_delete(self, name: str) -> None:
         raise LabError(f"the {self.name} provider cannot take snapshots yet; use the qemu provider")
+
+    def recorded_stack(self) -> str | None:
+        """The stack the lab was brought up with, when the provider keeps it; None: not recorded."""
+        return None
 
     def host_names(self) -> list[str]:
         return list(self.topology.hosts)

@@ -35,6 +35,8 @@ def lab_stack_name(topo_stack: str, option: str | None, provider_name: str | Non
     """The stack of an existing lab: the option, else the one recorded when the lab was brought up, else the
     topology's. LabError when the option names another stack than the lab's VMs were built for."""
     name = stack_name_for(topo_stack, option if option is not None else recorded, provider_name)
+    if name not in STACKS:
+        raise LabError(f"unknown stack '{name}'; use one of {', '.join(STACKS)}")
     if recorded and name != recorded:
         raise LabError(f"lab {lab_name} runs the {recorded} stack (chosen at bst up); use --stack {recorded}, "
                        f"or remove the lab with bst down and bring it up again with --stack {name}")
