@@ -19,7 +19,6 @@ from typer.testing import CliRunner
 from lab.errors import LabError
 from lab.images import GuestImage
 from lab.providers.qemu import QemuProvider
-from lab.providers.qemu import argv as qemu_argv
 from lab.stacks.freebsd.devices import FIRST_DATA_ADA, arbitrator_disk, client_disk, disk_device, nic
 from lab.stacks.freebsd.naming import freebsd_names
 from lab.stacks.hardware import AHCI_PORT0, FREEBSD_HARDWARE, LINUX_HARDWARE, VIRTIO_BLK, GuestHardware
@@ -68,7 +67,7 @@ def test_the_stacks_declare_their_hardware_as_plain_data():
             FREEBSD_HARDWARE.sas_controller_fallback, FREEBSD_HARDWARE.boots_from_disk, FREEBSD_HARDWARE.image,
             FREEBSD_HARDWARE.smbios_uuid) == ("e1000", AHCI_PORT0, "mptsas1068", "virtio-scsi-pci", True,
                                               "freebsd-10.3", True)
-    assert (qemu_argv.VIRTIO_BLK, qemu_argv.AHCI_PORT0) == (VIRTIO_BLK, AHCI_PORT0)
+    assert (LINUX_HARDWARE.system_disk_on_ahci, FREEBSD_HARDWARE.system_disk_on_ahci) == (False, True)
     assert GuestHardware.from_dict(json.loads(json.dumps(FREEBSD_HARDWARE.to_dict()))) == FREEBSD_HARDWARE
     with pytest.raises(ValueError, match="unknown guest hardware fields colour"):
         GuestHardware.from_dict({"lab_nic_model": "e1000", "colour": "red"})
@@ -372,13 +371,12 @@ def test_the_kvm_probe_kernel_is_a_cached_debian_one_else_the_hosts_own_readable
     assert probe_kernel(tmp_path / "cache", boot) == cached
 
 
-def test_the_facts_argv_repeats_from_the_stack_and_the_naming_model_agree():
-    """argv.py keeps its own copies (importing lab.stacks loads paramiko); they must not drift."""
+def test_the_sas_target_counts_argv_uses_agree_with_the_naming_model():
+    """argv.py and the naming model each know QEMU's SCSI limits (the provider does not import the stack's
+    model); they must not drift."""
     from lab.providers.qemu import argv
-    from lab.stacks import hardware
     from lab.stacks.freebsd.naming import SCSI_LIMITS
 
-    assert (argv.VIRTIO_BLK, argv.AHCI_PORT0) == (hardware.VIRTIO_BLK, hardware.AHCI_PORT0)
     for model, targets in argv.SAS_TARGETS.items():
         highest_target, _ = SCSI_LIMITS[model]
         assert targets == highest_target + 1, model

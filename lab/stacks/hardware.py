@@ -36,6 +36,11 @@ class GuestHardware:
     smbios_uuid: bool = False
     """Give each VM its own SMBIOS system UUID (``-uuid``), from which the guest derives its hostid."""
 
+    @property
+    def system_disk_on_ahci(self) -> bool:
+        """The system disk takes AHCI port 0, so the SATA shelf starts at port 1."""
+        return self.system_disk == AHCI_PORT0
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

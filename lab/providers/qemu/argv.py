@@ -31,10 +31,6 @@ from lab.topology import Bus, Disk, Host
 if TYPE_CHECKING:
     from lab.stacks.hardware import GuestHardware
 
-VIRTIO_BLK = "virtio-blk"
-AHCI_PORT0 = "ahci-port0"
-"""lab.stacks.hardware's system-disk attachments (repeated: importing lab.stacks loads paramiko)."""
-
 AHCI_PORTS = 6
 """Ports of QEMU's ich9-ahci (hw/ide/ahci.c: ICH9 has 6); more SATA disks spill to the next controller."""
 DISK_CACHE_MODE = "none"
@@ -114,7 +110,7 @@ class QemuCommandLine(QemuLayout):
                 argv += ["-initrd", str(image.initrd)]
             argv += ["-append", self.kernel_cmdline(host, ssh_pubkey, image.root_device)]
         argv += ["-drive", f"if=none,id=root,file={paths.overlay},format=qcow2,cache=writeback"]
-        if hardware.system_disk == VIRTIO_BLK:
+        if not hardware.system_disk_on_ahci:
             argv += ["-device", "virtio-blk-pci,drive=root"]
         argv += self.disk_args(host, disk_cache)
         argv += [
@@ -139,7 +135,7 @@ class QemuCommandLine(QemuLayout):
         disks = self.shared_disks(host)
         sata = [d for d in disks if d.bus is Bus.SATA]
         sas = [d for d in disks if d.bus is Bus.SAS]
-        system_on_ahci = hardware.system_disk == AHCI_PORT0
+        system_on_ahci = hardware.system_disk_on_ahci
         first_port = 1 if system_on_ahci else 0
         argv: list[str] = []
         for controller in range((first_port + len(sata) + AHCI_PORTS - 1) // AHCI_PORTS):

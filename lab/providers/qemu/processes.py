@@ -203,11 +203,11 @@ class QemuProcesses(QemuCommandLine):
         fd = os.open(self.key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as key:
             key.write(private)
+        public = self.key_path.with_suffix(".pub")
         if public_source.is_file():
-            public = public_source.read_text()
+            public.write_text(public_source.read_text().strip() + "\n")
         else:
-            public = _output(["ssh-keygen", "-y", "-f", str(self.key_path)], "read the image key's public half")
-        self.key_path.with_suffix(".pub").write_text(public.strip() + "\n")
+            _run(["ssh-keygen", "-y", "-f", str(self.key_path)], "read the image key's public half", output=public)
 
     def _ensure_disks(self, progress: Progress | None) -> str:
         """Create missing shared disks, fully allocated; the cache mode their filesystem allows."""
@@ -384,17 +384,6 @@ def _supports_direct_io(directory: Path) -> bool:
     os.close(fd)
     probe.unlink(missing_ok=True)
     return True
-
-
-def _output(argv: list[str], purpose: str, timeout: float = 30) -> str:
-    try:
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise LabError(f"could not {purpose}: `{argv[0]}` did not finish within {timeout} s") from None
-    if done.returncode != 0:
-        last = (done.stderr.strip() or "no output").splitlines()[-1]
-        raise LabError(f"could not {purpose}: {argv[0]} exited {done.returncode}: {last}")
-    return done.stdout
 
 
 def _run(argv: list[str], purpose: str, timeout: float = 120, output: Path | None = None) -> None:
