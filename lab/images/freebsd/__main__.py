@@ -1,5 +1,5 @@
 """`python -m lab.images.freebsd`: print the preparation recipe's hash, the key the nightly caches the prepared
-FreeBSD image under (with the downloaded image's checksum)."""
+FreeBSD image under (the downloaded source is fixed: its checksum is checked, not hashed into the key)."""
 
 from __future__ import annotations
 
