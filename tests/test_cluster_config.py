@@ -37,7 +37,7 @@ def nvpairs(element) -> dict[str, str]:
 
 def test_pacemaker_accepts_the_configuration_and_rejects_a_broken_one(tmp_path):
     verify = shutil.which("crm_verify")
-    assert verify, "crm_verify (pacemaker-cli-utils) is a host tool of the tests: `nox -s lab-up` installs it"
+    assert verify, "crm_verify is not on PATH: `nox -s tests` unpacks it (pacemaker-cli-utils) into .nox/host-tools"
     cib = ('<cib validate-with="pacemaker-3.9" epoch="1" num_updates="0" admin_epoch="0">'
            f"{cib_configuration(TOPO)}<status/></cib>")
     good, bad = tmp_path / "cib.xml", tmp_path / "bad.xml"

@@ -195,7 +195,8 @@ class PtyBridge:
         os.close(self.master)
 
 
-@pytest.mark.skipif(fence_virt_binary() is None, reason="no fence_virt (apt-get download fence-virt; FENCE_VIRT=...)")
+@pytest.mark.skipif(fence_virt_binary() is None,
+                    reason="no fence_virt: `nox -s tests` unpacks it into .nox/host-tools/bin (or FENCE_VIRT=...)")
 def test_the_stock_fence_virt_client_fences_through_its_serial_port(lab_up):
     provider = lab_up
     bridge = PtyBridge(provider.fence_socket("ctrl-a"))

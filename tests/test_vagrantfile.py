@@ -32,7 +32,7 @@ def lab_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def test_vagrant_validate_accepts_the_vagrantfile(tmp_path: Path):
     if shutil.which("vagrant") is None:
-        pytest.skip("vagrant is not on PATH (apt-get install vagrant); CI installs it")
+        pytest.skip("vagrant is not on PATH: `nox -s tests` unpacks it into .nox/host-tools/bin")
     env = lab_env(tmp_path, VAGRANT_HOME=str(tmp_path / "vagrant.d"), VAGRANT_CHECKPOINT_DISABLE="1")
     done = subprocess.run(["vagrant", "validate", "--ignore-provider"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
@@ -42,7 +42,7 @@ def test_vagrant_validate_accepts_the_vagrantfile(tmp_path: Path):
 
 def record(tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
     if shutil.which("ruby") is None:
-        pytest.skip("ruby is not on PATH (it comes with vagrant: apt-get install vagrant)")
+        pytest.skip("ruby is not on PATH: `nox -s tests` unpacks it into .nox/host-tools/bin")
     return subprocess.run(["ruby", str(RECORDER), str(ROOT / "Vagrantfile")], cwd=ROOT, env=lab_env(tmp_path, **extra),
                           capture_output=True, text=True, timeout=120)
 

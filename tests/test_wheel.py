@@ -2,16 +2,18 @@
 in images: the wheel is built from a copy of the source, installed into a fresh venv, and asked there.
 
 About 15 s: it runs with the unit tests. Offline: the build uses this interpreter's setuptools (no build
-isolation) and the install takes the wheel alone (``--no-deps --no-index``; the venv sees this
-interpreter's packages for typer, rich and fabric).
+isolation) and the install takes the wheel alone (``--no-deps --no-index``). The venv is made without the
+base interpreter's packages; typer, rich and fabric come from this environment's own site-packages, listed
+after the venv's in a ``.pth`` file. Python adds a path listed there without reading that path's own ``.pth``
+files, so this environment's editable install of the checkout stays out of the venv.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
+import site
 import subprocess
 import sys
 import textwrap
@@ -22,7 +24,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 CHECK = textwrap.dedent("""\
-    import json, sys
+    import json, site, sys
     from pathlib import Path
     import lab
     from lab.images.debian import IDENTITY_SCRIPT, IDENTITY_UNIT
@@ -42,6 +44,7 @@ CHECK = textwrap.dedent("""\
         "package": str(package), "plans": plans, "helpers": len(HELPERS + TAKEOVER_HELPERS),
         "uploaded": len(uploads), "embedded": [str(IDENTITY_SCRIPT), str(IDENTITY_UNIT)],
         "topology": str(default_topology_path()), "files": files,
+        "base_site_seen": [p for p in site.getsitepackages([sys.base_prefix]) if p in sys.path],
     }))
 """)
 
@@ -51,14 +54,6 @@ def source_data_files() -> dict[str, Path]:
     package = ROOT / "lab"
     return {str(p.relative_to(package)): p for p in sorted(package.rglob("*"))
             if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".py", ".pyc")}
-
-
-def can_build_offline() -> bool:
-    """setuptools builds wheels by itself from 70.1; before that it needs the ``wheel`` package."""
-    import setuptools
-
-    major, minor = (int(part) for part in setuptools.__version__.split(".")[:2])
-    return (major, minor) >= (70, 1) or importlib.util.find_spec("wheel") is not None
 
 
 def run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -71,8 +66,6 @@ def run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> dict:
-    if not can_build_offline():
-        pytest.skip("building a wheel offline needs setuptools >= 70.1 or the wheel package (pip install wheel)")
     work = tmp_path_factory.mktemp("wheel")
     source = work / "source"
     shutil.copytree(ROOT / "lab", source / "lab", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -81,8 +74,11 @@ def installed(tmp_path_factory) -> dict:
          str(source), "-w", str(work / "dist")], work)
     wheel = next((work / "dist").glob("beast_lab-*.whl"))
     venv = work / "venv"
-    run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)], work)
+    run([sys.executable, "-m", "venv", "--without-pip", str(venv)], work)
     python = venv / "bin" / "python"
+    purelib = run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], work).stdout
+    venv_site = Path(purelib.strip())
+    (venv_site / "beast-test-environment.pth").write_text("".join(f"{path}\n" for path in site.getsitepackages()))
     run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", "--no-index",
          str(wheel)], work)
     result = run([str(python), "-c", CHECK], work)
@@ -91,6 +87,10 @@ def installed(tmp_path_factory) -> dict:
 
 def test_the_package_comes_from_the_wheel_not_the_checkout(installed):
     assert installed["package"].startswith(installed["venv"]), installed["package"]
+
+
+def test_the_venv_sees_none_of_the_base_interpreters_packages(installed):
+    assert installed["base_site_seen"] == []
 
 
 def test_every_stack_plans_from_the_installed_package(installed):
