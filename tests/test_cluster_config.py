@@ -13,6 +13,7 @@ from lab.errors import LabError
 from lab.providers import create_provider
 from lab.stacks import get_stack
 from lab.stacks.linux.cluster import (
+    FAILURE_TIMEOUT_S,
     FENCE_DEVICE,
     FENCE_RACE_DELAY_S,
     authkey,
@@ -20,6 +21,7 @@ from lab.stacks.linux.cluster import (
     corosync_conf,
     import_arguments,
 )
+from lab.stacks.linux.parts import SCRIPTS
 from lab.topology import load_topology
 
 
@@ -70,7 +72,7 @@ def test_each_pool_is_a_group_that_imports_then_switches_the_map_and_prefers_its
         pool = TOPO.pool_of(host)
         group = next(g for g in root.iter("group") if g.get("id") == f"pool-{pool.name}")
         zfs, path = list(group)
-        assert (zfs.get("provider"), zfs.get("type")) == ("heartbeat", "ZFS")
+        assert (zfs.get("provider"), zfs.get("type")) == ("beast", "ZFS")
         assert nvpairs(zfs)["pool"] == pool.name
         assert nvpairs(zfs)["importargs"] == import_arguments(TOPO, pool)
         words = import_arguments(TOPO, pool).split()
@@ -79,6 +81,69 @@ def test_each_pool_is_a_group_that_imports_then_switches_the_map_and_prefers_its
         assert nvpairs(path)["map"] == pool.arbitrator
         prefer = [c for c in root.iter("rsc_location") if c.get("rsc") == group.get("id")]
         assert [(c.get("node"), c.get("score")) for c in prefer] == [(host, "100")]
+
+
+def timeouts(primitive) -> dict[str, int]:
+    return {op.get("name"): int(op.get("timeout").rstrip("s")) for op in primitive.iter("op")}
+
+
+def test_a_pool_sticks_to_the_survivor_and_a_stop_may_take_as_long_as_a_start():
+    root = ET.fromstring(cib_configuration(TOPO))
+    defaults = nvpairs(root.find("rsc_defaults"))
+    preference = {int(c.get("score")) for c in root.iter("rsc_location") if c.get("rsc", "").startswith("pool-")}
+    assert int(defaults["resource-stickiness"]) > max(preference), "stickiness above the preference: no failback"
+    assert defaults["failure-timeout"] == f"{FAILURE_TIMEOUT_S}s"
+    for group in root.iter("group"):
+        for primitive in group.iter("primitive"):
+            ops = timeouts(primitive)
+            assert ops["stop"] >= ops["start"], f"{primitive.get('id')}: a stop that times out is a fencing"
+
+
+def test_corosync_declares_a_node_lost_after_token_and_an_explicit_consensus_below_it():
+    conf = corosync_conf(TOPO)
+    token = int(re.search(r"\btoken: (\d+)", conf).group(1))
+    consensus = int(re.search(r"\bconsensus: (\d+)", conf).group(1))
+    assert 50 < consensus < token, "corosync.conf(5): for two nodes, above join (50 ms) and below token"
+
+
+STOCK_ZFS = """#!/bin/sh
+# a stock agent that answers from a script of exit codes, one per call
+n=$(cat "$CALLS" 2>/dev/null || echo 0)
+echo $((n + 1)) > "$CALLS"
+echo "$1" >> "$CALLS.log"
+set -- $ANSWERS
+shift "$n" 2>/dev/null || exit 1
+exit "${1:-1}"
+"""
+
+
+def run_zfs_agent(tmp_path, action: str, answers: str, settle_s: int = 1) -> tuple[int, int, list[str]]:
+    """Our ocf:beast:ZFS against a stand-in stock agent: (exit code, calls made, actions asked)."""
+    stock = tmp_path / "resource.d" / "heartbeat" / "ZFS"
+    stock.parent.mkdir(parents=True, exist_ok=True)
+    stock.write_text(STOCK_ZFS)
+    stock.chmod(0o755)
+    calls = tmp_path / "calls"
+    calls.unlink(missing_ok=True)
+    (tmp_path / "calls.log").unlink(missing_ok=True)
+    env = {"PATH": "/usr/bin:/bin", "OCF_ROOT": str(tmp_path), "CALLS": str(calls), "ANSWERS": answers,
+           "BEAST_SETTLE_S": str(settle_s)}
+    done = subprocess.run(["sh", str(SCRIPTS / "beast-zfs-agent"), action], env=env, timeout=30)
+    asked = (tmp_path / "calls.log").read_text().split()
+    return done.returncode, int(calls.read_text()), asked
+
+
+def test_the_zfs_monitor_asks_again_before_it_reports_a_transient_error(tmp_path):
+    assert run_zfs_agent(tmp_path, "monitor", "1 1 0") == (0, 3, ["monitor"] * 3), "a transient read: healthy"
+    assert run_zfs_agent(tmp_path, "monitor", "7") == (7, 1, ["monitor"]), "not running is said at once"
+    assert run_zfs_agent(tmp_path, "monitor", "0") == (0, 1, ["monitor"])
+    rc, calls, _ = run_zfs_agent(tmp_path, "monitor", " ".join(["1"] * 20), settle_s=1)
+    assert (rc, calls) == (1, 6), "an error that lasts the whole window (1 s: five more looks) is reported"
+
+
+def test_every_other_zfs_action_is_the_stock_agents_alone(tmp_path):
+    for action, code in (("start", 0), ("stop", 1), ("meta-data", 0), ("validate-all", 5)):
+        assert run_zfs_agent(tmp_path, action, str(code)) == (code, 1, [action])
 
 
 def test_corosync_runs_two_knet_links_over_both_networks_and_keeps_quorum_with_one_node():
@@ -105,11 +170,17 @@ def test_a_fenced_controller_rejoins_and_waits_for_the_cluster_to_give_its_pool_
     plan = get_stack("linux").recovery(TOPO, "ctrl-a")
     commands = [c for steps in plan.values() for s in steps for c in s.commands]
     assert not any(re.search(r"zpool (import|export)", c) for c in commands)
-    rejoin = next(s for s in plan["ctrl-a"] if s.name.startswith("rejoin the cluster"))
+    names = [s.name for s in plan["ctrl-a"]]
+    assert names.index("rejoin the cluster") < names.index("give pool-ctrl-a_m0 back") < names.index("private target")
+    rejoin = plan["ctrl-a"][names.index("rejoin the cluster")]
     assert "systemctl start corosync.service pacemaker.service" in rejoin.commands
-    waited_for = rejoin.verify.split("; do ", 1)[0]
-    assert "running on: ctrl-a" in waited_for and "zpool list -H -o name ctrl-a_m0" in waited_for, \
+    give_back = plan["ctrl-a"][names.index("give pool-ctrl-a_m0 back")]
+    move, wait, clear = give_back.commands
+    assert "crm_resource --move --resource pool-ctrl-a_m0 --node ctrl-a" in move
+    assert "running on: ctrl-a" in wait and "zpool list -H -o name ctrl-a_m0" in wait, \
         "Pacemaker says 'running on' while the import still runs: the wait must include the import"
+    assert clear == "crm_resource --clear --resource pool-ctrl-a_m0", "the move leaves no constraint behind"
+    assert "cli-prefer-pool-ctrl-a_m0" in give_back.check
     assert get_stack("linux").takeover(TOPO, "ctrl-a") == {}
 
 

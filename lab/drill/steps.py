@@ -157,13 +157,21 @@ def restart(drill: Drill) -> None:
 
 
 def recover(drill: Drill, label: str) -> str:
-    """The stack's recovery plan on the restarted victim; the plan's error, or "" when it went through."""
+    """The stack's recovery plan on the restarted victim, with the client's probe beside it (the fact
+    ``<label>_stall_s``: what giving the pool back cost the client); the plan's error, or "" when it went
+    through."""
     drill.on_progress(f"{drill.victim}: the recovery plan")
-    try:
-        drill.apply(drill.session.stack.recovery(drill.session.topo, drill.victim), label)
-    except LabError as error:
-        return str(error)
-    return ""
+    error = ""
+
+    def apply() -> None:
+        nonlocal error
+        try:
+            drill.apply(drill.session.stack.recovery(drill.session.topo, drill.victim), label)
+        except LabError as failed:
+            error = str(failed)
+
+    workload.probe_during(drill, label, apply)
+    return error
 
 
 def fenced_controller_recovers(drill: Drill) -> None:

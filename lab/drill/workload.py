@@ -7,10 +7,11 @@ steps' and checks' business, striking the lab the nemesis's.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from lab.drill.context import Drill, StepError
-from lab.drill.probe import longest_stall, parse_probe_log
+from lab.drill.probe import ProbeSample, longest_stall, parse_probe_log
 from lab.runfolder import EventKind
 from lab.stacks.shell import quote
 
@@ -66,10 +67,8 @@ def start(drill: Drill) -> None:
     drill.on_progress(f"making a {topo.drill.copy_size_mb} MiB source file")
     drill.must(client, stack.make_random_file_command(SOURCE, topo.drill.copy_size_mb), 300, "make-source")
     drill.facts["source_md5"] = md5(drill, SOURCE, "md5-source")
-    drill.must(client, f"rm -f {COPY_RC} {PROBE_LOG} {quote(copy_path(drill))}", 30)
-    probe = stack.probe_command(topo, PROBE_LOG, topo.drill.probe_interval_s)
-    drill.facts["probe_pid"] = drill.must(client, f"nohup sh -c {quote(probe)} >/dev/null 2>&1 & echo $!",
-                                          30, "probe-start").strip()
+    drill.must(client, f"rm -f {COPY_RC} {quote(copy_path(drill))}", 30)
+    drill.facts["probe_pid"] = start_probe(drill, PROBE_LOG)
     time.sleep(max(2.0, 4 * topo.drill.probe_interval_s))
     copy = f"cp {SOURCE} {quote(copy_path(drill))}; echo $? > {COPY_RC}"
     drill.must(client, f"nohup sh -c {quote(copy)} >/dev/null 2>&1 &", 30, "copy-start")
@@ -142,15 +141,41 @@ def wait(drill: Drill) -> str:
     return rc
 
 
-def collect_probe(drill: Drill) -> None:
-    """Stop the client's probe, keep its log as probe.log, and record the longest stall it saw."""
+def start_probe(drill: Drill, log: str) -> str:
+    """The client's probe started afresh, appending to ``log``; its pid."""
+    topo = drill.session.topo
+    probe = drill.session.stack.probe_command(topo, log, topo.drill.probe_interval_s)
+    return drill.must(topo.client.host, f"rm -f {quote(log)}; nohup sh -c {quote(probe)} >/dev/null 2>&1 & echo $!",
+                      30, "probe-start").strip()
+
+
+def stop_probe(drill: Drill, pid: str | None, log: str, saved_as: str) -> list[ProbeSample]:
+    """Stop the probe ``pid``, keep its log in the run folder as ``saved_as``, and return its samples."""
     client = drill.session.topo.client.host
-    pid = drill.facts.pop("probe_pid", None)
     if pid:
         drill.session.run(client, f"kill {quote(pid)}; sleep 1", 30, "probe-stop")
-    text = drill.must(client, f"cat {PROBE_LOG}", 60, "probe-log")
-    drill.record.save("probe.log", text)
-    samples = parse_probe_log(text)
+    text = drill.must(client, f"cat {quote(log)}", 60, "probe-log")
+    drill.record.save(saved_as, text)
+    return parse_probe_log(text)
+
+
+def probe_during(drill: Drill, label: str, action: Callable[[], None]) -> None:
+    """Run ``action`` with the client's probe beside it (its log kept as probe-<label>.log), and record the
+    longest stall it saw as the fact ``<label>_stall_s``: what the client lived through while it ran."""
+    log = f"/root/beast-probe-{label}.log"
+    pid = start_probe(drill, log)
+    try:
+        action()
+    finally:
+        stall = longest_stall(stop_probe(drill, pid, log, f"probe-{label}.log"))
+        key = label.replace("-", "_")
+        drill.facts[f"{key}_stall_s"] = stall.seconds if stall else None
+        drill.facts[f"{key}_stall_ongoing"] = bool(stall and stall.ongoing)
+
+
+def collect_probe(drill: Drill) -> None:
+    """Stop the copy's probe, keep its log as probe.log, and record the longest stall it saw."""
+    samples = stop_probe(drill, drill.facts.pop("probe_pid", None), PROBE_LOG, "probe.log")
     stall = longest_stall(samples)
     drill.facts["probe_samples"] = len(samples)
     drill.facts["probe_failures"] = sum(not s.ok for s in samples)

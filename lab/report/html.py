@@ -41,6 +41,8 @@ FACT_LABELS = {
     "failover_stall_s": "failover stall: longest gap between successful probes (s)",
     "probe_samples": "probe samples",
     "probe_failures": "failed probes",
+    "recovery_stall_s": "recovery stall: longest gap between successful probes while the recovery ran (s)",
+    "recovery_after_fence_stall_s": "recovery after the fencing: longest gap between successful probes (s)",
     "takeover_s": "takeover: the survivor listed the lost controller's pool (s after the fault)",
     "fenced_after_s": "fenced: the cluster's fencing of the lost controller succeeded (s after the fault)",
     "takeover_timeline_s": "where the takeover's seconds went (the survivor's cluster log, s after the fault)",

@@ -14,7 +14,7 @@ from rich.table import Table
 from lab.report.run import NOT_RECORDED, load_run, utc_text
 
 SUMMARY_FACTS = ("source_md5", "md5_after_copy", "md5_from_disk", "md5_final", "copy_seconds", "failover_stall_s",
-                 "fenced_after_s", "takeover_timeline_s")
+                 "recovery_stall_s", "fenced_after_s", "takeover_timeline_s")
 
 
 def render_summary(run_folder: Path, console: Console) -> None:

@@ -6,10 +6,15 @@ What runs where:
 - Corosync (knet) with two links, the private network and the public one, so one lost cable does not
   split the cluster; ``two_node`` (which implies ``wait_for_all``): the survivor of a two-node cluster
   keeps quorum, and a node that starts alone waits for its peer before it runs anything.
-- Per pool a group: ``ocf:heartbeat:ZFS`` (the stock agent: ``zpool import -f`` with this pool's partitions
-  as ``-d`` and ``cachefile=none``; ``zpool export -f`` to stop), then ``ocf:beast:arbitrator-path`` (ours:
-  on the peer it adds the local zvol to the arbitrator map, as the takeover oracle did). Each group prefers
-  its owner (score 100, stickiness 0): the cluster fails a pool back as soon as its owner is online again.
+- Per pool a group: ``ocf:beast:ZFS`` (the stock ``ocf:heartbeat:ZFS``: ``zpool import -f`` with this pool's
+  partitions as ``-d`` and ``cachefile=none``, ``zpool export -f`` to stop; only its monitor asks again
+  before it reports a transient state as a failure: scripts/beast-zfs-agent), then
+  ``ocf:beast:arbitrator-path`` (ours: on the peer it adds the local zvol to the arbitrator map, as the
+  takeover oracle did). A stop may take as long as a start (a stop that times out is a fencing), and a
+  failure expires after FAILURE_TIMEOUT_S.
+- Each group prefers its owner (score 100) but sticks where it runs (stickiness 200): a pool stays on the
+  survivor when its owner comes back, and is given back by the operator (here the drill's recovery, with
+  ``crm_resource --move`` and ``--clear``), at a moment somebody chose and measured.
 - STONITH: one ``fence_virt`` device per controller (the stock agent in serial mode on /dev/ttyS1, which the
   qemu provider connects to the lab's fence listener), never run on the node it fences. Fencing powers the
   VM off (``pcmk_reboot_action=off``): the drill's recovery starts it again, and it rejoins the cluster only
@@ -44,6 +49,7 @@ COROSYNC_CONF_PATH = "/etc/corosync/corosync.conf"
 AUTHKEY_PATH = "/etc/corosync/authkey"
 CIB_PATH = f"{STATE_DIR}/cluster-configuration.xml"
 OCF_AGENT_PATH = "/usr/lib/ocf/resource.d/beast/arbitrator-path"
+ZFS_AGENT_PATH = "/usr/lib/ocf/resource.d/beast/ZFS"
 FENCE_DEVICE = "/dev/ttyS1"
 """The guest's second UART; the qemu provider connects it to the lab's fence listener."""
 
@@ -58,8 +64,16 @@ CLUSTER_LOG_COMMAND = "journalctl --boot --no-pager -o short-iso-precise -u coro
 """Both units' logs: the resource and fence agents run under pacemaker.service, so theirs are there too."""
 
 COROSYNC_TOKEN_MS = 3000
-"""Corosync's default for two nodes: a lost node is declared after the token timeout plus consensus
-(1.2 x token), ~6.6 s. Shorter tokens risk a membership change whenever TCG starves a guest."""
+"""Corosync's default for two nodes. Shorter tokens risk a membership change whenever TCG starves a guest."""
+COROSYNC_CONSENSUS_MS = 1500
+"""Set, not left at its default of 1.2 x token (3.6 s): corosync.conf(5) says a two-node cluster is safe with a
+consensus above join (50 ms) and below token. A lost node is declared after token + consensus, 4.5 s."""
+PREFERENCE_SCORE = 100
+"""Each pool's group prefers its owner by this much..."""
+STICKINESS = 200
+"""...and sticks where it runs by more: no automatic failback."""
+FAILURE_TIMEOUT_S = 120
+"""An old failure expires, so one transient failure does not count against a resource for ever."""
 FENCE_RACE_DELAY_S = 5
 """Given as ``node:delay``: Pacemaker 2.1.5 logs "pcmk_delay_base: empty value in mapping" at every fencing
 for a plain value (measured), though it uses it."""
@@ -78,7 +92,7 @@ def corosync_conf(topo: Topology) -> str:
         "totem {\n    version: 2\n"
         f"    cluster_name: {topo.lab.name}\n"
         "    transport: knet\n    crypto_cipher: aes256\n    crypto_hash: sha256\n"
-        f"    token: {COROSYNC_TOKEN_MS}\n"
+        f"    token: {COROSYNC_TOKEN_MS}\n    consensus: {COROSYNC_CONSENSUS_MS}\n"
         "    interface {\n        linknumber: 0\n    }\n    interface {\n        linknumber: 1\n    }\n}\n"
         f"nodelist {{\n{nodes}}}\n"
         "quorum {\n    provider: corosync_votequorum\n    two_node: 1\n}\n"
@@ -145,15 +159,17 @@ def cib_configuration(topo: Topology) -> str:
         members = (
             _primitive(zfs, "ocf", "ZFS", {"pool": pool.name, "importargs": import_arguments(topo, pool),
                                            "importforce": "true"},
-                       _op(zfs, "start", "120s") + _op(zfs, "stop", "60s")
-                       + _op(zfs, "monitor", "30s", f"{MONITOR_INTERVAL_S}s"), provider="heartbeat")
+                       _op(zfs, "start", "120s") + _op(zfs, "stop", "120s")
+                       + _op(zfs, "monitor", "30s", f"{MONITOR_INTERVAL_S}s"), provider="beast")
             + _primitive(path, "ocf", "arbitrator-path",
                          {"map": pool.arbitrator, "zvol": zvol_device(pool), "iscsi": iscsi},
-                         _op(path, "start", "90s") + _op(path, "stop", "60s")
+                         _op(path, "start", "90s") + _op(path, "stop", "90s")
                          + _op(path, "monitor", "20s", "10s"), provider="beast"))
         resources.append(f"<group id={quoteattr(group)}>{members}</group>")
         constraints.append(f"<rsc_location id={quoteattr(f'{group}-prefers-{host.name}')} rsc={quoteattr(group)} "
-                           f"node={quoteattr(host.name)} score=\"100\"/>")
+                           f"node={quoteattr(host.name)} score=\"{PREFERENCE_SCORE}\"/>")
+    defaults = _nvpairs("beast-rsc-defaults", {"resource-stickiness": str(STICKINESS),
+                                               "failure-timeout": f"{FAILURE_TIMEOUT_S}s"})
     properties = _nvpairs("beast", {"stonith-enabled": "true", "stonith-timeout": "60s",
                                     "no-quorum-policy": "stop", "cluster-recheck-interval": "1min"})
     return (
@@ -163,7 +179,7 @@ def cib_configuration(topo: Topology) -> str:
         f"<resources>{''.join(resources)}</resources>"
         f"<constraints>{''.join(constraints)}</constraints>"
         "<rsc_defaults><meta_attributes id=\"beast-rsc-defaults\">"
-        "<nvpair id=\"beast-rsc-defaults-stickiness\" name=\"resource-stickiness\" value=\"0\"/>"
+        f"{defaults}"
         "</meta_attributes></rsc_defaults>"
         "</configuration>\n"
     )
@@ -195,8 +211,9 @@ def cluster_member_step(topo: Topology, stage: int) -> Step:
     return Step(
         "cluster member",
         files={COROSYNC_CONF_PATH: corosync_conf(topo), AUTHKEY_PATH: authkey(topo),
-               OCF_AGENT_PATH: (SCRIPTS / "beast-arbitrator-path").read_text()},
-        commands=(f"chmod 400 {AUTHKEY_PATH}", f"chmod 755 {OCF_AGENT_PATH}",
+               OCF_AGENT_PATH: (SCRIPTS / "beast-arbitrator-path").read_text(),
+               ZFS_AGENT_PATH: (SCRIPTS / "beast-zfs-agent").read_text()},
+        commands=(f"chmod 400 {AUTHKEY_PATH}", f"chmod 755 {OCF_AGENT_PATH} {ZFS_AGENT_PATH}",
                   "systemctl start corosync.service pacemaker.service"),
         check=running, verify=running, stage=stage)
 
@@ -225,20 +242,29 @@ def cluster_provision_steps(topo: Topology, host: Host) -> list[Step]:
 
 
 def cluster_recovery_plan(topo: Topology, failed: str) -> Plan:
-    """The fenced controller, started again, rejoins the cluster, which hands its pool back (failback by
-    the location preference); then its targets, both arbitrator maps and the client's paths are rebuilt,
-    and each controller scrubs its own pool. The stages are the takeback's; nothing here imports."""
+    """The fenced controller, started again, rejoins the cluster; its pool stays on the survivor (stickiness)
+    until it is given back explicitly, as an operator would (``crm_resource --move``, then ``--clear`` so the
+    move leaves no constraint behind); then its targets, both arbitrator maps and the client's paths are
+    rebuilt, and each controller scrubs its own pool. The stages are the takeback's; nothing here imports."""
     host = topo.hosts[failed]
-    pool = topo.pool_of(failed)
+    group = group_id(topo.pool_of(failed))
     stage = TakebackStage
-    home = f"{resource_runs_on(group_id(pool), failed)} && {pool_imported(pool.name)}"
+    member = f"crm_node -l 2>/dev/null | grep -q {quote(f' {failed} member')}"
+    home = f"{resource_runs_on(group, failed)} && {pool_imported(topo.pool_of(failed).name)}"
+    moved = f"cibadmin --query --scope constraints 2>/dev/null | grep -q {quote(f'cli-prefer-{group}')}"
     rejoin = Step(
-        f"rejoin the cluster, {pool.name} back",
+        "rejoin the cluster",
         commands=("systemctl start corosync.service pacemaker.service",),
-        check=f"systemctl is-active --quiet pacemaker.service && {home}",
-        verify=wait_until(home, JOIN_TIMEOUT_S), stage=stage.IMPORT)
+        check=f"systemctl is-active --quiet pacemaker.service && {member}",
+        verify=wait_until(member, JOIN_TIMEOUT_S), stage=stage.IMPORT)
+    give_back = Step(
+        f"give {group} back",
+        commands=(f"{home} || crm_resource --move --resource {quote(group)} --node {quote(failed)}",
+                  wait_until(home, JOIN_TIMEOUT_S),
+                  f"crm_resource --clear --resource {quote(group)}"),
+        check=f"{home} && ! {moved}", verify=f"{home} && ! {moved}", stage=stage.IMPORT)
     owns_imports = cluster_owns_imports_step(topo, host, stage.IMPORT, created_here=False)
-    return pool_back_plan(topo, failed, [owns_imports, rejoin], survivor_first=[])
+    return pool_back_plan(topo, failed, [owns_imports, rejoin, give_back], survivor_first=[])
 
 
 TIMELINE_MARKS = (
