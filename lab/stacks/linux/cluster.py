@@ -8,10 +8,13 @@ What runs where:
   keeps quorum, and a node that starts alone waits for its peer before it runs anything.
 - Per pool a group: ``ocf:beast:ZFS`` (the stock ``ocf:heartbeat:ZFS``: ``zpool import -f`` with this pool's
   partitions as ``-d`` and ``cachefile=none``, ``zpool export -f`` to stop; only its monitor asks again
-  before it reports a transient state as a failure: scripts/beast-zfs-agent), then
+  before it reports a transient state as a failure: scripts/beast-zfs-agent), then everything that holds
+  the pool's zvol: ``ocf:beast:zvol-luns`` (ours: on the owner, LIO's backstore of the zvol and its lun 0 in
+  the private and public targets; scripts/beast-zvol-luns says why not the stock iSCSILogicalUnit) and
   ``ocf:beast:arbitrator-path`` (ours: on the peer it adds the local zvol to the arbitrator map, as the
-  takeover oracle did). A stop may take as long as a start (a stop that times out is a fencing), and a
-  failure expires after FAILURE_TIMEOUT_S.
+  takeover oracle did). A stop lets go of the zvol before the export, so a healthy pool's stop does not
+  fail (a failed stop is a fencing); the targets themselves, one per controller and not per pool, stay
+  outside the cluster. A stop may take as long as a start, and a failure expires after FAILURE_TIMEOUT_S.
 - Each group prefers its owner (score 100) but sticks where it runs (stickiness 200): a pool stays on the
   survivor when its owner comes back, and is given back by the operator (here the drill's recovery, with
   ``crm_resource --move`` and ``--clear``), at a moment somebody chose and measured.
@@ -40,7 +43,15 @@ from xml.sax.saxutils import quoteattr
 from lab.plan import Plan, Step
 from lab.stacks.base import Stage, TakebackStage
 from lab.stacks.checks import pool_imported, wait_until
-from lab.stacks.linux.parts import SCRIPTS, STATE_DIR, disk_path, lun_path, zvol_device
+from lab.stacks.linux.parts import (
+    SCRIPTS,
+    STATE_DIR,
+    backstore_name,
+    disk_path,
+    lun_path,
+    volume_wwn,
+    zvol_device,
+)
 from lab.stacks.linux.recovery import pool_back_plan
 from lab.stacks.shell import quote
 from lab.topology import Host, Pool, Topology
@@ -50,6 +61,7 @@ AUTHKEY_PATH = "/etc/corosync/authkey"
 CIB_PATH = f"{STATE_DIR}/cluster-configuration.xml"
 OCF_AGENT_PATH = "/usr/lib/ocf/resource.d/beast/arbitrator-path"
 ZFS_AGENT_PATH = "/usr/lib/ocf/resource.d/beast/ZFS"
+LUNS_AGENT_PATH = "/usr/lib/ocf/resource.d/beast/zvol-luns"
 FENCE_DEVICE = "/dev/ttyS1"
 """The guest's second UART; the qemu provider connects it to the lab's fence listener."""
 
@@ -154,13 +166,19 @@ def cib_configuration(topo: Topology) -> str:
                            f"node={quoteattr(host.name)} score=\"-INFINITY\"/>")
     for host in topo.controllers:
         pool = topo.pool_of(host.name)
-        zfs, path, group = f"zfs-{pool.name}", f"path-{pool.name}", group_id(pool)
+        zfs, luns, path, group = f"zfs-{pool.name}", f"luns-{pool.name}", f"path-{pool.name}", group_id(pool)
+        served = " ".join(f"{iqn}:0" for iqn in (topo.iscsi.private_target, topo.iscsi.public_target))
         iscsi = lun_path(host.address("private"), topo.iscsi.private_target, 0)
         members = (
             _primitive(zfs, "ocf", "ZFS", {"pool": pool.name, "importargs": import_arguments(topo, pool),
                                            "importforce": "true"},
                        _op(zfs, "start", "120s") + _op(zfs, "stop", "120s")
                        + _op(zfs, "monitor", "30s", f"{MONITOR_INTERVAL_S}s"), provider="beast")
+            + _primitive(luns, "ocf", "zvol-luns",
+                         {"zvol": zvol_device(pool), "backstore": backstore_name(pool), "wwn": volume_wwn(pool),
+                          "owner": host.name, "luns": served},
+                         _op(luns, "start", "90s") + _op(luns, "stop", "90s")
+                         + _op(luns, "monitor", "20s", "10s"), provider="beast")
             + _primitive(path, "ocf", "arbitrator-path",
                          {"map": pool.arbitrator, "zvol": zvol_device(pool), "iscsi": iscsi},
                          _op(path, "start", "90s") + _op(path, "stop", "90s")
@@ -212,8 +230,9 @@ def cluster_member_step(topo: Topology, stage: int) -> Step:
         "cluster member",
         files={COROSYNC_CONF_PATH: corosync_conf(topo), AUTHKEY_PATH: authkey(topo),
                OCF_AGENT_PATH: (SCRIPTS / "beast-arbitrator-path").read_text(),
-               ZFS_AGENT_PATH: (SCRIPTS / "beast-zfs-agent").read_text()},
-        commands=(f"chmod 400 {AUTHKEY_PATH}", f"chmod 755 {OCF_AGENT_PATH} {ZFS_AGENT_PATH}",
+               ZFS_AGENT_PATH: (SCRIPTS / "beast-zfs-agent").read_text(),
+               LUNS_AGENT_PATH: (SCRIPTS / "beast-zvol-luns").read_text()},
+        commands=(f"chmod 400 {AUTHKEY_PATH}", f"chmod 755 {OCF_AGENT_PATH} {ZFS_AGENT_PATH} {LUNS_AGENT_PATH}",
                   "systemctl start corosync.service pacemaker.service"),
         check=running, verify=running, stage=stage)
 
