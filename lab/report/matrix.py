@@ -21,6 +21,7 @@ from lab.errors import LabError, ParseError
 from lab.labdir import inside
 from lab.report.html import STYLE
 from lab.runfolder import Reason, Results, SchemaError, read_results
+from lab.terminal import printable
 
 MATRIX_NAME = "matrix.html"
 DEFAULT_FAULT = "kill-ctrl-a"
@@ -151,9 +152,13 @@ def _axes(cells: dict[tuple[str, str], Cell]) -> tuple[list[str], list[str]]:
     return faults, modes
 
 
+def _terminal(text: str) -> str:
+    return markup_escape(printable(text))
+
+
 def matrix_table(cells: dict[tuple[str, str], Cell]) -> Table:
     faults, modes = _axes(cells)
-    table = Table("fault", *map(markup_escape, modes), title="Faults × arbitrator modes", show_lines=True)
+    table = Table("fault", *map(_terminal, modes), title="Faults × arbitrator modes", show_lines=True)
     for fault in faults:
         row = []
         for mode in modes:
@@ -162,9 +167,9 @@ def matrix_table(cells: dict[tuple[str, str], Cell]) -> Table:
                 row.append("[dim]not run[/]")
                 continue
             colour = "green" if cell.as_expected else "red"
-            *figures, verdict = map(markup_escape, cell.lines())
+            *figures, verdict = map(_terminal, cell.lines())
             row.append("\n".join(figures) + f"\n[{colour}]{verdict}[/]")
-        table.add_row(markup_escape(fault), *row)
+        table.add_row(_terminal(fault), *row)
     return table
 
 

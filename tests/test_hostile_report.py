@@ -1,0 +1,90 @@
+"""A run folder is data: what `bst report` reads from it, links to and prints is its text, never a path to
+follow, a link to run or a command for the terminal; what it writes is only a file it wrote itself."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from rich.console import Console
+
+from lab import cli
+from lab.providers.snapshot import Manifest
+from lab.report import render_summary
+from lab.report.matrix import collect, matrix_table
+from lab.terminal import printable
+
+RUNS = Path(__file__).parent / "fixtures" / "runs"
+COMPLETE = "20240424T230640Z-failover"
+ESCAPES = "\x1b]0;pwned\x07\x1b[2J\x9b31m\x00\x7f"
+"""An OSC title change, a CSI clear-screen, a C1 CSI, NUL and DEL: what a guest's output may carry."""
+
+
+def a_run(tmp_path: Path, name: str = COMPLETE) -> Path:
+    folder = tmp_path / name
+    shutil.copytree(RUNS / name, folder)
+    return folder
+
+
+def edit_results(folder: Path, edit) -> None:
+    path = folder / "results.json"
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+def terminal_text(print_to) -> str:
+    """What reaches the terminal, escape codes included (a recorded console would drop them)."""
+    stream = io.StringIO()
+    print_to(Console(file=stream, width=300, force_terminal=True, color_system=None))
+    return stream.getvalue()
+
+
+def test_printable_shows_controls_as_escapes_and_keeps_text():
+    assert printable("a\x1b[31mb\x9bc\x00\x7f") == "a\\x1b[31mb\\x9bc\\x00\\x7f"
+    assert printable("line\n\tindented é [sdb]") == "line\n\tindented é [sdb]"
+
+
+def test_guest_output_in_a_claim_reaches_the_terminal_as_text(tmp_path: Path):
+    folder = a_run(tmp_path)
+
+    def hostile(data):
+        data["claims"][0].update(evidence=f"dmesg: {ESCAPES}", detail=ESCAPES)
+        data["steps"] = [{"index": 0, "name": f"copy{ESCAPES}", "status": "failed", "duration_s": 1.0,
+                          "error": ESCAPES}]
+        data["scenario"] = f"fail{ESCAPES}over"
+
+    edit_results(folder, hostile)
+    shown = terminal_text(lambda console: render_summary(folder, console))
+    assert "\x1b]" not in shown and "\x9b" not in shown and "\x00" not in shown and "\x07" not in shown
+    assert "\\x1b]0;pwned\\x07" in shown
+
+
+def test_a_matrix_cell_reaches_the_terminal_as_text(tmp_path: Path):
+    folder = a_run(tmp_path)
+    edit_results(folder, lambda data: data.update(fault=f"kill{ESCAPES}"))
+    shown = terminal_text(lambda console: console.print(matrix_table(collect([folder]))))
+    assert "\x1b]" not in shown and "\x9b" not in shown and "\\x1b]0;pwned" in shown
+
+
+def test_a_snapshot_manifest_reaches_the_terminal_as_text(monkeypatch: pytest.MonkeyPatch):
+    manifest = Manifest.from_json({
+        "name": "provisioned", "created_utc": f"2026{ESCAPES}", "provider": "qemu", "lab": "beast",
+        "lab_dir": "/x", "topology_source": f"paper{ESCAPES}.toml", "topology_hash": "ab" * 32,
+        "image_name": f"debian{ESCAPES}", "image_hash": "cd" * 32, "accel": "tcg", "disk_cache": "none",
+        "hosts": ["ctrl-a"], "files": {"ctrl-a.qcow2": 10}, "argv": {"ctrl-a": ["qemu"]}, "timings": {},
+        "version": 1})
+    lab = SimpleNamespace(snapshots=lambda: [manifest], topology=SimpleNamespace(lab=SimpleNamespace(name="beast")))
+    monkeypatch.setattr(cli, "_snapshot_provider", lambda *args: lab)
+    shown = terminal_text(lambda console: (monkeypatch.setattr(cli, "out", console), cli.snapshot_list()))
+    assert "\x1b]" not in shown and "\x9b" not in shown and "debian\\x1b]0;pwned" in shown
+
+
+def test_an_error_line_shows_controls_as_escapes(monkeypatch: pytest.MonkeyPatch):
+    shown = terminal_text(lambda console: (monkeypatch.setattr(cli, "err", console),
+                                           cli._error_line(f"no run folder at x{ESCAPES}")))
+    assert "\x1b]" not in shown and "x\\x1b]0;pwned" in shown
