@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,12 +16,14 @@ import pytest
 from rich.console import Console
 
 from lab import cli
+from lab.errors import LabError
 from lab.providers.snapshot import Manifest
-from lab.report import render_summary
-from lab.report.matrix import collect, matrix_table
+from lab.report import render_report, render_summary
+from lab.report.matrix import collect, matrix_table, render_matrix
 from lab.terminal import printable
 
-RUNS = Path(__file__).parent / "fixtures" / "runs"
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = ROOT / "tests" / "fixtures" / "runs"
 COMPLETE = "20240424T230640Z-failover"
 ESCAPES = "\x1b]0;pwned\x07\x1b[2J\x9b31m\x00\x7f"
 """An OSC title change, a CSI clear-screen, a C1 CSI, NUL and DEL: what a guest's output may carry."""
@@ -88,3 +93,53 @@ def test_an_error_line_shows_controls_as_escapes(monkeypatch: pytest.MonkeyPatch
     shown = terminal_text(lambda console: (monkeypatch.setattr(cli, "err", console),
                                            cli._error_line(f"no run folder at x{ESCAPES}")))
     assert "\x1b]" not in shown and "x\\x1b]0;pwned" in shown
+
+
+@pytest.mark.parametrize("name", ["report.html", "throughput.png"])
+def test_a_hard_linked_report_file_is_replaced_and_the_other_name_keeps_its_text(tmp_path: Path, name: str):
+    """`bst report` wrote through a hard link: the other name, outside the run folder, got the report."""
+    folder = a_run(tmp_path)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep\n")
+    os.link(victim, folder / name)
+    render_report(folder)
+    assert victim.read_text() == "keep\n"
+    assert (folder / name).stat().st_nlink == 1 and (folder / name).read_bytes() != b"keep\n"
+
+
+@pytest.mark.parametrize("make", [os.mkdir, os.mkfifo])
+def test_a_report_html_that_is_not_a_file_is_one_line(tmp_path: Path, make):
+    folder = a_run(tmp_path)
+    make(folder / "report.html")
+    with pytest.raises(LabError, match=r"report.html: it is a (directory|FIFO), not a file bst wrote"):
+        render_report(folder)
+
+
+def test_a_matrix_html_bst_did_not_write_is_refused(tmp_path: Path):
+    run = a_run(tmp_path)
+    (tmp_path / "matrix.html").write_text("someone's page\n")
+    with pytest.raises(LabError, match="refusing to overwrite .*matrix.html: bst did not write it"):
+        render_matrix([run], tmp_path)
+    assert (tmp_path / "matrix.html").read_text() == "someone's page\n"
+
+
+def test_a_matrix_html_bst_wrote_is_rewritten_and_its_hard_link_kept(tmp_path: Path):
+    run = a_run(tmp_path)
+    render_matrix([run], tmp_path)
+    published = tmp_path.parent / f"{tmp_path.name}-published.html"
+    os.link(tmp_path / "matrix.html", published)
+    before = published.read_text()
+    edit_results(run, lambda data: data.update(fault="split-brain"))
+    render_matrix([run], tmp_path)
+    assert published.read_text() == before and "split-brain" in (tmp_path / "matrix.html").read_text()
+
+
+def test_report_matrix_over_a_foreign_matrix_html_is_one_line(tmp_path: Path):
+    runs = tmp_path / "artifacts"
+    a_run(runs)
+    (runs / "matrix.html").write_text("someone's page\n")
+    result = subprocess.run([sys.executable, "-m", "lab.cli", "report", "--matrix", str(runs)], capture_output=True,
+                            text=True, timeout=120, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and "bst did not write it" in result.stderr
+    assert (runs / "matrix.html").read_text() == "someone's page\n"

@@ -12,6 +12,7 @@ from lab.labdir import inside
 from lab.report.files import PoolFile, check_run_folder
 from lab.report.run import NOT_RECORDED, RunView, load_run, utc_text
 from lab.runfolder import RESULTS_NAME, ClaimVerdict
+from lab.runfolder_io import replace_file
 
 REPORT_NAME = "report.html"
 PLOT_NAME = "throughput.png"
@@ -278,7 +279,9 @@ def report_html(run: RunView, png: bytes | None) -> str:
 def render_report(run_folder: Path) -> Path:
     """Write report.html (and throughput.png when there are probe samples) into the run folder; its path.
 
-    LabError, having written nothing, when the folder is not a run folder or either file is a symlink."""
+    LabError, having written nothing, when the folder is not a run folder or either file is a symlink or
+    anything but a file. Each is written anew and renamed over the old one, so a hard link's other name
+    (a file outside the folder) keeps its text."""
     folder = check_run_folder(run_folder)
     report_path, plot_path = inside(folder, folder / REPORT_NAME), inside(folder, folder / PLOT_NAME)
     run = load_run(folder)
@@ -292,6 +295,6 @@ def render_report(run_folder: Path) -> Path:
             png = probe_png(run)
     page = report_html(run, png)
     if png is not None:
-        plot_path.write_bytes(png)
-    report_path.write_text(page)
+        replace_file(plot_path.parent, plot_path.name, png)
+    replace_file(report_path.parent, report_path.name, page.encode())
     return Path(run_folder) / REPORT_NAME

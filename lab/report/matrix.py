@@ -21,9 +21,12 @@ from lab.errors import LabError, ParseError
 from lab.labdir import inside
 from lab.report.html import STYLE
 from lab.runfolder import Reason, Results, SchemaError, read_results
+from lab.runfolder_io import NotARegularFile, read_text, replace_file
 from lab.terminal import printable
 
 MATRIX_NAME = "matrix.html"
+GENERATOR = '<meta name="generator" content="bst report --matrix">'
+"""What proves bst wrote a matrix.html: one without it is someone else's file and is never overwritten."""
 DEFAULT_FAULT = "kill-ctrl-a"
 DEFAULT_ARBITRATOR = "paper"
 WHY_CHARS = 60
@@ -192,7 +195,7 @@ def matrix_html(cells: dict[tuple[str, str], Cell], base: Path) -> str:
                        + "<br>".join(escape(f) for f in figures)
                        + f'<br><span class="{css}">{escape(verdict)}</span> <a href="{link}">report</a></td>')
         rows.append(f'<tr data-fault="{escape(fault)}"><th>{escape(fault)}</th>{"".join(tds)}</tr>')
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>BeaST Lab: faults × modes'
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">{GENERATOR}<title>BeaST Lab: faults × modes'
             f"</title><style>{STYLE}</style></head><body><h1>Faults × arbitrator modes</h1>"
             f'<table id="matrix"><tr><th>fault</th>{head}</tr>{"".join(rows)}</table></body></html>\n')
 
@@ -207,11 +210,25 @@ def _relative(path: Path, base: Path) -> Path:
 def render_matrix(folders: list[Path], out_dir: Path) -> tuple[Path, dict[tuple[str, str], Cell]]:
     """Write matrix.html into ``out_dir`` from the given run folders; its path and the cells.
 
-    LabError, having written nothing, when no folder has a usable results.json or matrix.html is a symlink."""
+    LabError, having written nothing, when no folder has a usable results.json, or matrix.html is a symlink
+    or a file bst did not write (it lacks ``GENERATOR``)."""
     cells = collect(folders)
     if not cells:
         raise LabError(f"no run with a usable results.json under {out_dir}; run a drill first (bst drill)")
     page = matrix_html(cells, Path(out_dir))
     path = inside(Path(out_dir), Path(out_dir).resolve() / MATRIX_NAME)
-    path.write_text(page)
+    _check_bst_wrote(path)
+    replace_file(path.parent, path.name, page.encode())
     return Path(out_dir) / MATRIX_NAME, cells
+
+
+def _check_bst_wrote(path: Path) -> None:
+    try:
+        head = read_text(path.parent, path, limit=4096).text
+    except FileNotFoundError:
+        return
+    except (NotARegularFile, OSError):
+        head = ""
+    if GENERATOR not in head:
+        raise LabError(f"refusing to overwrite {path}: bst did not write it (it lacks bst's generator tag); "
+                       "move it away or pass another folder")
