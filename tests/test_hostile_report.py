@@ -9,8 +9,10 @@ import os
 import shutil
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 from types import SimpleNamespace
+from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
 from rich.console import Console
@@ -143,3 +145,58 @@ def test_report_matrix_over_a_foreign_matrix_html_is_one_line(tmp_path: Path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1 and "bst did not write it" in result.stderr
     assert (runs / "matrix.html").read_text() == "someone's page\n"
+
+
+class Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a":
+            self.hrefs.append(dict(attrs)["href"])
+
+
+def links_of(page: Path) -> list[str]:
+    parser = Links()
+    parser.feed(page.read_text())
+    return parser.hrefs
+
+
+HOSTILE_NAMES = ["javascript:alert(1)", "data:text,hi", "//evil.example/x", "a?b#c", "%2e%2e"]
+
+
+def test_a_file_named_like_a_url_is_linked_as_a_file_of_the_run_folder(tmp_path: Path):
+    """A file called ``javascript:alert(1)`` became a clickable javascript: link."""
+    folder = a_run(tmp_path)
+    for name in HOSTILE_NAMES:
+        (folder / "hosts" / name.replace("/", "_")).write_text("x\n")
+    (folder / "javascript:alert(1)").write_text("x\n")
+    base = folder.resolve().as_uri() + "/report.html"
+    hrefs = links_of(render_report(folder))
+    assert hrefs and all(href.startswith("./") for href in hrefs)
+    for href in hrefs:
+        target = urljoin(base, href)
+        path = Path(unquote(urlsplit(target).path))
+        assert urlsplit(target).scheme == "file" and path.is_file() and folder.resolve() in path.parents, href
+
+
+def test_a_run_folder_named_like_a_url_is_linked_as_a_folder_from_the_matrix(tmp_path: Path):
+    run = a_run(tmp_path, COMPLETE)
+    hostile = run.rename(tmp_path / "javascript:alert(1)")
+    path, _ = render_matrix([hostile], tmp_path)
+    assert links_of(path) == ["./javascript%3Aalert%281%29/report.html"]
+
+
+def test_links_and_other_non_files_are_named_in_the_report_not_linked(tmp_path: Path):
+    folder = a_run(tmp_path)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("password\n")
+    (folder / "hosts" / "leak.log").symlink_to(secret)
+    (folder / "outside").symlink_to(tmp_path)
+    os.mkfifo(folder / "hosts" / "pipe.log")
+    page = render_report(folder).read_text()
+    assert not [href for href in links_of(folder / "report.html") if "leak" in href or "pipe" in href
+                or "outside" in href]
+    assert "hosts/leak.log (a symlink)" in page and "hosts/pipe.log (a FIFO)" in page and "outside (a symlink)" in page
+    assert "password" not in page

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
+import stat
 from html import escape
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from lab.labdir import inside
 from lab.report.files import PoolFile, check_run_folder
 from lab.report.run import NOT_RECORDED, RunView, load_run, utc_text
 from lab.runfolder import RESULTS_NAME, ClaimVerdict
-from lab.runfolder_io import replace_file
+from lab.runfolder_io import kind_of, replace_file, walk_entries
 
 REPORT_NAME = "report.html"
 PLOT_NAME = "throughput.png"
@@ -207,7 +209,7 @@ def _plot(run: RunView, png: bytes | None) -> str:
     clocks = run.clock_check()
     encoded = base64.b64encode(png).decode("ascii")
     return (f'<img id="throughput" alt="client I/O over time" src="data:image/png;base64,{encoded}">'
-            f'<p class="note">Also saved as <a href="{PLOT_NAME}">{PLOT_NAME}</a>. Probe times are the client\'s '
+            f'<p class="note">Also saved as <a href="{href(PLOT_NAME)}">{PLOT_NAME}</a>. Probe times are the client\'s '
             f"clock, events the host's: {escape(clocks.note)}.</p>")
 
 
@@ -246,12 +248,25 @@ def _pools(run: RunView) -> str:
     return '<div id="pools">' + "".join(_pool_file(f) for f in run.pool_files) + "</div>"
 
 
+def href(relative: str) -> str:
+    """A link to a file of the folder the page sits in, whatever its name: ``javascript:x`` stays a file."""
+    return escape("./" + quote(relative), quote=True)
+
+
 def _files(run: RunView) -> str:
-    names = sorted(str(p.relative_to(run.folder)) for p in run.folder.rglob("*")
-                   if p.is_file() and p.name not in (REPORT_NAME, PLOT_NAME))
+    """Every regular file the run left, linked; anything else (a symlink, a FIFO) named as not linked."""
+    names, others = [], []
+    for name, mode in walk_entries(run.folder):
+        if stat.S_ISREG(mode) and Path(name).name not in (REPORT_NAME, PLOT_NAME):
+            names.append(name)
+        elif not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+            others.append(f"{name} ({kind_of(mode)})")
+    skipped = ("" if not others else '<p class="note" id="not-files">Not read and not linked, as they are not '
+               f"files: {escape(', '.join(sorted(others)))}.</p>")
     if not names:
-        return f"<p>{_missing()}</p>"
-    return "<ul>" + "".join(f'<li><a href="{escape(n, quote=True)}">{escape(n)}</a></li>' for n in names) + "</ul>"
+        return f"<p>{_missing()}</p>" + skipped
+    return ("<ul>" + "".join(f'<li><a href="{href(n)}">{escape(n)}</a></li>' for n in sorted(names)) + "</ul>"
+            + skipped)
 
 
 def report_html(run: RunView, png: bytes | None) -> str:

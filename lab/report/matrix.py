@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from rich.markup import escape as markup_escape
 from rich.table import Table
@@ -188,7 +189,7 @@ def matrix_html(cells: dict[tuple[str, str], Cell], base: Path) -> str:
                 tds.append(f'<td data-mode="{escape(mode)}" class="missing">not run</td>')
                 continue
             *figures, verdict = cell.lines()
-            link = escape(str(_relative(cell.folder / "report.html", base)))
+            link = _report_link(cell.folder, base)
             css = "ok" if cell.as_expected else "bad"
             tds.append(f'<td data-mode="{escape(mode)}" data-data="{escape(cell.data)}" '
                        f'data-stall="{"" if cell.stall_s is None else cell.stall_s}">'
@@ -200,11 +201,14 @@ def matrix_html(cells: dict[tuple[str, str], Cell], base: Path) -> str:
             f'<table id="matrix"><tr><th>fault</th>{head}</tr>{"".join(rows)}</table></body></html>\n')
 
 
-def _relative(path: Path, base: Path) -> Path:
+def _report_link(folder: Path, base: Path) -> str:
+    """The run's report.html as a link from ``base``: relative and quoted, so a folder named like a URL
+    (``javascript:x``) is still a folder; a file URL when the run lies outside ``base``."""
+    report = folder.resolve() / "report.html"
     try:
-        return path.resolve().relative_to(base.resolve())
+        return escape("./" + quote(str(report.relative_to(base.resolve()))), quote=True)
     except ValueError:
-        return path.resolve()
+        return escape(report.as_uri(), quote=True)
 
 
 def render_matrix(folders: list[Path], out_dir: Path) -> tuple[Path, dict[tuple[str, str], Cell]]:
