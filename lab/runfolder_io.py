@@ -61,41 +61,40 @@ def _parts(folder: Path, path: Path) -> tuple[str, ...]:
     return parts
 
 
-def _refusal(name: str, dir_fd: int, error: OSError) -> NotARegularFile:
-    try:
-        what = kind_of(os.lstat(name, dir_fd=dir_fd).st_mode)
-    except OSError:
-        what = f"unreadable ({error.strerror})"
-    return NotARegularFile(f"{name} is {what}, not a file; it is not read")
+def _refusal(shown: str, mode: int) -> NotARegularFile:
+    return NotARegularFile(f"{shown} is {kind_of(mode)}, not a file; it is not read")
 
 
 def _open_below(folder: Path, path: Path) -> int:
-    """A descriptor of the regular file at ``path`` below ``folder``, reached without following any link."""
-    *directories, name = _parts(folder, path)
+    """A descriptor of the regular file at ``path`` below ``folder``, reached without following any link:
+    each name is looked at (lstat) before it is opened, and opened with O_NOFOLLOW (and O_NONBLOCK, so a
+    FIFO put there since never blocks) then checked again (fstat)."""
+    parts = _parts(folder, path)
     dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        for directory in directories:
+        for depth, name in enumerate(parts, 1):
+            shown, last = "/".join(parts[:depth]), depth == len(parts)
+            mode = os.lstat(name, dir_fd=dir_fd).st_mode
+            if not (stat.S_ISREG(mode) if last else stat.S_ISDIR(mode)):
+                raise _refusal(shown, mode)
             try:
-                next_fd = os.open(directory, _DIR_FLAGS, dir_fd=dir_fd)
+                fd = os.open(name, _READ_FLAGS if last else _DIR_FLAGS, dir_fd=dir_fd)
             except OSError as error:
-                if error.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise _refusal(directory, dir_fd, error) from None
+                if error.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENXIO, errno.EISDIR):
+                    raise _refusal(shown, os.lstat(name, dir_fd=dir_fd).st_mode) from None
                 raise
             os.close(dir_fd)
-            dir_fd = next_fd
-        try:
-            fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
-        except OSError as error:
-            if error.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
-                raise _refusal(name, dir_fd, error) from None
-            raise
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            refusal = NotARegularFile(f"{name} is {kind_of(os.fstat(fd).st_mode)}, not a file; it is not read")
-            os.close(fd)
-            raise refusal
-        return fd
+            dir_fd = fd
+            if last:
+                mode = os.fstat(fd).st_mode
+                if not stat.S_ISREG(mode):
+                    raise _refusal(shown, mode)
+                dir_fd = -1
+                return fd
+        raise FileNotFoundError(str(path))
     finally:
-        os.close(dir_fd)
+        if dir_fd >= 0:
+            os.close(dir_fd)
 
 
 def read_bytes(folder: Path, path: Path, limit: int = MAX_READ_BYTES) -> tuple[bytes, bool]:

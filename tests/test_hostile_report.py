@@ -7,6 +7,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -200,3 +201,60 @@ def test_links_and_other_non_files_are_named_in_the_report_not_linked(tmp_path: 
                 or "outside" in href]
     assert "hosts/leak.log (a symlink)" in page and "hosts/pipe.log (a FIFO)" in page and "outside (a symlink)" in page
     assert "password" not in page
+
+
+@pytest.fixture
+def no_hang():
+    """A FIFO made `bst report` block forever: a test that blocks fails after a few seconds instead."""
+    def timed_out(*_):
+        raise TimeoutError("bst report blocked")
+
+    previous = signal.signal(signal.SIGALRM, timed_out)
+    signal.alarm(20)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+SECRET = "the secret text of a file outside the run folder"
+EVIDENCE = ["results.json", "events.jsonl", "probe.log", "zpool/before.txt", "zpool"]
+
+
+@pytest.mark.parametrize("name", EVIDENCE)
+def test_a_symlinked_evidence_file_is_named_not_followed(tmp_path: Path, name: str):
+    """A symlinked evidence file had its target's text copied into report.html."""
+    folder = a_run(tmp_path)
+    outside = tmp_path / "outside"
+    (outside / "zpool").mkdir(parents=True)
+    for target in (outside / "secret", outside / "zpool" / "before.txt"):
+        target.write_text(f"{SECRET}\n")
+    (folder / name).unlink() if (folder / name).is_file() else shutil.rmtree(folder / name, ignore_errors=True)
+    (folder / name).symlink_to(outside / "zpool" if name == "zpool" else outside / "secret")
+    page = render_report(folder).read_text()
+    assert SECRET not in page and f"{name} is a symlink, not a" in page
+
+
+@pytest.mark.parametrize("name", EVIDENCE)
+def test_a_fifo_where_evidence_belongs_is_named_and_never_opened(tmp_path: Path, name: str, no_hang):
+    folder = a_run(tmp_path)
+    (folder / name).unlink() if (folder / name).is_file() else shutil.rmtree(folder / name, ignore_errors=True)
+    os.mkfifo(folder / name)
+    page = render_report(folder).read_text()
+    assert f"{name} is a FIFO, not a" in page
+
+
+@pytest.mark.parametrize("name", ["results.json", "probe.log", "zpool/before.txt"])
+def test_a_directory_where_a_file_belongs_is_named(tmp_path: Path, name: str):
+    folder = a_run(tmp_path)
+    (folder / name).unlink(missing_ok=True)
+    (folder / name).mkdir()
+    assert f"{name} is a directory, not a file" in render_report(folder).read_text()
+
+
+def test_a_symlink_loop_at_artifacts_latest_is_one_line(tmp_path: Path):
+    (tmp_path / "artifacts").mkdir()
+    (tmp_path / "artifacts" / "latest").symlink_to("latest")
+    result = subprocess.run([sys.executable, "-m", "lab.cli", "report"], capture_output=True, text=True,
+                            timeout=120, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1 and "symlink loop" in result.stderr

@@ -276,6 +276,9 @@ def report_html(run: RunView, png: bytes | None) -> str:
         damaged += (f'<p class="note" id="unknown-events">events.jsonl holds kinds this version does not know, '
                     f"kept but not read: {escape(', '.join(unknown))}.</p>")
     events = "" if run.events else f"<p>{_missing('events.jsonl not recorded')}</p>"
+    if run.skipped:
+        damaged += ('<p class="note" id="skipped">Not read, or read only in part: '
+                    f"{escape('; '.join(run.skipped))}.</p>")
     sections = [
         ("Run", _header(run) + _banner(run) + damaged + events),
         ("Steps", _steps(run)),

@@ -21,7 +21,7 @@ from lab.drill.probe import longest_stall, parse_probe_log
 from lab.errors import LabError, ParseError
 from lab.labdir import inside
 from lab.report.html import STYLE
-from lab.runfolder import Reason, Results, SchemaError, read_results
+from lab.runfolder import Reason, Results, SchemaError, as_number, read_results
 from lab.runfolder_io import NotARegularFile, read_text, replace_file
 from lab.terminal import printable
 
@@ -112,11 +112,10 @@ def _stall(folder: Path, facts: dict[str, Any]) -> tuple[float | None, bool]:
     """The client's longest stall from the run's probe.log (what the drill measured it from), or from its
     facts when the log is missing or damaged."""
     try:
-        stall = longest_stall(parse_probe_log((folder / "probe.log").read_text()))
-    except (OSError, ParseError):
-        seconds = facts.get("failover_stall_s")
-        return (float(seconds) if isinstance(seconds, int | float) else None,
-                bool(facts.get("failover_stall_ongoing", False)))
+        stall = longest_stall(parse_probe_log(read_text(folder, folder / "probe.log").text))
+    except (OSError, ParseError, NotARegularFile):
+        seconds = as_number(facts.get("failover_stall_s"))
+        return seconds, bool(facts.get("failover_stall_ongoing", False))
     return (stall.seconds, stall.ongoing) if stall else (None, False)
 
 

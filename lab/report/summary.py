@@ -30,6 +30,9 @@ def render_summary(run_folder: Path, console: Console) -> None:
     console.print(f"[bold]{escape(run.scenario)}[/] on [bold]{escape(run.stack)}[/] ({escape(run.provider)}): "
                   f"{utc_text(run.started)} -> {ended}, {duration}", highlight=False)
 
+    if run.skipped:
+        console.print(f"[yellow]not read:[/] {escape('; '.join(run.skipped))}", highlight=False)
+
     if run.steps:
         steps = Table("step", "verdict", "error", title="Steps")
         for step in run.steps:
