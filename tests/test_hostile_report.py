@@ -21,8 +21,9 @@ from rich.console import Console
 from lab import cli
 from lab.errors import LabError
 from lab.providers.snapshot import Manifest
-from lab.report import render_report, render_summary
+from lab.report import load_run, render_report, render_summary
 from lab.report.matrix import collect, matrix_table, render_matrix
+from lab.runfolder_io import MAX_READ_BYTES
 from lab.terminal import printable
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -258,3 +259,81 @@ def test_a_symlink_loop_at_artifacts_latest_is_one_line(tmp_path: Path):
                             timeout=120, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.count("\n") == 1 and "symlink loop" in result.stderr
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+LONG_INT = "9" * 5000
+HOSTILE_JSON = {
+    "deep nesting": (DEEP, "nested too deeply"),
+    "an integer thousands of digits long": (LONG_INT, "a number this reader refuses"),
+    "NaN": ('{"scenario": NaN}', "NaN"),
+    "Infinity": ('{"facts": {"fault_at": -Infinity}}', "-Infinity"),
+    "not UTF-8": (b'{"scenario": "\xff\xfe"', "damaged"),
+    "the wrong shape": ('{"claims": {"held": true}, "steps": "all"}', "'claims' is a dict, not a list"),
+}
+
+
+@pytest.mark.parametrize("content", HOSTILE_JSON.values(), ids=HOSTILE_JSON)
+def test_a_hostile_results_json_is_one_line_in_the_report(tmp_path: Path, content):
+    text, why = content
+    folder = a_run(tmp_path)
+    (folder / "results.json").write_bytes(text if isinstance(text, bytes) else text.encode())
+    run = load_run(folder)
+    assert run.results is None and why in run.results_problem and "\n" not in run.results_problem
+    assert len(run.results_problem) < 400
+    render_report(folder)
+    render_summary(folder, Console(file=io.StringIO(), width=200))
+    assert collect([folder]) == {}
+
+
+@pytest.mark.parametrize("value", ["1e300", "-1e300", "1e400", LONG_INT, "NaN", "Infinity", DEEP, '"soon"'])
+def test_hostile_timestamps_in_events_are_not_a_traceback(tmp_path: Path, value: str):
+    folder = a_run(tmp_path)
+    lines = (folder / "events.jsonl").read_text().splitlines()
+    lines.insert(1, f'{{"kind": "fault", "host": "ctrl-a", "ts": {value}, "t": {value}}}')
+    lines.append(f'{{"kind": "run-end", "ts": {value}}}')
+    (folder / "events.jsonl").write_text("\n".join(lines) + "\n")
+    page = render_report(folder).read_text()
+    render_summary(folder, Console(file=io.StringIO(), width=200))
+    assert 'id="verdict"' in page
+
+
+def test_huge_and_odd_numbers_in_facts_are_shown_not_a_traceback(tmp_path: Path):
+    folder = a_run(tmp_path)
+    big = int("9" * 4000)
+    edit_results(folder, lambda data: data["facts"].update(
+        fault_at=1e300, copy_started=big, failover_stall_s=big, copy_seconds=-1e308,
+        takeover_timeline_s={"fenced": 1e300, "imported": big}))
+    (folder / "probe.log").unlink()
+    render_report(folder)
+    render_summary(folder, Console(file=io.StringIO(), width=200))
+    assert collect([folder])[("kill-ctrl-a", "paper")].stall_s is None
+
+
+@pytest.mark.parametrize("line", ["nan nan ok", "inf 1 ok", "1e300 1e300 ok", f"{LONG_INT} 1 ok", "-5 1 ok"])
+def test_probe_timestamps_that_are_not_times_are_damaged_lines(tmp_path: Path, line: str):
+    folder = a_run(tmp_path)
+    with (folder / "probe.log").open("a") as log:
+        log.write(line + "\n")
+    run = load_run(folder)
+    assert run.damaged_probe_lines == 1 and run.stall is not None
+    render_report(folder)
+
+
+def test_a_log_that_is_not_utf8_is_shown_and_the_matrix_still_reads_the_probe(tmp_path: Path):
+    """A probe.log with a byte that is not UTF-8 made `bst report --matrix` a UnicodeDecodeError."""
+    folder = a_run(tmp_path)
+    with (folder / "probe.log").open("ab") as log:
+        log.write(b"\xff\xfe garbage\n")
+    (folder / "zpool" / "ctrl-a-final.txt").write_bytes(b"\xff\xfe\x00pool: \x80\n")
+    render_report(folder)
+    assert collect([folder])[("kill-ctrl-a", "paper")].stall_s is not None
+
+
+def test_a_file_longer_than_the_limit_is_read_in_part_and_said(tmp_path: Path):
+    folder = a_run(tmp_path)
+    sample = (folder / "probe.log").read_text().splitlines()[0] + "\n"
+    (folder / "probe.log").write_text(sample * (MAX_READ_BYTES // len(sample) + 10))
+    run = load_run(folder)
+    assert run.probe and any("probe.log is longer than 4 MiB: only its start was read" in s for s in run.skipped)
+    assert "probe.log is longer than 4 MiB" in render_report(folder).read_text()

@@ -32,6 +32,7 @@ from lab.runfolder import (
     StepResult,
     as_number,
     read_results,
+    shortened,
 )
 from lab.runfolder_io import MAX_READ_BYTES, NotARegularFile, read_text
 
@@ -47,7 +48,7 @@ def utc_text(epoch: float | None) -> str:
     try:
         return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     except (OverflowError, ValueError, OSError):
-        return f"{epoch:g} (not a time this reader can show)"
+        return f"{shortened(repr(epoch), 40)} (not a time this reader can show)"
 
 
 @dataclass(frozen=True)
