@@ -1,7 +1,9 @@
 """`bst`: the BeaST Lab command line. Errors are one line on stderr and exit code 2, never a traceback.
 
 Names, paths, commands and guest output are printed as text, never as Rich markup (``escape``): a host
-called ``a[/x]`` must not crash the printer, and ``[sdb]`` in a guest's message must not vanish."""
+called ``a[/x]`` must not crash the printer, and ``[sdb]`` in a guest's message must not vanish. Text read
+from a run folder or a snapshot's manifest is also ``printable``: its control characters never reach the
+terminal as commands."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from lab.cli_image import image_app
 from lab.errors import LabError
 from lab.plan import Plan, plan_to_json
 from lab.stacks import STACKS, get_stack, lab_stack_name
+from lab.terminal import printable
 from lab.topology import Topology, load_topology
 
 app = typer.Typer(
@@ -46,7 +49,7 @@ belongs): said in one line like a LabError, whichever verb met them."""
 
 
 def _error_line(message: str) -> None:
-    err.print(f"[bold red]error:[/] {escape(' '.join(message.split()))}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(printable(' '.join(message.split())))}", highlight=False, soft_wrap=True)
 
 
 def fail(message: str) -> NoReturn:
@@ -390,9 +393,10 @@ def snapshot_list(provider: ProviderOption = None, topology: TopologyOption = No
     table = Table("name", "created (UTC)", "size", "topology", "image",
                   title=f"snapshots · lab {escape(lab.topology.lab.name)}")
     for manifest in found:
-        table.add_row(escape(manifest.name), escape(manifest.created_utc), human_size(manifest.size_bytes),
-                      escape(f"{Path(manifest.topology_source).name} {manifest.topology_hash[:8]}"),
-                      escape(f"{manifest.image_name} {manifest.image_hash[:8]}"))
+        table.add_row(*(escape(printable(text)) for text in (
+            manifest.name, manifest.created_utc, human_size(manifest.size_bytes),
+            f"{Path(manifest.topology_source).name} {manifest.topology_hash[:8]}",
+            f"{manifest.image_name} {manifest.image_hash[:8]}")))
     out.print(table)
 
 
@@ -424,7 +428,7 @@ def report(
             fail(f"no run with a results.json under {root}; run a drill first (bst drill)")
         path, cells = render_matrix(folders, root)
         out.print(matrix_table(cells))
-        out.print(f"written to {path}", markup=False, highlight=False)
+        out.print(printable(f"written to {path}"), markup=False, highlight=False)
         return
     folder = run or Path("artifacts") / "latest"
     render_report(folder)

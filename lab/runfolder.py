@@ -8,6 +8,8 @@ This module knows no drill, stack or provider: only the shape of the files.
 from __future__ import annotations
 
 import json
+import math
+import reprlib
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -15,9 +17,14 @@ from typing import Any
 
 from lab.errors import LabError
 from lab.labdir import inside
+from lab.runfolder_io import FileText, NotARegularFile, loads, read_text
 
 RESULTS_NAME = "results.json"
 EVENTS_NAME = "events.jsonl"
+MESSAGE_CHARS = 300
+"""The most of a hand-edited value an error line repeats."""
+_BRIEF = reprlib.Repr()
+_BRIEF.maxlevel, _BRIEF.maxstring, _BRIEF.maxother, _BRIEF.maxlong = 3, 60, 60, 40
 
 
 class SchemaError(LabError):
@@ -81,7 +88,7 @@ class Event:
     @classmethod
     def from_json(cls, data: Any) -> Event:
         if not isinstance(data, dict):
-            raise SchemaError(f"event {data!r} is not an object")
+            raise SchemaError(f"event {brief(data)} is not an object")
         raw = data.get("kind")
         known = raw in EventKind._value2member_map_ if isinstance(raw, str) else False
         return cls(kind=EventKind(raw) if known else None, raw_kind=str(raw) if raw is not None else "",
@@ -151,7 +158,7 @@ class ClaimVerdict:
     @classmethod
     def from_json(cls, data: Any) -> ClaimVerdict:
         if not isinstance(data, dict) or not isinstance(data.get("claim"), str):
-            raise SchemaError(f"claim {data!r} is not an object with a claim name")
+            raise SchemaError(f"claim {brief(data)} is not an object with a claim name")
         try:
             return cls(claim=data["claim"], held=_typed(data, "held", bool), evidence=_typed(data, "evidence", str),
                        expectation=Expectation(data.get("expectation")),
@@ -159,7 +166,7 @@ class ClaimVerdict:
                        text=_typed(data, "text", str, ""), detail=_typed(data, "detail", str, ""),
                        excuse=_typed(data, "excuse", str, ""))
         except (ValueError, SchemaError) as error:
-            raise SchemaError(f"claim {data['claim']!r}: {error}") from None
+            raise SchemaError(f"claim {brief(data['claim'])}: {error}") from None
 
 
 class StepStatus(StrEnum):
@@ -189,14 +196,14 @@ class StepResult:
     @classmethod
     def from_json(cls, data: Any) -> StepResult:
         if not isinstance(data, dict):
-            raise SchemaError(f"step {data!r} is not an object")
+            raise SchemaError(f"step {brief(data)} is not an object")
         try:
             duration, ended = (_typed(data, key, (int, float, type(None)), None) for key in ("duration_s", "ended_s"))
             return cls(index=_typed(data, "index", int), name=_typed(data, "name", str),
                        status=StepStatus(data.get("status")), duration_s=as_number(duration),
                        error=_typed(data, "error", str, ""), ended_s=as_number(ended))
         except (ValueError, SchemaError) as error:
-            raise SchemaError(f"step {data.get('name')!r}: {error}") from None
+            raise SchemaError(f"step {brief(data.get('name'))}: {error}") from None
 
 
 @dataclass(frozen=True)
@@ -284,44 +291,66 @@ class Results:
 
 def read_results(folder: Path) -> Results | None:
     """The run folder's ``results.json``; None when there is none (the run stopped before writing it),
-    SchemaError saying what is wrong when it is damaged or hand-edited into other types."""
-    path = Path(folder) / RESULTS_NAME
+    SchemaError saying what is wrong when it is damaged, hand-edited into other types, or not a file (a
+    symlink or a FIFO is never followed or opened)."""
     try:
-        text = path.read_text(errors="replace")
+        contents = read_text(Path(folder), Path(folder) / RESULTS_NAME)
     except FileNotFoundError:
         return None
+    except NotARegularFile as error:
+        raise SchemaError(str(error)) from None
     except OSError as error:
         raise SchemaError(f"{RESULTS_NAME} cannot be read ({error.strerror or error})") from None
+    return results_from_text(contents)
+
+
+def results_from_text(contents: FileText) -> Results:
+    """``results.json``'s text through the schema; SchemaError in one line naming what is wrong."""
     try:
-        return Results.from_json(json.loads(text))
-    except json.JSONDecodeError as error:
-        raise SchemaError(f"{RESULTS_NAME} is damaged ({error})") from None
+        return Results.from_json(loads(contents.text))
+    except ValueError as error:
+        raise SchemaError(f"{RESULTS_NAME} is damaged ({shortened(str(error))}){contents.cut_note}; "
+                          "run the drill again or restore the file") from None
     except SchemaError as error:
-        raise SchemaError(f"{RESULTS_NAME} does not match the schema: {error}") from None
+        raise SchemaError(f"{RESULTS_NAME} does not match the schema: {shortened(str(error))}") from None
+
+
+def brief(value: Any) -> str:
+    """A short repr of a hand-edited value for an error line, however long or deep it is."""
+    return _BRIEF.repr(value)
+
+
+def shortened(text: str, most: int = MESSAGE_CHARS) -> str:
+    return text if len(text) <= most else text[:most - 1] + "…"
 
 
 def _names(data: dict[str, Any], key: str) -> list[str]:
     names = _typed(data, key, list, [])
     if not all(isinstance(name, str) for name in names):
-        raise SchemaError(f"{key!r} holds something other than names")
+        raise SchemaError(f"{brief(key)} holds something other than names")
     return names
 
 
 def as_number(value: Any) -> float | None:
-    """A JSON number as a float; None for anything else (a bool included)."""
+    """A JSON number as a finite float; None for anything else (a bool, an infinity, an integer too big for
+    a float)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _typed(data: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
     if key not in data:
         if default is ...:
-            raise SchemaError(f"{key!r} is missing")
+            raise SchemaError(f"{brief(key)} is missing")
         return default
     value = data[key]
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
         names = " or ".join(k.__name__ for k in kinds)
-        raise SchemaError(f"{key!r} is a {type(value).__name__}, not a {names}")
+        raise SchemaError(f"{brief(key)} is a {type(value).__name__}, not a {names}")
     return value

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from lab.errors import ParseError
+
+LATEST_EPOCH = 253402300799.0
+"""9999-12-31 23:59:59 UTC: a timestamp past it (or NaN, or an infinity) is not a time a probe wrote."""
 
 
 @dataclass(frozen=True)
@@ -33,11 +37,13 @@ def parse_probe_log(text: str) -> list[ProbeSample]:
             continue
         parts = line.split()
         if len(parts) != 3 or parts[2] not in ("ok", "fail"):
-            raise ParseError(f"probe log line {number}: expected '<start> <end> ok|fail', got {line!r}")
+            raise ParseError(f"probe log line {number}: expected '<start> <end> ok|fail', got {line[:120]!r}")
         try:
             started, finished = float(parts[0]), float(parts[1])
         except ValueError:
-            raise ParseError(f"probe log line {number}: timestamps are not numbers in {line!r}") from None
+            raise ParseError(f"probe log line {number}: timestamps are not numbers in {line[:120]!r}") from None
+        if not all(math.isfinite(t) and 0 <= t <= LATEST_EPOCH for t in (started, finished)):
+            raise ParseError(f"probe log line {number}: timestamps are not epoch seconds in {line[:120]!r}")
         samples.append(ProbeSample(started, finished, parts[2] == "ok"))
     return samples
 

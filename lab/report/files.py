@@ -3,7 +3,8 @@ saved ``zpool status`` texts, and the step and claim verdicts an interrupted run
 
 from __future__ import annotations
 
-import json
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from lab.drill.probe import ProbeSample, parse_probe_log
 from lab.errors import LabError, ParseError
 from lab.parsers.zpool import PoolStatus, parse_zpool_status
 from lab.runfolder import EVENTS_NAME, RESULTS_NAME, ClaimVerdict, Event, EventKind, SchemaError, StepResult, StepStatus
+from lab.runfolder_io import NotARegularFile, kind_of, loads, read_bytes, read_text
 
 
 @dataclass(frozen=True)
@@ -59,15 +61,15 @@ def claims_from_events(events: list[Event]) -> tuple[list[ClaimVerdict], int]:
     return claims, unreadable
 
 
-def read_events(path: Path) -> tuple[list[Event], int]:
+def read_events(text: str) -> tuple[list[Event], int]:
     """Every event line that parses, and how many did not (a run killed mid-write tears its last line)."""
     events, damaged = [], 0
-    for line in path.read_text(errors="replace").splitlines():
+    for line in text.splitlines():
         if not line.strip():
             continue
         try:
-            events.append(Event.from_json(json.loads(line)))
-        except (json.JSONDecodeError, SchemaError):
+            events.append(Event.from_json(loads(line)))
+        except (ValueError, SchemaError):
             damaged += 1
     return events, damaged
 
@@ -86,39 +88,55 @@ def read_probe(text: str) -> tuple[list[ProbeSample], int]:
         return samples, damaged
 
 
-def read_pool_file(path: Path) -> PoolFile:
-    text = path.read_text(errors="replace")
+def read_pool_file(name: str, text: str) -> PoolFile:
     try:
-        return PoolFile(path.stem, text, tuple(parse_zpool_status(text)))
-    except (LabError, KeyError, ValueError, IndexError) as error:
-        return PoolFile(path.stem, text, None, str(error) or type(error).__name__)
+        return PoolFile(name, text, tuple(parse_zpool_status(text)))
+    except (LabError, KeyError, ValueError, IndexError, RecursionError) as error:
+        return PoolFile(name, text, None, str(error) or type(error).__name__)
 
 
 def check_run_folder(folder: Path) -> Path:
     """``folder`` resolved, once it is a run folder a drill wrote; LabError otherwise, so a report is never
-    written into a directory that is not a run's (``bst report ~``)."""
-    resolved = Path(folder).resolve()
-    if not resolved.is_dir():
+    written into a directory that is not a run's (``bst report ~``). Its files are looked at, never followed
+    through a link or opened when they are not files."""
+    try:
+        resolved = Path(folder).resolve()
+        is_dir = resolved.is_dir()
+    except (OSError, RuntimeError) as error:
+        raise LabError(f"{folder} cannot be followed ({getattr(error, 'strerror', None) or error}); it may be a "
+                       "symlink loop: point it at a run folder under artifacts/ or pass one") from None
+    if not is_dir:
         raise LabError(f"no run folder at {folder}; pass one of the folders under artifacts/")
-    events = resolved / EVENTS_NAME
-    started = False
-    if events.is_file() and not events.is_symlink():
-        with open(events, "rb") as handle:
-            first = handle.readline(4096)
-        try:
-            started = json.loads(first).get("kind") == EventKind.RUN_START
-        except (ValueError, AttributeError):
-            started = False
-    results = resolved / RESULTS_NAME
-    if not started and not (results.is_file() and not results.is_symlink()):
+    try:
+        first = read_bytes(resolved, resolved / EVENTS_NAME, 4096)[0].split(b"\n", 1)[0]
+        started = loads(first.decode("utf-8", errors="replace")).get("kind") == EventKind.RUN_START
+    except (OSError, ValueError, AttributeError, NotARegularFile):
+        started = False
+    if not started and not _is_file(resolved / RESULTS_NAME):
         raise LabError(f"{folder} is not a run folder (it has no results.json, and no events.jsonl starting with "
                        "run-start); pass one of the folders a drill made under artifacts/")
     return resolved
 
 
-def json_or_none(path: Path) -> Any:
-    """The file's JSON, or None when it cannot be read or parsed."""
+def _is_file(path: Path) -> bool:
     try:
-        return json.loads(path.read_text(errors="replace"))
-    except (OSError, ValueError):
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def json_or_none(folder: Path, name: str) -> Any:
+    """The JSON of the run folder's file ``name``, or None when it cannot be read or parsed."""
+    try:
+        return loads(read_text(folder, folder / name).text)
+    except (OSError, ValueError, NotARegularFile):
         return None
+
+
+def not_a_file(folder: Path, name: str) -> str:
+    """Why ``name`` (a directory expected to hold files) is not read: "" when it is a real directory."""
+    try:
+        mode = os.lstat(folder / name).st_mode
+    except OSError:
+        return ""
+    return "" if stat.S_ISDIR(mode) else f"{name} is {kind_of(mode)}, not a directory; it is not read"

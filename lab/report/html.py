@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
+import stat
 from html import escape
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from lab.labdir import inside
 from lab.report.files import PoolFile, check_run_folder
 from lab.report.run import NOT_RECORDED, RunView, load_run, utc_text
 from lab.runfolder import RESULTS_NAME, ClaimVerdict
+from lab.runfolder_io import kind_of, replace_file, walk_entries
 
 REPORT_NAME = "report.html"
 PLOT_NAME = "throughput.png"
@@ -208,7 +211,7 @@ def _plot(run: RunView, png: bytes | None) -> str:
     clocks = run.clock_check()
     encoded = base64.b64encode(png).decode("ascii")
     return (f'<img id="throughput" alt="client I/O over time" src="data:image/png;base64,{encoded}">'
-            f'<p class="note">Also saved as <a href="{PLOT_NAME}">{PLOT_NAME}</a>. Probe times are the client\'s '
+            f'<p class="note">Also saved as <a href="{href(PLOT_NAME)}">{PLOT_NAME}</a>. Probe times are the client\'s '
             f"clock, events the host's: {escape(clocks.note)}.</p>")
 
 
@@ -247,12 +250,25 @@ def _pools(run: RunView) -> str:
     return '<div id="pools">' + "".join(_pool_file(f) for f in run.pool_files) + "</div>"
 
 
+def href(relative: str) -> str:
+    """A link to a file of the folder the page sits in, whatever its name: ``javascript:x`` stays a file."""
+    return escape("./" + quote(relative), quote=True)
+
+
 def _files(run: RunView) -> str:
-    names = sorted(str(p.relative_to(run.folder)) for p in run.folder.rglob("*")
-                   if p.is_file() and p.name not in (REPORT_NAME, PLOT_NAME))
+    """Every regular file the run left, linked; anything else (a symlink, a FIFO) named as not linked."""
+    names, others = [], []
+    for name, mode in walk_entries(run.folder):
+        if stat.S_ISREG(mode) and Path(name).name not in (REPORT_NAME, PLOT_NAME):
+            names.append(name)
+        elif not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+            others.append(f"{name} ({kind_of(mode)})")
+    skipped = ("" if not others else '<p class="note" id="not-files">Not read and not linked, as they are not '
+               f"files: {escape(', '.join(sorted(others)))}.</p>")
     if not names:
-        return f"<p>{_missing()}</p>"
-    return "<ul>" + "".join(f'<li><a href="{escape(n, quote=True)}">{escape(n)}</a></li>' for n in names) + "</ul>"
+        return f"<p>{_missing()}</p>" + skipped
+    return ("<ul>" + "".join(f'<li><a href="{href(n)}">{escape(n)}</a></li>' for n in sorted(names)) + "</ul>"
+            + skipped)
 
 
 def report_html(run: RunView, png: bytes | None) -> str:
@@ -262,6 +278,9 @@ def report_html(run: RunView, png: bytes | None) -> str:
         damaged += (f'<p class="note" id="unknown-events">events.jsonl holds kinds this version does not know, '
                     f"kept but not read: {escape(', '.join(unknown))}.</p>")
     events = "" if run.events else f"<p>{_missing('events.jsonl not recorded')}</p>"
+    if run.skipped:
+        damaged += ('<p class="note" id="skipped">Not read, or read only in part: '
+                    f"{escape('; '.join(run.skipped))}.</p>")
     sections = [
         ("Run", _header(run) + _banner(run) + damaged + events),
         ("Steps", _steps(run)),
@@ -280,7 +299,9 @@ def report_html(run: RunView, png: bytes | None) -> str:
 def render_report(run_folder: Path) -> Path:
     """Write report.html (and throughput.png when there are probe samples) into the run folder; its path.
 
-    LabError, having written nothing, when the folder is not a run folder or either file is a symlink."""
+    LabError, having written nothing, when the folder is not a run folder or either file is a symlink or
+    anything but a file. Each is written anew and renamed over the old one, so a hard link's other name
+    (a file outside the folder) keeps its text."""
     folder = check_run_folder(run_folder)
     report_path, plot_path = inside(folder, folder / REPORT_NAME), inside(folder, folder / PLOT_NAME)
     run = load_run(folder)
@@ -294,6 +315,6 @@ def render_report(run_folder: Path) -> Path:
             png = probe_png(run)
     page = report_html(run, png)
     if png is not None:
-        plot_path.write_bytes(png)
-    report_path.write_text(page)
+        replace_file(plot_path.parent, plot_path.name, png)
+    replace_file(report_path.parent, report_path.name, page.encode())
     return Path(run_folder) / REPORT_NAME

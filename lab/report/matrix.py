@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from rich.markup import escape as markup_escape
 from rich.table import Table
@@ -20,9 +21,13 @@ from lab.drill.probe import longest_stall, parse_probe_log
 from lab.errors import LabError, ParseError
 from lab.labdir import inside
 from lab.report.html import STYLE
-from lab.runfolder import Reason, Results, SchemaError, read_results
+from lab.runfolder import Reason, Results, SchemaError, as_number, read_results
+from lab.runfolder_io import NotARegularFile, read_text, replace_file
+from lab.terminal import printable
 
 MATRIX_NAME = "matrix.html"
+GENERATOR = '<meta name="generator" content="bst report --matrix">'
+"""What proves bst wrote a matrix.html: one without it is someone else's file and is never overwritten."""
 DEFAULT_FAULT = "kill-ctrl-a"
 DEFAULT_ARBITRATOR = "paper"
 WHY_CHARS = 60
@@ -107,11 +112,10 @@ def _stall(folder: Path, facts: dict[str, Any]) -> tuple[float | None, bool]:
     """The client's longest stall from the run's probe.log (what the drill measured it from), or from its
     facts when the log is missing or damaged."""
     try:
-        stall = longest_stall(parse_probe_log((folder / "probe.log").read_text()))
-    except (OSError, ParseError):
-        seconds = facts.get("failover_stall_s")
-        return (float(seconds) if isinstance(seconds, int | float) else None,
-                bool(facts.get("failover_stall_ongoing", False)))
+        stall = longest_stall(parse_probe_log(read_text(folder, folder / "probe.log").text))
+    except (OSError, ParseError, NotARegularFile):
+        seconds = as_number(facts.get("failover_stall_s"))
+        return seconds, bool(facts.get("failover_stall_ongoing", False))
     return (stall.seconds, stall.ongoing) if stall else (None, False)
 
 
@@ -151,9 +155,13 @@ def _axes(cells: dict[tuple[str, str], Cell]) -> tuple[list[str], list[str]]:
     return faults, modes
 
 
+def _terminal(text: str) -> str:
+    return markup_escape(printable(text))
+
+
 def matrix_table(cells: dict[tuple[str, str], Cell]) -> Table:
     faults, modes = _axes(cells)
-    table = Table("fault", *map(markup_escape, modes), title="Faults × arbitrator modes", show_lines=True)
+    table = Table("fault", *map(_terminal, modes), title="Faults × arbitrator modes", show_lines=True)
     for fault in faults:
         row = []
         for mode in modes:
@@ -162,9 +170,9 @@ def matrix_table(cells: dict[tuple[str, str], Cell]) -> Table:
                 row.append("[dim]not run[/]")
                 continue
             colour = "green" if cell.as_expected else "red"
-            *figures, verdict = map(markup_escape, cell.lines())
+            *figures, verdict = map(_terminal, cell.lines())
             row.append("\n".join(figures) + f"\n[{colour}]{verdict}[/]")
-        table.add_row(markup_escape(fault), *row)
+        table.add_row(_terminal(fault), *row)
     return table
 
 
@@ -180,33 +188,50 @@ def matrix_html(cells: dict[tuple[str, str], Cell], base: Path) -> str:
                 tds.append(f'<td data-mode="{escape(mode)}" class="missing">not run</td>')
                 continue
             *figures, verdict = cell.lines()
-            link = escape(str(_relative(cell.folder / "report.html", base)))
+            link = _report_link(cell.folder, base)
             css = "ok" if cell.as_expected else "bad"
             tds.append(f'<td data-mode="{escape(mode)}" data-data="{escape(cell.data)}" '
                        f'data-stall="{"" if cell.stall_s is None else cell.stall_s}">'
                        + "<br>".join(escape(f) for f in figures)
                        + f'<br><span class="{css}">{escape(verdict)}</span> <a href="{link}">report</a></td>')
         rows.append(f'<tr data-fault="{escape(fault)}"><th>{escape(fault)}</th>{"".join(tds)}</tr>')
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>BeaST Lab: faults × modes'
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">{GENERATOR}<title>BeaST Lab: faults × modes'
             f"</title><style>{STYLE}</style></head><body><h1>Faults × arbitrator modes</h1>"
             f'<table id="matrix"><tr><th>fault</th>{head}</tr>{"".join(rows)}</table></body></html>\n')
 
 
-def _relative(path: Path, base: Path) -> Path:
+def _report_link(folder: Path, base: Path) -> str:
+    """The run's report.html as a link from ``base``: relative and quoted, so a folder named like a URL
+    (``javascript:x``) is still a folder; a file URL when the run lies outside ``base``."""
+    report = folder.resolve() / "report.html"
     try:
-        return path.resolve().relative_to(base.resolve())
+        return escape("./" + quote(str(report.relative_to(base.resolve()))), quote=True)
     except ValueError:
-        return path.resolve()
+        return escape(report.as_uri(), quote=True)
 
 
 def render_matrix(folders: list[Path], out_dir: Path) -> tuple[Path, dict[tuple[str, str], Cell]]:
     """Write matrix.html into ``out_dir`` from the given run folders; its path and the cells.
 
-    LabError, having written nothing, when no folder has a usable results.json or matrix.html is a symlink."""
+    LabError, having written nothing, when no folder has a usable results.json, or matrix.html is a symlink
+    or a file bst did not write (it lacks ``GENERATOR``)."""
     cells = collect(folders)
     if not cells:
         raise LabError(f"no run with a usable results.json under {out_dir}; run a drill first (bst drill)")
     page = matrix_html(cells, Path(out_dir))
     path = inside(Path(out_dir), Path(out_dir).resolve() / MATRIX_NAME)
-    path.write_text(page)
+    _check_bst_wrote(path)
+    replace_file(path.parent, path.name, page.encode())
     return Path(out_dir) / MATRIX_NAME, cells
+
+
+def _check_bst_wrote(path: Path) -> None:
+    try:
+        head = read_text(path.parent, path, limit=4096).text
+    except FileNotFoundError:
+        return
+    except (NotARegularFile, OSError):
+        head = ""
+    if GENERATOR not in head:
+        raise LabError(f"refusing to overwrite {path}: bst did not write it (it lacks bst's generator tag); "
+                       "move it away or pass another folder")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ from lab.report.files import (
     check_run_folder,
     claims_from_events,
     json_or_none,
+    not_a_file,
     read_events,
     read_pool_file,
     read_probe,
@@ -30,7 +32,9 @@ from lab.runfolder import (
     StepResult,
     as_number,
     read_results,
+    shortened,
 )
+from lab.runfolder_io import MAX_READ_BYTES, NotARegularFile, read_text
 
 __all__ = ["NOT_RECORDED", "ClockCheck", "PoolFile", "RunView", "check_run_folder", "load_run", "utc_text"]
 
@@ -41,7 +45,10 @@ CLOCK_TOLERANCE_S = 15.0
 def utc_text(epoch: float | None) -> str:
     if epoch is None:
         return NOT_RECORDED
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    try:
+        return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, ValueError, OSError):
+        return f"{shortened(repr(epoch), 40)} (not a time this reader can show)"
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,8 @@ class RunView:
     probe_problem: str = NOT_RECORDED
     damaged_probe_lines: int = 0
     pool_files: list[PoolFile] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    """What was not read, or read only in part, and why (a symlink, a FIFO, a file too long)."""
 
     def _first(self, kind: EventKind) -> Event | None:
         return next((e for e in self.events if e.kind is kind), None)
@@ -210,26 +219,48 @@ class RunView:
         return fault, (min(resumed) if resumed else None)
 
 
+def _read(run: RunView, relative: str) -> str | None:
+    """A file of the run folder as text; None when it is missing or not read (why is noted in ``skipped``)."""
+    try:
+        contents = read_text(run.folder, run.folder / relative)
+    except FileNotFoundError:
+        return None
+    except NotARegularFile as error:
+        run.skipped.append(str(error))
+        return None
+    except OSError as error:
+        run.skipped.append(f"{relative} cannot be read ({error.strerror or error}); it is not read")
+        return None
+    if contents.cut:
+        run.skipped.append(f"{relative} is longer than {MAX_READ_BYTES // (1024 * 1024)} MiB: only its start "
+                           "was read")
+    return contents.text
+
+
 def load_run(folder: Path) -> RunView:
-    """Whatever the run left; never raises for a missing or damaged piece, it notes it instead."""
+    """Whatever the run left; never raises for a missing, damaged or hostile piece, it notes it instead."""
     run = RunView(Path(folder))
-    events_path = run.folder / EVENTS_NAME
-    if events_path.is_file():
-        run.events, run.damaged_event_lines = read_events(events_path)
+    if (events := _read(run, EVENTS_NAME)) is not None:
+        run.events, run.damaged_event_lines = read_events(events)
     try:
         run.results = read_results(run.folder)
     except SchemaError as error:
         run.results_problem = str(error)
-        run.identity = RunIdentity.from_json(json_or_none(run.folder / RESULTS_NAME))
+        run.identity = RunIdentity.from_json(json_or_none(run.folder, RESULTS_NAME))
     else:
         if run.results is not None:
             run.results_problem, run.identity = "", run.results.identity
-    probe_path = run.folder / "probe.log"
-    if probe_path.is_file():
-        run.probe, run.damaged_probe_lines = read_probe(probe_path.read_text(errors="replace"))
+    if (probe := _read(run, "probe.log")) is not None:
+        run.probe, run.damaged_probe_lines = read_probe(probe)
         run.probe_problem = "" if run.probe else "probe.log has no samples"
-    zpool_dir = run.folder / "zpool"
-    if zpool_dir.is_dir():
-        run.pool_files = [read_pool_file(p) for p in sorted(zpool_dir.glob("*.txt"))]
+    if why := not_a_file(run.folder, "zpool"):
+        run.skipped.append(why)
+    elif (run.folder / "zpool").is_dir():
+        try:
+            names = sorted(entry.name for entry in os.scandir(run.folder / "zpool") if entry.name.endswith(".txt"))
+        except OSError as error:
+            names = []
+            run.skipped.append(f"zpool cannot be listed ({error.strerror or error}); it is not read")
+        run.pool_files = [read_pool_file(Path(name).stem, text) for name in names
+                          if (text := _read(run, f"zpool/{name}")) is not None]
     return run
-

@@ -1,20 +1,26 @@
 """The run at a glance in the terminal: the same reading as report.html, shorter.
 
 Everything a run recorded (step names, errors, evidence from guests) is printed as text, never as Rich
-markup: ``sd 2:0:0:0: [sdb]`` keeps its ``[sdb]``."""
+markup (``sd 2:0:0:0: [sdb]`` keeps its ``[sdb]``) nor as terminal control codes (ESC is shown as ``\\x1b``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as markup_escape
 from rich.table import Table
 
 from lab.report.run import NOT_RECORDED, load_run, utc_text
+from lab.terminal import printable
 
 SUMMARY_FACTS = ("source_md5", "md5_after_copy", "md5_from_disk", "md5_final", "copy_seconds", "failover_stall_s",
                  "recovery_stall_s", "fenced_after_s", "takeover_timeline_s")
+
+
+def escape(text: object) -> str:
+    """Run-folder text as Rich prints it literally, its control characters shown as escapes."""
+    return markup_escape(printable(text))
 
 
 def render_summary(run_folder: Path, console: Console) -> None:
@@ -23,6 +29,9 @@ def render_summary(run_folder: Path, console: Console) -> None:
     duration = f"{run.duration:.1f} s" if run.duration is not None else NOT_RECORDED
     console.print(f"[bold]{escape(run.scenario)}[/] on [bold]{escape(run.stack)}[/] ({escape(run.provider)}): "
                   f"{utc_text(run.started)} -> {ended}, {duration}", highlight=False)
+
+    if run.skipped:
+        console.print(f"[yellow]not read:[/] {escape('; '.join(run.skipped))}", highlight=False)
 
     if run.steps:
         steps = Table("step", "verdict", "error", title="Steps")
@@ -47,7 +56,8 @@ def render_summary(run_folder: Path, console: Console) -> None:
 
     facts = run.facts
     if facts:
-        console.print("facts: " + ", ".join(f"{k}={facts[k]}" for k in SUMMARY_FACTS if k in facts), markup=False)
+        console.print(printable("facts: " + ", ".join(f"{k}={facts[k]}" for k in SUMMARY_FACTS if k in facts)),
+                      markup=False)
     else:
         console.print(f"facts: [dim]{escape(run.results_problem or NOT_RECORDED)}[/]")
     stall = run.stall
@@ -59,8 +69,9 @@ def render_summary(run_folder: Path, console: Console) -> None:
             continue
         for pool in pool_file.pools:
             errors = pool.errors.kind.value + (f" {', '.join(pool.errors.entries)}" if pool.errors.entries else "")
-            console.print(f"zpool/{pool_file.name}: {pool.name} {pool.state}, "
-                          f"CKSUM {pool.config.root.checksum_errors}, data errors: {errors}", markup=False)
+            console.print(printable(f"zpool/{pool_file.name}: {pool.name} {pool.state}, "
+                                    f"CKSUM {pool.config.root.checksum_errors}, data errors: {errors}"),
+                          markup=False)
     report = run.folder / "report.html"
     if report.exists():
-        console.print(f"report: {report}", markup=False, highlight=False)
+        console.print(printable(f"report: {report}"), markup=False, highlight=False)
