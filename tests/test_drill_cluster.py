@@ -73,7 +73,8 @@ def test_only_a_cluster_that_fenced_and_imported_by_itself_fails_over_by_cluster
     assert "oracle" in verdict(oracle, "failover_by_cluster").evidence
 
 
-JOURNAL = (Path(__file__).parent / "fixtures" / "cluster" / "ctrl-b-takeover-journal.txt").read_text()
+FIXTURES = Path(__file__).parent / "fixtures" / "cluster"
+JOURNAL = (FIXTURES / "ctrl-b-takeover-journal.txt").read_text()
 """Lines of a real cluster-mode takeover (run 20261201T021035Z), one marker stale (before the fault) and one of
 another pool added."""
 
@@ -94,3 +95,19 @@ def test_the_survivors_journal_says_where_every_second_of_the_takeover_went():
     assert get_stack("freebsd").takeover_timeline(topo, JOURNAL, struck, "ctrl-a") == {}
     assert takeover_timeline(topo, JOURNAL, struck, "ctrl-b") == {
         "token lost": 2.5, "membership without the victim": 6.1}
+
+
+def test_a_real_kill_of_ctrl_a_is_placed_mark_by_mark_from_links_down_to_the_map_switch():
+    """ctrl-b's journal of a kill-ctrl-a drill on this machine (2026-12-07, token 3000 ms, consensus 3600 ms)."""
+    from datetime import datetime
+
+    from lab.stacks import get_stack
+    from lab.topology import load_topology
+
+    journal = (FIXTURES / "ctrl-b-kill-ctrl-a-journal.txt").read_text()
+    struck = datetime.fromisoformat("2026-12-07T21:28:25.301945+00:00").timestamp()
+    timeline = get_stack("linux").takeover_timeline(load_topology(), journal, struck, "ctrl-a")
+    assert timeline == {"links down": 0.4, "token lost": 2.2, "membership without the victim": 5.8,
+                        "Pacemaker lost the victim": 5.8, "new DC elected": 5.9, "transition calculated": 6.7,
+                        "fencing requested": 6.9, "fenced": 7.5, "import started": 7.5, "imported": 24.4,
+                        "map switched": 28.3}

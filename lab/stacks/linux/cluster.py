@@ -94,11 +94,16 @@ JOIN_TIMEOUT_S = 120
 """How long a controller waits for the cluster to form, or to give it its pool back."""
 
 
+def node_id(topo: Topology, name: str) -> int:
+    """A controller's Corosync node id: its place among the controllers, from 1."""
+    return [host.name for host in topo.controllers].index(name) + 1
+
+
 def corosync_conf(topo: Topology) -> str:
     nodes = "".join(
-        f"    node {{\n        name: {host.name}\n        nodeid: {number}\n"
+        f"    node {{\n        name: {host.name}\n        nodeid: {node_id(topo, host.name)}\n"
         f"        ring0_addr: {host.address('private')}\n        ring1_addr: {host.address('public')}\n    }}\n"
-        for number, host in enumerate(topo.controllers, start=1))
+        for host in topo.controllers)
     return (
         "# BeaST Lab, arbitrator = \"cluster\": see lab/stacks/linux/cluster.py\n"
         "totem {\n    version: 2\n"
@@ -287,16 +292,23 @@ def cluster_recovery_plan(topo: Topology, failed: str) -> Plan:
 
 
 TIMELINE_MARKS = (
+    ("links down", r"\[KNET  \] link: host: {victim_id} link: \d+ is down"),
     ("token lost", r"\[TOTEM \] A processor failed"),
     ("membership without the victim", r"\[TOTEM \] A new membership"),
+    ("Pacemaker lost the victim", r"pacemaker-controld\[\d+\]: +notice: Node {victim} state is now lost"),
+    ("new DC elected", r"State transition S_ELECTION -> S_INTEGRATION"),
+    ("transition calculated", r"Calculated transition \d+"),
     ("fencing requested", r"Requesting fencing \(\w+\) of node {victim}\b"),
     ("fenced", r"Operation '\w+' targeting {victim} .*: OK"),
     ("import started", r"Initiating start operation zfs-{pool}_start"),
     ("imported", r"Result of start operation for zfs-{pool} on {survivor}: ok"),
     ("map switched", r"Result of start operation for path-{pool} on {survivor}: ok"),
 )
-"""What the survivor's cluster log says happened, in order: each mark's first line after the fault. The
-resource names are this module's (``group_id``'s members)."""
+"""What the survivor's cluster log says happened, in order: each mark's first line after the fault. Knet sees
+the victim's links go; Corosync waits out the token and then consensus before it forms a membership
+without the victim; Pacemaker's controller then loses the peer, elects itself DC when the victim was the
+DC, and the scheduler calculates the transition that fences and moves the pool. The resource names are
+this module's (``group_id``'s members); the victim's Corosync node id is its place among the controllers."""
 
 
 def takeover_timeline(topo: Topology, journal: str, struck: float, victim: str) -> dict[str, float]:
@@ -305,7 +317,8 @@ def takeover_timeline(topo: Topology, journal: str, struck: float, victim: str) 
     out. Where every second of a takeover goes."""
     survivor, pool = topo.peer(victim).name, topo.pool_of(victim).name
     patterns = [(label, re.compile(p.format(victim=re.escape(victim), survivor=re.escape(survivor),
-                                              pool=re.escape(pool)))) for label, p in TIMELINE_MARKS]
+                                              pool=re.escape(pool), victim_id=node_id(topo, victim))))
+                for label, p in TIMELINE_MARKS]
     found: dict[str, float] = {}
     for line in journal.splitlines():
         stamp, _, rest = line.partition(" ")
