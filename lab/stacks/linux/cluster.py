@@ -69,9 +69,11 @@ CLUSTER_VIEWS = {
     "crm_mon": "crm_mon --one-shot --inactive --fence-history=2 --timing-details",
     "corosync-links": "corosync-cfgtool -s",
     "quorum": "corosync-quorumtool -s",
+    "zfs-dbgmsg": "tail -n 4000 /proc/spl/kstat/zfs/dbgmsg",
 }
 """What the drill saves from each controller at each look: Pacemaker's view (resources, fencing history),
-Corosync's links and quorum."""
+Corosync's links and quorum, and OpenZFS's debug messages (each step of an import, timestamped: where the
+takeover's import spends its seconds)."""
 CLUSTER_LOG_COMMAND = "journalctl --boot --no-pager -o short-iso-precise -u corosync.service -u pacemaker.service"
 """Both units' logs: the resource and fence agents run under pacemaker.service, so theirs are there too."""
 
