@@ -42,6 +42,13 @@ def _interrupt_after_copy_starts(drill: subprocess.Popen, folder: Path, log: Pat
     return drill.wait(timeout=900)
 
 
+def _as_in_a_terminal() -> None:
+    """SIGINT as a terminal's foreground process has it. A command started in the background by a
+    non-interactive shell (`cmd &`, as CI runners may do) inherits SIGINT ignored, and Python then never
+    turns it into KeyboardInterrupt: the drill would run on through the Ctrl-C (seen on this machine)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture(scope="module")
 def interrupted_run(tmp_path_factory) -> dict:
     work = tmp_path_factory.mktemp("interrupt")
@@ -52,7 +59,7 @@ def interrupted_run(tmp_path_factory) -> dict:
             drill = subprocess.Popen(
                 [sys.executable, "-m", "pytest", str(ROOT / "scenarios" / "failover.py"), "-p", "no:cacheprovider",
                  f"--artifacts={artifacts}", "--keep-lab=on-failure"],
-                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_as_in_a_terminal,
             )
             try:
                 exit_code = _interrupt_after_copy_starts(drill, artifacts / "latest", log)
