@@ -3,6 +3,17 @@
 Each raises `lab.errors.ParseError` on text it does not understand rather than guess.
 """
 
+from lab.parsers.fio import (
+    DirectionStats,
+    FioJob,
+    FioRun,
+    LatencySample,
+    LatencyStats,
+    VerifyFailure,
+    parse_fio_json,
+    parse_latency_log,
+    parse_verify_failures,
+)
 from lab.parsers.gmultipath import (
     GmultipathComponent,
     GmultipathDevice,
@@ -50,6 +61,15 @@ from lab.parsers.zpool import (
 )
 
 __all__ = [
+    "DirectionStats",
+    "FioJob",
+    "FioRun",
+    "LatencySample",
+    "LatencyStats",
+    "VerifyFailure",
+    "parse_fio_json",
+    "parse_latency_log",
+    "parse_verify_failures",
     "AttachedDisk",
     "GmultipathComponent",
     "GmultipathDevice",

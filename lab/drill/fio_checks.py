@@ -1,0 +1,116 @@
+"""What the drill judges from fio's outputs, as pure functions over parsed fio results.
+
+The latency log gives every I/O's completion time (millisecond resolution) and latency: how long no I/O
+completed, measured from the fault rather than from the last I/O before it, and how slow the I/Os that
+did complete around the fault were. The verify-only pass judges whether acknowledged writes survived.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from lab.drill.probe import Stall
+from lab.parsers.fio import EILSEQ, Direction, FioRun, LatencySample
+
+MAX_OFFSETS_NAMED = 8
+
+
+@dataclass(frozen=True)
+class FaultStall:
+    """How long after the fault the client waited for its next completed I/O.
+
+    ``seconds`` runs from the fault to the first completion at or after it; ``ongoing`` when none came
+    (then ``seconds`` runs to ``until`` if given, else it is None). ``last_before`` is the completion that
+    preceded the fault; ``longest`` is the widest gap anywhere in the log, for comparison."""
+
+    fault: float
+    last_before: float | None
+    first_after: float | None
+    seconds: float | None
+    ongoing: bool
+    longest: Stall | None
+
+
+@dataclass(frozen=True)
+class WindowLatency:
+    """The I/Os completed in ``[start, end]``: how many, and their p99 (nearest rank) and max latency."""
+
+    start: float
+    end: float
+    samples: int
+    p99: float | None
+    max: float | None
+
+
+@dataclass(frozen=True)
+class Judgement:
+    holds: bool
+    evidence: str
+
+
+def longest_completion_gap(samples: list[LatencySample]) -> Stall | None:
+    """The widest gap between consecutive I/O completions, or None with fewer than two."""
+    done = sorted(s.completed for s in samples)
+    gaps = [(round(b - a, 3), a, b) for a, b in zip(done, done[1:], strict=False)]
+    if not gaps:
+        return None
+    gap, after, before = max(gaps)
+    return Stall(gap, after, before)
+
+
+def stall_from_fault(samples: list[LatencySample], fault: float, until: float | None = None) -> FaultStall:
+    """The stall as the client lived it: from the fault to the first I/O that completed after it.
+
+    fio logs completion times truncated to the millisecond, so an I/O completed within the fault's
+    millisecond may count on either side of it."""
+    done = sorted(s.completed for s in samples)
+    before = [t for t in done if t < fault]
+    after = [t for t in done if t >= fault]
+    first_after = after[0] if after else None
+    if first_after is not None:
+        seconds: float | None = round(first_after - fault, 3)
+    else:
+        seconds = round(until - fault, 3) if until is not None else None
+    return FaultStall(fault, before[-1] if before else None, first_after, seconds, first_after is None,
+                      longest_completion_gap(samples))
+
+
+def window_latency(samples: list[LatencySample], start: float, seconds: float,
+                   direction: Direction | None = None) -> WindowLatency:
+    """Latency of the I/Os (of one direction, if given) completed within ``seconds`` after ``start``."""
+    end = start + seconds
+    latencies = sorted(s.latency for s in samples
+                       if start <= s.completed <= end and (direction is None or s.direction is direction))
+    if not latencies:
+        return WindowLatency(start, end, 0, None, None)
+    p99 = latencies[math.ceil(0.99 * len(latencies)) - 1]
+    return WindowLatency(start, end, len(latencies), p99, latencies[-1])
+
+
+def acknowledged_writes_survive(verify_pass: FioRun, job: str = "beast") -> Judgement:
+    """Judge the verify-only pass (``--verify_only --verify_state_load=1``, see lab.parsers.fio): holds when
+    fio read blocks back, verified all of them and reported no error.
+
+    A pass run with ``verify_backlog`` proves nothing (fio 3.33 skips the real reads), so it fails too."""
+    result = verify_pass.job(job)
+    failures = verify_pass.verify_failures
+    if result.option("verify") in (None, "0", "none"):
+        return Judgement(False, f"fio job {job!r} ran without verify=, so it checked nothing")
+    backlog = result.option("verify_backlog")
+    if backlog not in (None, "0"):
+        return Judgement(False, f"fio job {job!r} ran verify-only with verify_backlog={backlog},"
+                                " where fio 3.33 does not read the blocks back; rerun it without verify_backlog")
+    if failures:
+        count = max(len(failures), result.total_err or 0)
+        offsets = ", ".join(f"{f.offset} ({f.problem})" for f in failures[:MAX_OFFSETS_NAMED])
+        more = f" and {len(failures) - MAX_OFFSETS_NAMED} more" if len(failures) > MAX_OFFSETS_NAMED else ""
+        stopped = " (fio stopped at the first; rerun with continue_on_error=verify to count all)" \
+            if result.total_err is None and result.error == EILSEQ else ""
+        return Judgement(False, f"{count} block(s) failed verification, at offset {offsets}{more}{stopped}")
+    if result.error or result.total_err:
+        line = next((e for e in verify_pass.evidence if e.startswith("fio:")), "no error line printed")
+        return Judgement(False, f"fio job {job!r} ended with error {result.error}: {line}")
+    if result.read.ios == 0:
+        return Judgement(False, f"fio job {job!r} read nothing back, so it verified nothing")
+    return Judgement(True, f"fio verified {result.read.ios} blocks ({result.read.bytes} bytes) with no error")
