@@ -179,8 +179,10 @@ def test_a_fenced_controller_rejoins_and_waits_for_the_cluster_to_give_its_pool_
     rejoin = plan["ctrl-a"][names.index("rejoin the cluster")]
     assert "systemctl start corosync.service pacemaker.service" in rejoin.commands
     give_back = plan["ctrl-a"][names.index("give pool-ctrl-a_m0 back")]
-    move, wait, clear = give_back.commands
+    move, settled, wait, clear, settled_again = give_back.commands
     assert "crm_resource --move --resource pool-ctrl-a_m0 --node ctrl-a" in move
+    assert settled == settled_again and settled.startswith("crm_resource --wait"), \
+        "'running on' comes while the group's later members still start: wait for the cluster to settle"
     assert "running on: ctrl-a" in wait and "zpool list -H -o name ctrl-a_m0" in wait, \
         "Pacemaker says 'running on' while the import still runs: the wait must include the import"
     assert clear == "crm_resource --clear --resource pool-ctrl-a_m0", "the move leaves no constraint behind"

@@ -271,7 +271,11 @@ def cluster_recovery_plan(topo: Topology, failed: str) -> Plan:
     """The fenced controller, started again, rejoins the cluster; its pool stays on the survivor (stickiness)
     until it is given back explicitly, as an operator would (``crm_resource --move``, then ``--clear`` so the
     move leaves no constraint behind); then its targets, both arbitrator maps and the client's paths are
-    rebuilt, and each controller scrubs its own pool. The stages are the takeback's; nothing here imports."""
+    rebuilt, and each controller scrubs its own pool. The stages are the takeback's; nothing here imports.
+
+    The give-back waits for the cluster to settle, not only for the pool to be listed: Pacemaker says a group
+    runs on a node while its later members still start, and a target rebuilt while zvol-luns made its LUNs
+    failed that start (found by the drill: the group went back to the survivor)."""
     host = topo.hosts[failed]
     group = group_id(topo.pool_of(failed))
     stage = TakebackStage
@@ -283,11 +287,12 @@ def cluster_recovery_plan(topo: Topology, failed: str) -> Plan:
         commands=("systemctl start corosync.service pacemaker.service",),
         check=f"systemctl is-active --quiet pacemaker.service && {member}",
         verify=wait_until(member, JOIN_TIMEOUT_S), stage=stage.IMPORT)
+    settled = f"crm_resource --wait --timeout {JOIN_TIMEOUT_S}s"
     give_back = Step(
         f"give {group} back",
         commands=(f"{home} || crm_resource --move --resource {quote(group)} --node {quote(failed)}",
-                  wait_until(home, JOIN_TIMEOUT_S),
-                  f"crm_resource --clear --resource {quote(group)}"),
+                  settled, wait_until(home, JOIN_TIMEOUT_S),
+                  f"crm_resource --clear --resource {quote(group)}", settled),
         check=f"{home} && ! {moved}", verify=f"{home} && ! {moved}", stage=stage.IMPORT)
     owns_imports = cluster_owns_imports_step(topo, host, stage.IMPORT, created_here=False)
     return pool_back_plan(topo, failed, [owns_imports, rejoin, give_back], survivor_first=[])
