@@ -66,12 +66,12 @@ def test_each_controller_is_fenced_by_the_stock_agent_on_its_serial_port_and_nev
     assert nvpairs(root.find("crm_config"))["stonith-enabled"] == "true"
 
 
-def test_each_pool_is_a_group_that_imports_serves_the_zvol_then_switches_the_map_and_prefers_its_owner():
+def test_each_pool_is_a_group_that_imports_switches_the_map_then_serves_the_zvol_and_prefers_its_owner():
     root = ET.fromstring(cib_configuration(TOPO))
     for host in ("ctrl-a", "ctrl-b"):
         pool = TOPO.pool_of(host)
         group = next(g for g in root.iter("group") if g.get("id") == f"pool-{pool.name}")
-        zfs, luns, path = list(group)
+        zfs, path, luns = list(group)
         assert (luns.get("provider"), luns.get("type")) == ("beast", "zvol-luns")
         assert nvpairs(luns) == {"zvol": f"/dev/zvol/{pool.zvol_path}", "backstore": backstore_name(pool),
                                  "wwn": volume_wwn(pool), "owner": host,

@@ -9,12 +9,14 @@ What runs where:
 - Per pool a group: ``ocf:beast:ZFS`` (the stock ``ocf:heartbeat:ZFS``: ``zpool import -f`` with this pool's
   partitions as ``-d`` and ``cachefile=none``, ``zpool export -f`` to stop; only its monitor asks again
   before it reports a transient state as a failure: scripts/beast-zfs-agent), then everything that holds
-  the pool's zvol: ``ocf:beast:zvol-luns`` (ours: on the owner, LIO's backstore of the zvol and its lun 0 in
-  the private and public targets; scripts/beast-zvol-luns says why not the stock iSCSILogicalUnit) and
-  ``ocf:beast:arbitrator-path`` (ours: on the peer it adds the local zvol to the arbitrator map, as the
-  takeover oracle did). A stop lets go of the zvol before the export, so a healthy pool's stop does not
-  fail (a failed stop is a fencing); the targets themselves, one per controller and not per pool, stay
-  outside the cluster. A stop may take as long as a start, and a failure expires after FAILURE_TIMEOUT_S.
+  the pool's zvol: ``ocf:beast:arbitrator-path`` (ours: on the peer it adds the local zvol to the
+  arbitrator map, as the takeover oracle did) and ``ocf:beast:zvol-luns`` (ours: on the owner, LIO's
+  backstore of the zvol and its lun 0 in the private and public targets; scripts/beast-zvol-luns says why
+  not the stock iSCSILogicalUnit). Each does nothing on the other node, and zvol-luns comes last so that a
+  takeover switches the map without waiting for it (measured: 3-4 s per agent call under TCG). A stop lets
+  go of the zvol before the export, so a healthy pool's stop does not fail (a failed stop is a fencing);
+  the targets themselves, one per controller and not per pool, stay outside the cluster. A stop may take
+  as long as a start, and a failure expires after FAILURE_TIMEOUT_S.
 - Each group prefers its owner (score 100) but sticks where it runs (stickiness 200): a pool stays on the
   survivor when its owner comes back, and is given back by the operator (here the drill's recovery, with
   ``crm_resource --move`` and ``--clear``), at a moment somebody chose and measured.
@@ -181,15 +183,15 @@ def cib_configuration(topo: Topology) -> str:
                                            "importforce": "true"},
                        _op(zfs, "start", "120s") + _op(zfs, "stop", "120s")
                        + _op(zfs, "monitor", "30s", f"{MONITOR_INTERVAL_S}s"), provider="beast")
+            + _primitive(path, "ocf", "arbitrator-path",
+                         {"map": pool.arbitrator, "zvol": zvol_device(pool), "iscsi": iscsi},
+                         _op(path, "start", "90s") + _op(path, "stop", "90s")
+                         + _op(path, "monitor", "20s", "10s"), provider="beast")
             + _primitive(luns, "ocf", "zvol-luns",
                          {"zvol": zvol_device(pool), "backstore": backstore_name(pool), "wwn": volume_wwn(pool),
                           "owner": host.name, "luns": served},
                          _op(luns, "start", "90s") + _op(luns, "stop", "90s")
-                         + _op(luns, "monitor", "20s", "10s"), provider="beast")
-            + _primitive(path, "ocf", "arbitrator-path",
-                         {"map": pool.arbitrator, "zvol": zvol_device(pool), "iscsi": iscsi},
-                         _op(path, "start", "90s") + _op(path, "stop", "90s")
-                         + _op(path, "monitor", "20s", "10s"), provider="beast"))
+                         + _op(luns, "monitor", "20s", "10s"), provider="beast"))
         resources.append(f"<group id={quoteattr(group)}>{members}</group>")
         constraints.append(f"<rsc_location id={quoteattr(f'{group}-prefers-{host.name}')} rsc={quoteattr(group)} "
                            f"node={quoteattr(host.name)} score=\"{PREFERENCE_SCORE}\"/>")
