@@ -51,9 +51,8 @@ def kind_of(mode: int) -> str:
 
 def _parts(folder: Path, path: Path) -> tuple[str, ...]:
     """``path``'s names below ``folder``; NotARegularFile when it is not below it."""
-    relative = Path(os.path.normpath(path if path.is_absolute() else folder / path))
     try:
-        parts = relative.relative_to(Path(os.path.normpath(folder))).parts
+        parts = Path(os.path.abspath(path)).relative_to(os.path.abspath(folder)).parts
     except ValueError:
         raise NotARegularFile(f"{path} is outside the run folder {folder}; it is not read") from None
     if not parts or ".." in parts:

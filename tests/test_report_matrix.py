@@ -1,10 +1,12 @@
 """The faults × modes matrix reads each run's results.json and shows what differs between designs."""
 
 import json
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
 from lab.report.matrix import collect, load_cell, matrix_table, render_matrix
+from lab.runfolder import read_results
 
 RUNS = Path(__file__).parent / "fixtures" / "runs"
 COMPLETE = RUNS / "20240424T230640Z-failover"
@@ -204,3 +206,14 @@ def test_runs_of_two_stacks_sit_side_by_side_per_mode(tmp_path):
 def test_runs_of_one_stack_keep_plain_mode_columns(tmp_path):
     runs = [_run(tmp_path, "20260101T000000Z-failover", stack="freebsd")]
     assert list(collect(runs)) == [("kill-ctrl-a", "paper")]
+
+
+def test_run_folders_given_relative_to_the_working_directory_are_read(tmp_path, monkeypatch):
+    """The drill passes ``artifacts/<run>``: a relative folder and its files are one place, not joined twice
+    (found by a drill: every results.json read as missing, and the matrix said there was no run)."""
+    shutil.copytree(COMPLETE, tmp_path / "artifacts" / COMPLETE.name)
+    monkeypatch.chdir(tmp_path)
+    folder = Path("artifacts") / COMPLETE.name
+    assert read_results(folder) is not None
+    path, cells = render_matrix([folder], Path("artifacts"))
+    assert cells and (tmp_path / path).is_file()
