@@ -173,6 +173,11 @@ def pytest_terminal_summary(terminalreporter):
         console.print(f"{drill.fault} ({drill.arbitrator}) run folder: {drill.record.folder}  "
                       f"report: {drill.record.folder / 'report.html'}", markup=False)
     if len(opened) > 1:
-        path, cells = render_matrix([r.drill.record.folder for r in opened], opened[-1].drill.record.folder.parent)
+        try:
+            path, cells = render_matrix([r.drill.record.folder for r in opened],
+                                        opened[-1].drill.record.folder.parent)
+        except LabError as error:
+            console.print(f"faults × modes: not written: {error}", markup=False)
+            return
         console.print(matrix_table(cells))
         console.print(f"faults × modes: {path}", markup=False)
