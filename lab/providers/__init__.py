@@ -94,6 +94,10 @@ def create_provider(
         raise LabError(f'arbitrator = "cluster" needs the qemu provider, not {name}: the cluster fences through '
                        "the lab's fence listener, which only qemu VMs are wired to; use --provider qemu or set "
                        f"[lab] arbitrator to \"paper\" or \"takeover\" in {topology.source or 'the topology'}")
+    if name == "virtualbox":
+        from lab.topology.load import check_virtualbox_addresses
+
+        check_virtualbox_addresses(topology)
     provider = provider_class(name)(topology, **kwargs)
     provider.hardware = hardware
     return provider
