@@ -68,7 +68,7 @@ def provider_class(name: str) -> type[Provider]:
 
 def select_provider(topology: Topology, override: str | None = None) -> tuple[str, str]:
     """(provider name, a sentence saying why) from ``override`` or the topology's ``lab.provider``."""
-    if override and override != "auto":
+    if override is not None and override != "auto":
         if override not in PROVIDERS:
             raise LabError(f"unknown provider {override!r}; choose one of: auto, {', '.join(PROVIDERS)}")
         return override, f"provider {override} was asked for on the command line."

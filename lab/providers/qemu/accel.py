@@ -12,9 +12,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab.environment import env_choice
+
 QEMU = "qemu-system-x86_64"
 KVM_PROBE_SECONDS = 12.0
 ACCEL_ENV = "BEAST_LAB_ACCEL"
+ACCELERATORS = ("kvm", "tcg")
 NO_PROBE_KERNEL = (
     "TCG because no Linux kernel is at hand to prove KVM runs a guest's kernel here (none cached, and this "
     "host's own /boot/vmlinuz-<release> is absent or unreadable; a FreeBSD image boots its own; an open "
@@ -97,8 +100,8 @@ def choose_accel(kernel: Path | None, cache_dir: Path | None, qemu: str = QEMU) 
 
     ``kernel``: a Linux kernel to probe with (for a FreeBSD guest, a cached Debian kernel); None: no probe
     that means anything can run, so TCG, and the reason says how to get KVM."""
-    forced = os.environ.get(ACCEL_ENV, "").strip()
-    if forced in ("kvm", "tcg"):
+    forced = env_choice(ACCEL_ENV, ACCELERATORS)
+    if forced:
         return Accel(forced, f"{ACCEL_ENV}={forced} is set")
     if kernel is None:
         return Accel("tcg", NO_PROBE_KERNEL)
