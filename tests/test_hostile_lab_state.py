@@ -155,3 +155,55 @@ def test_a_pid_file_that_is_not_a_file_is_no_pid_and_never_a_wait(tmp_path, kind
     {"symlink": lambda: path.symlink_to(tmp_path / "elsewhere"), "fifo": lambda: os.mkfifo(path),
      "directory": path.mkdir, "missing": lambda: None}[kind]()
     assert read_pidfile(path) is None
+
+
+KERNEL = Path("/boot/vmlinuz-test")
+
+
+@pytest.fixture
+def probe(monkeypatch):
+    """choose_accel with a fixed key and a probe that records each run."""
+    from lab.providers.qemu import accel
+
+    runs: list[Path] = []
+    monkeypatch.delenv("BEAST_LAB_ACCEL", raising=False)
+    monkeypatch.setattr(accel, "_boot_id", lambda: "boot")
+    monkeypatch.setattr(accel, "_qemu_version", lambda qemu: "QEMU 8")
+    monkeypatch.setattr(accel, "probe_kvm", lambda kernel, qemu: runs.append(kernel) or (False, "no /dev/kvm"))
+    return runs
+
+
+KEY = {"boot_id": "boot", "qemu": "QEMU 8", "kernel": str(KERNEL)}
+
+
+@pytest.mark.parametrize("content", ["[]", "null", '{"key": 1}', json.dumps({"key": KEY, "ok": "yes", "reason": 5}),
+                                     json.dumps({"key": KEY, "ok": True}), "NaN", "[" * 100_000, "\udcff"])
+def test_a_probe_cache_of_another_shape_is_probed_again_not_a_traceback(tmp_path, probe, content):
+    from lab.providers.qemu.accel import choose_accel
+
+    (tmp_path / "kvm-probe.json").write_bytes(content.encode("utf-8", "surrogateescape"))
+    assert choose_accel(KERNEL, tmp_path).name == "tcg" and probe == [KERNEL]
+    assert json.loads((tmp_path / "kvm-probe.json").read_text())["reason"] == "no /dev/kvm"
+
+
+def test_a_probe_cache_this_boot_is_used(tmp_path, probe):
+    from lab.providers.qemu.accel import choose_accel
+
+    (tmp_path / "kvm-probe.json").write_text(json.dumps({"key": KEY, "ok": True, "reason": "KVM ran a kernel"}))
+    assert choose_accel(KERNEL, tmp_path).name == "kvm" and probe == []
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "hardlink"])
+def test_a_probe_cache_that_is_not_a_plain_file_is_never_read_or_written_through(tmp_path, probe, kind):
+    from lab.providers.qemu.accel import choose_accel
+
+    outside = tmp_path / "outside.json"
+    outside.write_text(json.dumps({"key": KEY, "ok": True, "reason": "planted"}))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    {"symlink": lambda: (cache / "kvm-probe.json").symlink_to(outside),
+     "fifo": lambda: os.mkfifo(cache / "kvm-probe.json"),
+     "hardlink": lambda: os.link(outside, cache / "kvm-probe.json")}[kind]()
+    accel = choose_accel(KERNEL, cache)
+    assert "planted" not in accel.reason or kind == "hardlink"
+    assert json.loads(outside.read_text())["reason"] == "planted"
