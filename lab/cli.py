@@ -438,8 +438,8 @@ def report(
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def drill(
     pytest_args: Annotated[list[str] | None, typer.Argument(help="Extra pytest arguments.")] = None,
-    scenario: Annotated[str, typer.Option(help="A scenario module of scenarios/ (failover, freeze, ...), "
-                                               "or 'all'.")] = "failover",
+    scenario: Annotated[str, typer.Option(help="A scenario of scenarios/ by name (failover, freeze, "
+                                               "...), or 'all'.")] = "failover",
     arbitrator: Annotated[str | None, typer.Option(
         help="paper, takeover, cluster, a comma list or all (default: the topology's).")] = None,
     step: Annotated[int | None, typer.Option(help="Rerun only step N on the lab a previous drill kept.",
@@ -448,14 +448,9 @@ def drill(
     """Run a drill (pytest on a scenario of scenarios/) on the lab."""
     import subprocess
 
-    scenarios = Path(__file__).resolve().parents[1] / "scenarios"
-    if scenario == "all":
-        target = scenarios
-    else:
-        target = scenarios / f"{scenario.removesuffix('.py')}.py"
-        if not target.is_file() or target.name == "conftest.py":
-            known = sorted(p.stem for p in scenarios.glob("*.py") if p.name != "conftest.py")
-            fail(f"no scenario {scenario!r}; use one of: {', '.join(known)}, or all")
+    from lab.scenario_names import scenario_target
+
+    target = scenario_target(scenario)
     argv = [sys.executable, "-m", "pytest", str(target), *(pytest_args or [])]
     if arbitrator:
         argv.append(f"--arbitrator={arbitrator}")

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from lab.errors import LabError
+from lab.runfolder_io import read_bytes
 
 LAB_ROOT = ".lab"
 LOCK_FILE = "lock"
@@ -28,6 +29,9 @@ UNIX_SOCKET_PATH_MAX = 107
 """sun_path holds 108 bytes including the terminating NUL."""
 PIDFILE_FLAG = "-pidfile"
 """qemu and vde_switch both take ``-pidfile PATH``: the argument that makes a process the lab's."""
+PIDFILE_MAX_BYTES = 64
+PID_MAX_DIGITS = 7
+"""Linux pids are at most 2^22 (PID_MAX_LIMIT): seven digits."""
 
 
 def project_root(start: Path | None = None) -> Path:
@@ -145,11 +149,14 @@ def lab_lock(lab_dir: Path, operation: str) -> Iterator[None]:
 
 
 def read_pidfile(path: Path) -> int | None:
+    """The pid in a pid file; None when it is missing, holds no pid, or is not a regular file (a FIFO there
+    would block `bst status`, a link is not the file qemu wrote)."""
     try:
-        text = path.read_text().strip()
-    except (FileNotFoundError, NotADirectoryError):
+        data, _ = read_bytes(path.parent, Path(path.name), PIDFILE_MAX_BYTES)
+    except (OSError, LabError):
         return None
-    return int(text) if text.isdigit() else None
+    text = data.strip()
+    return int(text) if text.isdigit() and len(text) <= PID_MAX_DIGITS else None
 
 
 def process_cmdline(pid: int) -> list[str] | None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from lab.errors import LabError
 from lab.labdir import inside
-from lab.runfolder_io import FileText, NotARegularFile, loads, read_text
+from lab.runfolder_io import FileText, NotARegularFile, loads, read_text, replace_file
 
 RESULTS_NAME = "results.json"
 EVENTS_NAME = "events.jsonl"
@@ -283,10 +283,10 @@ class Results:
                    recorded_failed_steps=recorded)
 
     def write(self, folder: Path) -> Path:
-        """Write ``results.json`` into the run folder (never through a symlink out of it); its path."""
+        """Write ``results.json`` into the run folder as a new file renamed over the old one: never through a
+        symlink out of it, never into a hard link's other name; its path."""
         path = inside(Path(folder), Path(folder) / RESULTS_NAME)
-        path.write_text(json.dumps(self.to_json(), indent=2, default=str) + "\n")
-        return path
+        return replace_file(path.parent, path.name, (json.dumps(self.to_json(), indent=2, default=str) + "\n").encode())
 
 
 def read_results(folder: Path) -> Results | None:

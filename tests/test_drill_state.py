@@ -1,5 +1,7 @@
 """A kept drill's state round-trips, and rerunning a step starts from what the drill had learnt."""
 
+import os
+
 import pytest
 
 from lab.drill.claims import Expectation
@@ -55,3 +57,38 @@ def test_a_hand_edited_state_is_one_clear_line(tmp_path, content, why):
     with pytest.raises(LabError, match="is damaged") as error:
         load_state(tmp_path, "failover", "paper")
     assert why in str(error.value) and "run the whole drill again" in str(error.value)
+
+
+@pytest.mark.parametrize(("content", "why"), [
+    ('{"scenario": "failover", "arbitrator": "paper", "facts": {"x": NaN}}', "it holds NaN"),
+    ("[" * 100_000 + "]" * 100_000, "it is nested too deeply to read"),
+    ('{"facts": {"x": ' + "9" * 5000 + "}}", "it holds a number this reader refuses"),
+])
+def test_a_state_json_does_not_allow_is_damaged_not_a_traceback(tmp_path, content, why):
+    (tmp_path / "drill-state.json").write_text(content)
+    with pytest.raises(LabError, match="is damaged") as error:
+        load_state(tmp_path, "failover", "paper")
+    assert why in str(error.value)
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo"])
+def test_a_kept_state_that_is_not_a_file_is_never_read(tmp_path, kind):
+    outside = tmp_path / "outside.json"
+    outside.write_text('{"scenario": "failover", "arbitrator": "paper"}')
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    (lab / "drill-state.json").symlink_to(outside) if kind == "symlink" else os.mkfifo(lab / "drill-state.json")
+    with pytest.raises(LabError, match=f"drill-state.json is a {'symlink' if kind == 'symlink' else 'FIFO'}, not a "
+                                       "file; it is not read; run the whole drill again"):
+        load_state(lab, "failover", "paper")
+
+
+def test_saving_the_state_replaces_a_hard_link_and_leaves_its_other_name_alone(tmp_path):
+    outside = tmp_path / "outside.json"
+    outside.write_text("keep\n")
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    os.link(outside, lab / "drill-state.json")
+    save_state(_drill(tmp_path), lab, "failover")
+    assert outside.read_text() == "keep\n"
+    assert load_state(lab, "failover", "paper")["scenario"] == "failover"

@@ -4,6 +4,7 @@ with the field named."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -148,6 +149,28 @@ def test_write_refuses_a_symlinked_results_json(tmp_path):
     with pytest.raises(LabError, match="results.json is a symlink"):
         _results().write(run)
     assert victim.read_text() == "keep\n"
+
+
+def test_write_replaces_a_hard_link_and_leaves_its_other_name_alone(tmp_path):
+    """A results.json hard-linked to a file outside the run folder is a new file once written."""
+    victim = tmp_path / "victim.json"
+    victim.write_text("keep\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    os.link(victim, run / RESULTS_NAME)
+    _results().write(run)
+    assert victim.read_text() == "keep\n"
+    assert read_results(run) == _results()
+    assert sorted(p.name for p in run.iterdir()) == [RESULTS_NAME]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_write_refuses_a_fifo_or_directory_where_results_json_belongs(tmp_path, kind):
+    target = tmp_path / RESULTS_NAME
+    os.mkfifo(target) if kind == "fifo" else target.mkdir()
+    with pytest.raises(LabError, match=f"results.json: it is a {'FIFO' if kind == 'fifo' else 'directory'}, "
+                                       "not a file bst wrote; move it away and retry"):
+        _results().write(tmp_path)
 
 
 @pytest.mark.parametrize(("text", "message"), [

@@ -101,6 +101,7 @@ def test_pool_names_zfs_reserves_are_refused(paper_data, name):
     # sizes that do not fit the pool or are not sizes
     ("size", "99999T", "99999T is larger than the pool's data disks (512 MiB in all)"),
     ("size", "513M", "is larger than the pool's data disks"),
+    ("size", "385M", "hold once OpenZFS keeps its slop space"),
     ("size", "120M\n", "is not a size"),
     ("size", "16777217", "is not a whole number of MiB"),
     ("size", "１２０M", "is not a size"),
@@ -112,10 +113,10 @@ def test_zvol_names_and_sizes_the_pool_cannot_take_are_refused(paper_data, field
     assert message in refused(data)
 
 
-def test_a_zvol_filling_its_data_disks_is_accepted(paper_data):
+def test_a_zvol_filling_its_data_disks_but_for_slop_space_is_accepted(paper_data):
     data = copy.deepcopy(paper_data)
-    data["pools"]["ctrl-a_m0"]["zvol"]["size"] = "512M"
-    assert topology_from_dict(data).pools["ctrl-a_m0"].zvol.size_bytes == 512 << 20
+    data["pools"]["ctrl-a_m0"]["zvol"]["size"] = "384M"
+    assert topology_from_dict(data).pools["ctrl-a_m0"].zvol.size_bytes == 384 << 20
 
 
 def test_memory_no_vm_can_hold_is_refused(paper_data):

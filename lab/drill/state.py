@@ -10,6 +10,7 @@ from lab.drill.context import Drill
 from lab.errors import LabError
 from lab.labdir import inside
 from lab.runfolder import ClaimVerdict, EventKind, SchemaError, StepResult, StepStatus
+from lab.runfolder_io import NotARegularFile, loads, read_bytes, replace_file
 
 STATE_NAME = "drill-state.json"
 STATE_TYPES: dict[str, type] = {"facts": dict, "steps": list, "claims": list, "run": str}
@@ -18,24 +19,28 @@ STATE_TYPES: dict[str, type] = {"facts": dict, "steps": list, "claims": list, "r
 
 def save_state(drill: Drill, lab_dir: Path, scenario: str) -> Path:
     path = inside(lab_dir, Path(lab_dir) / STATE_NAME)
-    path.write_text(json.dumps({
+    return replace_file(path.parent, path.name, json.dumps({
         "scenario": scenario, "fault": drill.fault, "arbitrator": drill.arbitrator, "victim": drill.victim,
         "run": str(drill.record.folder), "facts": drill.facts, "steps": [s.to_json() for s in drill.steps],
         "claims": [r.to_json() for r in drill.results],
-    }, indent=2, default=str))
-    return path
+    }, indent=2, default=str).encode())
 
 
 def load_state(lab_dir: Path, scenario: str, arbitrator: str) -> dict[str, Any]:
     """The kept drill's state; LabError saying what to run first when there is none for this scenario."""
     path = Path(lab_dir) / STATE_NAME
     try:
-        state = json.loads(path.read_text())
+        raw, cut = read_bytes(Path(lab_dir), path)
+        if cut:
+            raise ValueError("it is larger than a drill's state can be")
+        state = loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise LabError(f"no kept drill in {lab_dir}: run the drill with --keep-lab always (a failed one is kept "
                        "too), then rerun a step") from None
     except ValueError as error:
         raise LabError(f"{path} is damaged ({error}); run the whole drill again") from None
+    except NotARegularFile as refusal:
+        raise LabError(f"kept drill state {path}: {refusal}; run the whole drill again") from None
     except OSError as error:
         raise LabError(f"cannot read {path} ({error.strerror}); run the whole drill again") from None
     problem = _state_problem(state)

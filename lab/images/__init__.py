@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from lab.environment import env_path
 
 
 def default_cache_dir() -> Path:
     """Where built and converted images live, so they survive between runs and checkouts."""
-    explicit = os.environ.get("BEAST_LAB_CACHE")
+    explicit = env_path("BEAST_LAB_CACHE")
     if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
+        return explicit
+    xdg = env_path("XDG_CACHE_HOME", relative_ok=True)
     if xdg:
-        return Path(xdg).expanduser() / "beast-lab"
+        return xdg / "beast-lab"
     return Path.home() / ".cache" / "beast-lab"
 
 

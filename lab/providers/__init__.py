@@ -68,7 +68,7 @@ def provider_class(name: str) -> type[Provider]:
 
 def select_provider(topology: Topology, override: str | None = None) -> tuple[str, str]:
     """(provider name, a sentence saying why) from ``override`` or the topology's ``lab.provider``."""
-    if override and override != "auto":
+    if override is not None and override != "auto":
         if override not in PROVIDERS:
             raise LabError(f"unknown provider {override!r}; choose one of: auto, {', '.join(PROVIDERS)}")
         return override, f"provider {override} was asked for on the command line."
@@ -94,6 +94,10 @@ def create_provider(
         raise LabError(f'arbitrator = "cluster" needs the qemu provider, not {name}: the cluster fences through '
                        "the lab's fence listener, which only qemu VMs are wired to; use --provider qemu or set "
                        f"[lab] arbitrator to \"paper\" or \"takeover\" in {topology.source or 'the topology'}")
+    if name == "virtualbox":
+        from lab.topology.load import check_virtualbox_addresses
+
+        check_virtualbox_addresses(topology)
     provider = provider_class(name)(topology, **kwargs)
     provider.hardware = hardware
     return provider

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import LabError
+from lab.runfolder_io import NotARegularFile, loads, read_bytes
 from lab.topology import Topology
 
 MANIFEST = "manifest.json"
@@ -31,6 +32,10 @@ MANIFEST_VERSION = 1
 SNAPSHOTS_DIR = "snapshots"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 PARTIAL_MARK = ".partial-"
+MAX_FILE_BYTES = 1 << 50
+"""A snapshot file's size: at most 1 PiB (the lab's disks are capped at 1 TiB in all)."""
+MAX_NUMBER = 1e12
+"""A timing or version: a larger value is damage, and would overflow the float that prints it."""
 LAB_DIR_TOKEN = "<lab>"
 PORT_TOKEN = "<port>"
 
@@ -113,11 +118,11 @@ def _is_str(value: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, int | float) and not isinstance(value, bool) and -MAX_NUMBER <= value <= MAX_NUMBER
 
 
 def _is_size(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_FILE_BYTES
 
 
 _FIELD_CHECKS = {
@@ -135,22 +140,29 @@ def write_manifest(directory: Path, manifest: Manifest) -> None:
 
 
 def read_manifest(directory: Path) -> Manifest:
+    """The snapshot's manifest, read as data (lab.runfolder_io): neither the snapshot directory nor the file
+    is followed if it is a link, a FIFO is never opened for a wait, NaN and nesting too deep are damage.
+    SnapshotUnusable naming the file, what is wrong and the way out otherwise."""
     path = directory / MANIFEST
+    delete = f"delete it (bst snapshot delete {directory.name})"
     try:
-        data = json.loads(path.read_text())
+        raw, cut = read_bytes(directory.parent, path)
+        if cut:
+            raise ValueError("it is larger than a manifest can be")
+        data = loads(raw.decode("utf-8"))
         if isinstance(data, dict) and data.get("version") != MANIFEST_VERSION:
-            raise ValueError(f"version {data.get('version')!r}, expected {MANIFEST_VERSION}")
+            raise ValueError(f"version {data.get('version')!r:.40}, expected {MANIFEST_VERSION}")
         return Manifest.from_json(data)
     except FileNotFoundError:
-        raise SnapshotUnusable(
-            f"snapshot {directory.name} has no {MANIFEST}; delete it (bst snapshot delete {directory.name})"
-        ) from None
+        raise SnapshotUnusable(f"snapshot {directory.name} has no {MANIFEST}; {delete}") from None
+    except NotARegularFile as refusal:
+        raise SnapshotUnusable(f"snapshot {directory.name}: {refusal}; {delete}") from None
     except OSError as err:
         raise SnapshotUnusable(f"snapshot {directory.name}: cannot read {path} ({err.strerror})") from None
     except (ValueError, TypeError) as err:
         raise SnapshotUnusable(
-            f"snapshot {directory.name}: {path} is not a manifest this version reads ({err}); "
-            f"delete it (bst snapshot delete {directory.name}) and save it again"
+            f"snapshot {directory.name}: {path} is not a manifest this version reads ({err}); {delete} and save "
+            "it again"
         ) from None
 
 

@@ -72,6 +72,12 @@ def topology_from_dict(data: dict[str, Any], source: str = "<dict>") -> Topology
     return _Reader(source).topology(data)
 
 
+def check_virtualbox_addresses(topology: Topology) -> None:
+    """TopologyError when a host has an address VirtualBox keeps for the host (a lab that chose VirtualBox
+    by ``auto`` or ``--provider`` after loading)."""
+    _Reader(topology.source or "<dict>").host_side_addresses_free(topology.hosts, topology.networks)
+
+
 class _Table:
     """One TOML table being read: takes known keys, and complains about the rest by name."""
 
@@ -122,6 +128,8 @@ class _Reader:
         lab = self.lab(top.table("lab", {}))
         networks = self.networks(top.table("networks"))
         hosts = self.hosts(top.table("hosts"), networks)
+        if lab.provider == "virtualbox":
+            self.host_side_addresses_free(hosts, networks)
         disks = self.disks(top.table("disks"))
         pools = self.pools(top.table("pools"), hosts, disks)
         iscsi = self.iscsi(top.table("iscsi"))
@@ -173,6 +181,7 @@ class _Reader:
                 self.fail(where, f"'{cidr_text}' is not an IPv4 network ({err})", "write it like 192.168.56.0/24")
             if cidr.prefixlen > 30:
                 self.fail(where, f"'{cidr_text}' has no room for hosts", "use a prefix of /30 or shorter")
+            self.check(where, rules.network_range_problem(cidr))
             for other in networks.values():
                 if cidr.overlaps(other.cidr):
                     self.fail(where, f"{cidr} overlaps network '{other.name}' ({other.cidr})",
@@ -259,14 +268,20 @@ class _Reader:
             if size < MIN_DISK_MB[role]:
                 self.fail(f"disks.{name}.size_mb", f"{size} is below the paper's minimum for a {role} disk",
                           f"use {MIN_DISK_MB[role]} or more")
-            if size > 1 << 20:
+            if size > rules.MAX_DISK_MB:
                 self.fail(f"disks.{name}.size_mb", f"{size} is larger than a lab needs",
-                          "use at most 1048576 (1 TiB); shared disks are fully allocated")
+                          f"use at most {rules.MAX_DISK_MB} (1 TiB); shared disks are fully allocated")
             rotational = d.take("rotational", bool, role is DiskRole.DATA)
             d.done()
             disks[name] = Disk(name, role, Bus(bus_text), size, rotational)
         if not disks:
             self.fail("disks", "is empty", "declare the shared data and cache disks")
+        if len(disks) > rules.MAX_DISKS:
+            self.fail("disks", f"declares {len(disks)} disks", f"use at most {rules.MAX_DISKS} shared disks")
+        total = sum(d.size_mb for d in disks.values())
+        if total > rules.MAX_TOTAL_DISK_MB:
+            self.fail("disks", f"add up to {total} MB, more than the {rules.MAX_TOTAL_DISK_MB} MB (1 TiB) a lab's "
+                      "fully allocated shared disks may take on the host", "use fewer or smaller disks")
         return disks
 
     def pools(self, t: _Table, hosts: dict[str, Host], disks: dict[str, Disk]) -> dict[str, Pool]:
@@ -304,10 +319,7 @@ class _Reader:
             arbitrator = p.take("arbitrator", str, default_arbitrator)
             self.check(f"pools.{name}.arbitrator", rules.device_problem(arbitrator))
             zvol = self.zvol(p.table("zvol"), name)
-            capacity = sum(disks[d].size_mb for d in data) << 20
-            if zvol.size_bytes > capacity:
-                self.fail(f"pools.{name}.zvol.size", f"{zvol.size} is larger than the pool's data disks "
-                          f"({capacity >> 20} MiB in all)", "use a smaller size or larger data disks")
+            self.zvol_fits(name, zvol, sum(disks[d].size_mb for d in data) << 20)
             properties = self.properties(p.table("properties", {}), name)
             p.done()
             pools[name] = Pool(name, owner, tuple(data), log, cache, failmode, arbitrator, zvol, properties)
@@ -335,6 +347,25 @@ class _Reader:
                       "write it in M, G or T, like 120M")
         return Zvol(name, size, size_bytes)
 
+    def zvol_fits(self, pool: str, zvol: Zvol, capacity: int) -> None:
+        slop = rules.slop_bytes(capacity)
+        if zvol.size_bytes > capacity - slop:
+            usable = (capacity - slop) >> 20
+            self.fail(f"pools.{pool}.zvol.size", f"{zvol.size} is larger than the pool's data disks "
+                      f"({capacity >> 20} MiB in all) hold once OpenZFS keeps its slop space: "
+                      f"max(min({capacity >> 20} MiB / 32, 128 GiB), min({capacity >> 20} MiB / 2, 128 MiB)) = "
+                      f"{slop >> 20} MiB, leaving {usable} MiB",
+                      f"use {usable}M or less, or larger data disks")
+
+    def host_side_addresses_free(self, hosts: dict[str, Host], networks: dict[str, Network]) -> None:
+        """VirtualBox gives the host the first address of each host-only network (hostonlyif ipconfig)."""
+        for host in hosts.values():
+            for net_name, address in host.addresses.items():
+                if address == networks[net_name].cidr.network_address + 1:
+                    self.fail(f"hosts.{host.name}.addresses.{net_name}",
+                              f"{address} is the address VirtualBox gives the host on the host-only network "
+                              f"{net_name}", "give the VM another address of that network, like .10")
+
     def properties(self, t: _Table, pool: str) -> dict[str, str]:
         properties: dict[str, str] = {}
         for key in list(t.data):
@@ -355,8 +386,9 @@ class _Reader:
             self.check(f"iscsi.{key}", rules.iqn_problem(value))
             names[key] = value
         t.done()
-        if names["private_target"] == names["public_target"]:
-            self.fail("iscsi.public_target", "is the same as private_target", "give the two targets different names")
+        if rules.iqn_key(names["private_target"]) == rules.iqn_key(names["public_target"]):
+            self.fail("iscsi.public_target", "is the same iSCSI name as private_target (iSCSI names ignore case, "
+                      "RFC 3722)", "give the two targets different names")
         return Iscsi(**names)
 
     def client(self, t: _Table, hosts: dict[str, Host], pools: dict[str, Pool]) -> Client:

@@ -8,6 +8,7 @@ help: a path that escapes a directory, a ZFS keyword, a mount over /etc, a line 
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 
@@ -60,6 +61,32 @@ MAX_MEMORY_MB = 65536
 """64 GiB: a lab VM needs 2 GiB; far above that is a typo (2^63-1 MB passed QEMU's -m as text)."""
 MAX_BOOT_TIMEOUT_S = 3600
 MAX_KILL_AFTER_S = 3600
+MAX_DISKS = 64
+"""Shared disks of one lab: each is a file on the host attached to both controllers (FreeBSD's ada/da
+numbering and QEMU's AHCI/SCSI ports run out well before a typo such as 6400 would)."""
+MAX_DISK_MB = 1 << 20
+MAX_TOTAL_DISK_MB = 1 << 20
+"""1 TiB for all shared disks together: they are fully allocated files on one host disk, copied whole by
+every snapshot."""
+
+MANAGEMENT_NETWORK = ipaddress.IPv4Network("10.0.2.0/24")
+"""QEMU's -netdev user network (its default net=, the management NIC) and VirtualBox's NAT adapter under
+Vagrant: both give the guest 10.0.2.15 and route 10.0.2.0/24 through it, so a lab network there is unreachable."""
+UNUSABLE_NETWORKS = (
+    (ipaddress.IPv4Network("0.0.0.0/8"), "the unspecified 'this network' range 0.0.0.0/8"),
+    (ipaddress.IPv4Network("127.0.0.0/8"), "the loopback range 127.0.0.0/8"),
+    (ipaddress.IPv4Network("169.254.0.0/16"), "the link-local range 169.254.0.0/16"),
+    (ipaddress.IPv4Network("224.0.0.0/4"), "the multicast range 224.0.0.0/4"),
+    (ipaddress.IPv4Network("240.0.0.0/4"), "the reserved range 240.0.0.0/4 (and the broadcast address)"),
+)
+"""RFC 6890 ranges no NIC of a lab network may be given."""
+
+ZFS_MIN_SLOP = 128 << 20
+ZFS_MAX_SLOP = 128 << 30
+ZFS_SLOP_SHIFT = 5
+"""OpenZFS (2.1 on) keeps back slop space from every pool (spa_misc.c spa_get_slop_space):
+max(min(size >> spa_slop_shift, spa_max_slop), min(size / 2, spa_min_slop)), with spa_slop_shift 5,
+spa_min_slop 128 MiB and spa_max_slop 128 GiB; a volume larger than the rest cannot be created."""
 ZVOL_ALIGN = 1 << 20
 """Volume sizes are whole MiB: ``zfs create -V`` refuses a size that is not a multiple of the volume block size."""
 
@@ -145,6 +172,27 @@ def mountpoint_problem(path: str) -> Problem:
         return (f"'{path}' is inside the guest's system tree /{segments[0]}",
                 "mount the lab's filesystem on a fresh directory such as /storage")
     return None
+
+
+def network_range_problem(cidr: ipaddress.IPv4Network) -> Problem:
+    """A lab network must be an ordinary private or public range, apart from the providers' own NAT."""
+    if cidr.overlaps(MANAGEMENT_NETWORK):
+        return (f"{cidr} overlaps {MANAGEMENT_NETWORK}, the management network QEMU's user-mode NIC and "
+                "Vagrant's NAT adapter give every VM", "use another range, like 192.168.56.0/24")
+    for reserved, what in UNUSABLE_NETWORKS:
+        if cidr.overlaps(reserved):
+            return f"{cidr} overlaps {what}, which no lab NIC can use", "use a private range like 192.168.56.0/24"
+    return None
+
+
+def slop_bytes(pool_bytes: int) -> int:
+    """OpenZFS's slop space for a pool of ``pool_bytes`` (see ZFS_SLOP_SHIFT)."""
+    return max(min(pool_bytes >> ZFS_SLOP_SHIFT, ZFS_MAX_SLOP), min(pool_bytes >> 1, ZFS_MIN_SLOP))
+
+
+def iqn_key(value: str) -> str:
+    """RFC 3722 stringprep folds case: two iSCSI names that differ only in case are the same name."""
+    return value.casefold()
 
 
 def finite_problem(value: float, low: float, high: float, unit: str) -> Problem:

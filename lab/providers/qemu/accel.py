@@ -12,9 +12,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab.environment import env_choice
+from lab.errors import LabError
+from lab.runfolder_io import loads, read_bytes, replace_file
+
 QEMU = "qemu-system-x86_64"
 KVM_PROBE_SECONDS = 12.0
 ACCEL_ENV = "BEAST_LAB_ACCEL"
+ACCELERATORS = ("kvm", "tcg")
+PROBE_CACHE = "kvm-probe.json"
 NO_PROBE_KERNEL = (
     "TCG because no Linux kernel is at hand to prove KVM runs a guest's kernel here (none cached, and this "
     "host's own /boot/vmlinuz-<release> is absent or unreadable; a FreeBSD image boots its own; an open "
@@ -97,28 +103,37 @@ def choose_accel(kernel: Path | None, cache_dir: Path | None, qemu: str = QEMU) 
 
     ``kernel``: a Linux kernel to probe with (for a FreeBSD guest, a cached Debian kernel); None: no probe
     that means anything can run, so TCG, and the reason says how to get KVM."""
-    forced = os.environ.get(ACCEL_ENV, "").strip()
-    if forced in ("kvm", "tcg"):
+    forced = env_choice(ACCEL_ENV, ACCELERATORS)
+    if forced:
         return Accel(forced, f"{ACCEL_ENV}={forced} is set")
     if kernel is None:
         return Accel("tcg", NO_PROBE_KERNEL)
     key = {"boot_id": _boot_id(), "qemu": _qemu_version(qemu), "kernel": str(kernel)}
-    cache = (cache_dir / "kvm-probe.json") if cache_dir else None
-    if cache is not None:
-        try:
-            cached = json.loads(cache.read_text())
-            if cached.get("key") == key:
-                return _accel_from_probe(cached["ok"], cached["reason"] + " (probed earlier this boot)")
-        except (OSError, ValueError, KeyError):
-            pass
+    cached = _cached_probe(cache_dir, key) if cache_dir else None
+    if cached is not None:
+        return _accel_from_probe(cached[0], cached[1] + " (probed earlier this boot)")
     ok, reason = probe_kvm(kernel, qemu)
-    if cache is not None:
+    if cache_dir is not None:
         try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            cache.write_text(json.dumps({"key": key, "ok": ok, "reason": reason}))
-        except OSError:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            replace_file(cache_dir, PROBE_CACHE, json.dumps({"key": key, "ok": ok, "reason": reason}).encode())
+        except (OSError, LabError):
             pass
     return _accel_from_probe(ok, reason)
+
+
+def _cached_probe(cache_dir: Path, key: dict[str, str]) -> tuple[bool, str] | None:
+    """(ok, reason) of a probe this boot; None when there is none, or the file is not what choose_accel
+    wrote (a link, a FIFO, JSON of another shape): then the probe runs again."""
+    try:
+        data, _ = read_bytes(cache_dir, Path(PROBE_CACHE))
+        cached = loads(data.decode("utf-8"))
+    except (OSError, ValueError, LabError):
+        return None
+    if (isinstance(cached, dict) and cached.get("key") == key and isinstance(cached.get("ok"), bool)
+            and isinstance(cached.get("reason"), str)):
+        return cached["ok"], cached["reason"]
+    return None
 
 
 def _accel_from_probe(ok: bool, reason: str) -> Accel:

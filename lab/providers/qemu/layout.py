@@ -30,9 +30,10 @@ from typing import Any
 
 from lab.errors import LabError
 from lab.labdir import inside
+from lab.providers.qemu.state import STATE_VERSION, read_state
+from lab.runfolder_io import replace_file
 from lab.topology import Disk, Host, Role, Topology
 
-STATE_VERSION = 1
 MANAGEMENT_ADDRESS = "10.0.2.15/24"
 """The guest's address on QEMU's user network (slirp's default guest address)."""
 QEMU_ID = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,127}")
@@ -156,20 +157,12 @@ class QemuLayout:
     # state
 
     def load_state(self) -> dict[str, Any]:
-        try:
-            state = json.loads(self.state_path.read_text())
-        except FileNotFoundError:
-            return {}
-        except ValueError:
-            raise LabError(f"{self.state_path} is not valid JSON; run `bst down` to reset the lab") from None
-        return state if state.get("version") == STATE_VERSION else {}
+        return read_state(self.lab_dir, self.state_path)
 
     def save_state(self, state: dict[str, Any]) -> None:
         state["version"] = STATE_VERSION
         state["updated_at"] = time.time()
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
-        tmp.replace(self.state_path)
+        replace_file(self.lab_dir, self.state_path.name, (json.dumps(state, indent=2, sort_keys=True) + "\n").encode())
 
     def used_networks(self) -> list[str]:
         return [

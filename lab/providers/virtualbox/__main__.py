@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
+from lab.environment import env_text
 from lab.errors import LabError
 from lab.labdir import checked_lab_dir, default_lab_dir
 from lab.providers.virtualbox.compat import parse_vagrant_version
@@ -22,8 +22,8 @@ from lab.topology import load_topology
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python3 -m lab.providers.virtualbox", description=__doc__)
-    parser.add_argument("--topology", default=os.environ.get("BEAST_TOPOLOGY") or None)
-    parser.add_argument("--lab-dir", default=os.environ.get("BEAST_LAB_DIR") or None)
+    parser.add_argument("--topology", default=env_text("BEAST_TOPOLOGY") or None)
+    parser.add_argument("--lab-dir", default=env_text("BEAST_LAB_DIR") or None)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("export-json", help="print the topology as the Vagrantfile reads it")
     prepare = commands.add_parser("prepare", help="create missing host-only interfaces and shared media")
@@ -34,8 +34,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
     try:
+        args = parse_args(argv)
         topology = load_topology(args.topology)
         lab_dir = checked_lab_dir(args.lab_dir or default_lab_dir(topology.lab.name, VAGRANT_ROOT))
         if args.command == "export-json":

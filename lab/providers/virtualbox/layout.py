@@ -8,9 +8,9 @@ the provider puts the VM name there.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from lab.environment import env_box_name
 from lab.topology import Bus, Disk, Host, Network, Role, Topology
 
 VM_PLACEHOLDER = ":id"
@@ -46,7 +46,7 @@ def host_side_address(network: Network) -> tuple[str, str]:
 
 
 def box_name() -> str:
-    return os.environ.get("BEAST_BOX") or DEFAULT_BOX
+    return env_box_name("BEAST_BOX") or DEFAULT_BOX
 
 
 def vm_name(topology: Topology, host: str) -> str:

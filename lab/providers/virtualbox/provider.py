@@ -38,6 +38,7 @@ from typing import Any
 from rich.markup import escape
 from rich.progress import Progress
 
+from lab.environment import env_text
 from lab.errors import LabError, MissingToolError
 from lab.labdir import checked_lab_dir, default_lab_dir, inside, lab_lock
 from lab.providers.base import HostState, HostStatus, Provider, SshTarget
@@ -420,7 +421,8 @@ class VirtualBoxProvider(Provider):
             conn.put(io.StringIO(public_key), firstboot.REMOTE_KEY)
             interfaces = list(layout.guest_interfaces(self.topology.hosts[host]).values())
             conn.put(io.StringIO(firstboot.root_access_script(interfaces)), firstboot.REMOTE_SCRIPT)
-            password = os.environ.get("BEAST_ROOT_PASSWORD", layout.ROOT_PASSWORD)
+            password = env_text("BEAST_ROOT_PASSWORD")
+            password = layout.ROOT_PASSWORD if password is None else password
             su_password = Responder(pattern=r"Password:", response=f"{password}\n")
             result = conn.run(firstboot.SU_COMMAND, pty=True, hide=True, warn=True, in_stream=False,
                               timeout=SU_TIMEOUT_SECONDS, watchers=[su_password])
