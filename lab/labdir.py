@@ -152,7 +152,7 @@ def read_pidfile(path: Path) -> int | None:
     """The pid in a pid file; None when it is missing, holds no pid, or is not a regular file (a FIFO there
     would block `bst status`, a link is not the file qemu wrote)."""
     try:
-        data, _ = read_bytes(path.parent, Path(path.name), PIDFILE_MAX_BYTES)
+        data, _ = read_bytes(path.parent, path, PIDFILE_MAX_BYTES)
     except (OSError, LabError):
         return None
     text = data.strip()

@@ -50,7 +50,8 @@ def kind_of(mode: int) -> str:
 
 
 def _parts(folder: Path, path: Path) -> tuple[str, ...]:
-    """``path``'s names below ``folder``; NotARegularFile when it is not below it."""
+    """``path``'s names below ``folder``; NotARegularFile when it is not below it. Both are paths as given
+    (absolute, or relative to the working directory): ``path`` holds ``folder``, it is not joined onto it."""
     try:
         parts = Path(os.path.abspath(path)).relative_to(os.path.abspath(folder)).parts
     except ValueError:

@@ -126,7 +126,7 @@ def _cached_probe(cache_dir: Path, key: dict[str, str]) -> tuple[bool, str] | No
     """(ok, reason) of a probe this boot; None when there is none, or the file is not what choose_accel
     wrote (a link, a FIFO, JSON of another shape): then the probe runs again."""
     try:
-        data, _ = read_bytes(cache_dir, Path(PROBE_CACHE))
+        data, _ = read_bytes(cache_dir, cache_dir / PROBE_CACHE)
         cached = loads(data.decode("utf-8"))
     except (OSError, ValueError, LabError):
         return None
