@@ -118,3 +118,14 @@ def test_disks_adding_up_to_more_than_a_host_holds_are_refused(paper_data):
     text = refused(data)
     assert ("disks add up to 1200768 MB, more than the 1048576 MB (1 TiB) a lab's fully allocated shared disks "
             "may take on the host; use fewer or smaller disks") in text
+
+
+def test_the_vagrantfiles_entry_point_refuses_the_hosts_address_too(paper_data, tmp_path, capsys):
+    """`vagrant up` reads the lab through python3 -m lab.providers.virtualbox, not through bst."""
+    from lab.providers.virtualbox.__main__ import main
+
+    text = default_topology_path().read_text().replace('public = "192.168.55.10"', 'public = "192.168.55.1"')
+    (tmp_path / "lab.toml").write_text(text)
+    assert main(["--topology", str(tmp_path / "lab.toml"), "--lab-dir", str(tmp_path / "lab"), "export-json"]) == 2
+    error = capsys.readouterr().err
+    assert "hosts.ctrl-a.addresses.public 192.168.55.1 is the address VirtualBox gives the host" in error

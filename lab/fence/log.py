@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from lab.errors import LabError
+from lab.runfolder_io import loads, read_bytes
 
 
 @dataclass(frozen=True)
@@ -54,16 +55,18 @@ def read_fence_log(path: Path | str) -> list[FenceRequest]:
     without its newline is one being written and is left for the next read."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data, cut = read_bytes(path.parent, Path(path.name))
     except FileNotFoundError:
         return []
-    lines = text.split("\n")[:-1]
+    if cut:
+        raise LabError(f"fence log {path} is larger than a drill's requests can be; run `bst down` and `bst up`")
+    lines = data.decode("utf-8", errors="replace").split("\n")[:-1]
     requests = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            requests.append(FenceRequest(**json.loads(line)))
+            requests.append(FenceRequest(**loads(line)))
         except (ValueError, TypeError) as err:
             raise LabError(f"fence log {path} line {number} is not a fence request ({err}); "
                            "it is written only by the lab's fence listener") from None

@@ -18,6 +18,7 @@ from lab.providers.virtualbox.compat import parse_vagrant_version
 from lab.providers.virtualbox.layout import vagrant_export
 from lab.providers.virtualbox.provider import VAGRANT_ROOT, VirtualBoxProvider
 from lab.topology import load_topology
+from lab.topology.load import check_virtualbox_addresses
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(argv)
         topology = load_topology(args.topology)
+        check_virtualbox_addresses(topology)
         lab_dir = checked_lab_dir(args.lab_dir or default_lab_dir(topology.lab.name, VAGRANT_ROOT))
         if args.command == "export-json":
             json.dump(vagrant_export(topology, lab_dir), sys.stdout, indent=2)
