@@ -84,3 +84,13 @@ def test_a_fence_log_line_json_does_not_allow_is_one_line(tmp_path, line):
     path.write_bytes((line + "\n").encode("utf-8", "surrogateescape"))
     with pytest.raises(LabError, match="line 1 is not a fence request"):
         read_fence_log(path)
+
+
+def test_a_lab_given_relative_to_the_working_directory_is_read(tmp_path, monkeypatch):
+    """The lab directory is `.lab/<name>` under the project: its fence files are found from a relative path."""
+    lab = tmp_path / ".lab" / "beast"
+    fence = fence_files(lab)
+    (fence / "requests.jsonl").write_text("")
+    monkeypatch.chdir(tmp_path)
+    assert set(provider_of(Path(".lab/beast")).topology.hosts) == {"ctrl-a", "ctrl-b", "clnt-1"}
+    assert read_fence_log(Path(".lab/beast/fence/requests.jsonl")) == []

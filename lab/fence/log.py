@@ -55,7 +55,7 @@ def read_fence_log(path: Path | str) -> list[FenceRequest]:
     without its newline is one being written and is left for the next read."""
     path = Path(path)
     try:
-        data, cut = read_bytes(path.parent, Path(path.name))
+        data, cut = read_bytes(path.parent, path)
     except FileNotFoundError:
         return []
     if cut:

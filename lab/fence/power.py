@@ -51,12 +51,12 @@ def provider_of(lab_dir: Path) -> QemuProvider:
     """The lab's provider as ``launch.json`` (written by lab.fence.service) describes it."""
     fence_dir = lab_dir / "fence"
     try:
-        launch = loads(read_bytes(fence_dir, Path("launch.json"))[0].decode("utf-8"))
+        launch = loads(read_bytes(fence_dir, fence_dir / "launch.json")[0].decode("utf-8"))
         if not (isinstance(launch, dict) and isinstance(launch.get("topology"), str)
                 and isinstance(launch.get("qemu"), str)):
             raise ValueError("it records no topology file and qemu as text")
         topology_path = fence_dir / launch["topology"]
-        topology_text = read_bytes(fence_dir, Path(launch["topology"]))[0].decode("utf-8")
+        topology_text = read_bytes(fence_dir, topology_path)[0].decode("utf-8")
         hardware = GuestHardware.from_dict(launch["hardware"])
         data = tomllib.loads(topology_text)
     except (OSError, ValueError, KeyError, TypeError, NotARegularFile) as err:
