@@ -9,21 +9,19 @@ a FIFO, a directory where a file belongs, or nothing.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import signal
 from pathlib import Path
 
+from hostile_support import one_line_or_value, snapshot
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from lab.errors import LabError
 from lab.providers.qemu import QemuProvider
 from lab.providers.snapshot import MANIFEST, human_size, mismatch
 from lab.topology import load_topology
 
-TIMEOUT_S = 10
+WHAT = "reading the lab"
 SECRET_PORT = 4321
 TOPOLOGY = load_topology()
 
@@ -102,34 +100,6 @@ def build(root: Path, shape: dict) -> tuple[Path, Path]:
     return lab, outside
 
 
-def snapshot(root: Path) -> dict[str, tuple[int, int, str]]:
-    found = {}
-    for path in sorted(root.rglob("*")):
-        info = path.lstat()
-        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
-        found[str(path.relative_to(root))] = (info.st_mode, info.st_mtime_ns, digest)
-    return found
-
-
-def one_line_or_value(action):
-    """What ``action`` gives, or None for a LabError of one line; any other exception, or a wait longer than
-    TIMEOUT_S, fails the test."""
-    def timed_out(*_):
-        raise TimeoutError(f"reading the lab blocked for {TIMEOUT_S} s")
-
-    previous = signal.signal(signal.SIGALRM, timed_out)
-    signal.alarm(TIMEOUT_S)
-    try:
-        return action()
-    except LabError as error:
-        assert "\n" not in str(error), str(error)
-        event("one line")
-        return None
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow])
 @given(shape=LABS)
@@ -138,22 +108,22 @@ def test_any_lab_directory_gives_a_value_or_one_line(tmp_path_factory, shape):
     before = snapshot(outside)
     provider = QemuProvider(TOPOLOGY, lab)
 
-    state = one_line_or_value(provider.load_state)
+    state = one_line_or_value(provider.load_state, WHAT)
     if state is not None:
         event("a state")
         assert isinstance(state, dict)
         assert SECRET_PORT not in {h.get("ssh_port") for h in state.get("hosts", {}).values()}
-    statuses = one_line_or_value(provider.status)
+    statuses = one_line_or_value(provider.status, WHAT)
     if statuses is not None:
         assert all(s.pid is None and s.ssh_port != SECRET_PORT for s in statuses)
-    assert one_line_or_value(provider.recorded_stack) is None or isinstance(provider.recorded_stack(), str)
+    assert one_line_or_value(provider.recorded_stack, WHAT) is None or isinstance(provider.recorded_stack(), str)
 
-    manifests = one_line_or_value(provider.snapshots) or []
+    manifests = one_line_or_value(provider.snapshots, WHAT) or []
     for manifest in manifests:
         event("a manifest")
         assert manifest.name != "s1" or not shape["snapshot_linked"]
         human_size(manifest.size_bytes)
         f"{manifest.timings.get('total_s', 0):.1f}"
         mismatch(manifest, TOPOLOGY, None, "qemu")
-    one_line_or_value(lambda: provider.save_state({"hosts": {}}))
+    one_line_or_value(lambda: provider.save_state({"hosts": {}}), WHAT)
     assert snapshot(outside) == before, "reading or writing the lab touched a file outside its directory"

@@ -8,13 +8,12 @@ directory where a file belongs, or nothing.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
-import signal
 from pathlib import Path
 
+from hostile_support import one_line_or_value, snapshot
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
@@ -25,7 +24,6 @@ from lab.report.matrix import render_matrix
 from lab.runfolder import EventKind
 
 SECRET = "text of a file beside the run folder"
-TIMEOUT_S = 10
 EVIDENCE = ("results.json", "events.jsonl", "probe.log", "zpool/ctrl-a-final.txt", "hosts/ctrl-a.log",
             "report.html", "throughput.png")
 
@@ -97,34 +95,16 @@ def build(root: Path, shape: dict) -> tuple[Path, Path]:
     return folder, outside
 
 
-def snapshot(root: Path) -> dict[str, tuple[int, int, str]]:
-    found = {}
-    for path in sorted(root.rglob("*")):
-        info = path.lstat()
-        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
-        found[str(path.relative_to(root))] = (info.st_mode, info.st_mtime_ns, digest)
-    return found
-
-
 def report_as_bst_does(folder: Path) -> str:
     """`bst report RUN`: report.html, then the summary; LabError is the one line the CLI prints."""
-    def timed_out(*_):
-        raise TimeoutError(f"bst report blocked for {TIMEOUT_S} s")
-
-    previous = signal.signal(signal.SIGALRM, timed_out)
-    signal.alarm(TIMEOUT_S)
-    try:
+    def report() -> str:
         render_report(folder)
         event("a report")
         summary = Console(file=io.StringIO(), width=200)
         render_summary(folder, summary)
         return summary.file.getvalue()
-    except LabError as error:
-        assert "\n" not in str(error), str(error)
-        return ""
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+
+    return one_line_or_value(report, "bst report") or ""
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,

@@ -6,27 +6,14 @@ from __future__ import annotations
 import copy
 import subprocess
 import sys
-import tomllib
 
 import pytest
+from topology_support import refused
 
 from lab.errors import LabError, TopologyError
 from lab.stacks import get_stack, stack_name_for
 from lab.stacks.freebsd import rc_conf
 from lab.topology import default_topology_path, load_topology, topology_from_dict
-
-
-@pytest.fixture(scope="module")
-def paper_data() -> dict:
-    return tomllib.loads(default_topology_path().read_text())
-
-
-def refused(data: dict) -> str:
-    with pytest.raises(TopologyError) as err:
-        topology_from_dict(data, source="t.toml")
-    text = str(err.value)
-    assert "\n" not in text and text.startswith("topology t.toml: ")
-    return text
 
 
 def with_network(data: dict, name: str, description: str = "") -> dict:

@@ -6,26 +6,13 @@ from __future__ import annotations
 
 import copy
 import ipaddress
-import tomllib
 
 import pytest
+from topology_support import refused
 
 from lab.errors import TopologyError
 from lab.providers import create_provider
 from lab.topology import default_topology_path, rules, topology_from_dict
-
-
-@pytest.fixture(scope="module")
-def paper_data() -> dict:
-    return tomllib.loads(default_topology_path().read_text())
-
-
-def refused(data: dict) -> str:
-    with pytest.raises(TopologyError) as err:
-        topology_from_dict(data, source="t.toml")
-    text = str(err.value)
-    assert "\n" not in text and text.startswith("topology t.toml: ")
-    return text
 
 
 def with_private_network(data: dict, cidr: str, address: str) -> dict:
