@@ -4,6 +4,7 @@ and a call that must give a value or one LabError line within a time limit."""
 from __future__ import annotations
 
 import hashlib
+import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -44,3 +45,20 @@ def one_line_or_value(action: Callable[[], T], what: str) -> T | None:
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def write_entry(path: Path, kind: str, content: bytes, elsewhere: Path, secret: Path) -> None:
+    """Put at ``path`` what a hostile folder may hold: a regular file of ``content``, a link to ``elsewhere``
+    (holding ``content``, inside the folder) or to ``secret`` (outside it), a FIFO, or a directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "regular":
+        path.write_bytes(content)
+    elif kind == "symlink-in":
+        elsewhere.write_bytes(content)
+        path.symlink_to(elsewhere)
+    elif kind == "symlink-out":
+        path.symlink_to(secret)
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()

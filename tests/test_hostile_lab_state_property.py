@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from hostile_support import one_line_or_value, snapshot
+from hostile_support import write_entry as place
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -62,18 +63,7 @@ LABS = st.fixed_dictionaries({
 
 
 def write_entry(path: Path, kind: str, content: bytes, outside: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if kind == "regular":
-        path.write_bytes(content)
-    elif kind == "symlink-in":
-        (path.parent / f".{path.name}.elsewhere").write_bytes(content)
-        path.symlink_to(path.parent / f".{path.name}.elsewhere")
-    elif kind == "symlink-out":
-        path.symlink_to(outside / "secret.json")
-    elif kind == "fifo":
-        os.mkfifo(path)
-    elif kind == "directory":
-        path.mkdir()
+    place(path, kind, content, path.parent / f".{path.name}.elsewhere", outside / "secret.json")
 
 
 def build(root: Path, shape: dict) -> tuple[Path, Path]:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 
 from hostile_support import one_line_or_value, snapshot
+from hostile_support import write_entry as place
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
@@ -62,19 +62,7 @@ FOLDERS = st.fixed_dictionaries({
 
 
 def write_entry(folder: Path, name: str, kind: str, content: bytes, outside: Path) -> None:
-    path = folder / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if kind == "regular":
-        path.write_bytes(content)
-    elif kind == "symlink-in":
-        (folder / "elsewhere.txt").write_bytes(content)
-        path.symlink_to(folder / "elsewhere.txt")
-    elif kind == "symlink-out":
-        path.symlink_to(outside / "secret.txt")
-    elif kind == "fifo":
-        os.mkfifo(path)
-    elif kind == "directory":
-        path.mkdir()
+    place(folder / name, kind, content, folder / "elsewhere.txt", outside / "secret.txt")
 
 
 def build(root: Path, shape: dict) -> tuple[Path, Path]:
