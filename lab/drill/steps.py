@@ -161,17 +161,12 @@ def recover(drill: Drill, label: str) -> str:
     ``<label>_stall_s``: what giving the pool back cost the client); the plan's error, or "" when it went
     through."""
     drill.on_progress(f"{drill.victim}: the recovery plan")
-    error = ""
-
-    def apply() -> None:
-        nonlocal error
+    with workload.probing(drill, label):
         try:
             drill.apply(drill.session.stack.recovery(drill.session.topo, drill.victim), label)
-        except LabError as failed:
-            error = str(failed)
-
-    workload.probe_during(drill, label, apply)
-    return error
+        except LabError as error:
+            return str(error)
+    return ""
 
 
 def fenced_controller_recovers(drill: Drill) -> None:

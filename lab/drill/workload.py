@@ -7,7 +7,8 @@ steps' and checks' business, striking the lab the nemesis's.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from lab.drill.context import Drill, StepError
@@ -159,13 +160,14 @@ def stop_probe(drill: Drill, pid: str | None, log: str, saved_as: str) -> list[P
     return parse_probe_log(text)
 
 
-def probe_during(drill: Drill, label: str, action: Callable[[], None]) -> None:
-    """Run ``action`` with the client's probe beside it (its log kept as probe-<label>.log), and record the
-    longest stall it saw as the fact ``<label>_stall_s``: what the client lived through while it ran."""
+@contextmanager
+def probing(drill: Drill, label: str) -> Iterator[None]:
+    """The client's probe beside the block (its log kept as probe-<label>.log), and the longest stall it saw
+    recorded as the fact ``<label>_stall_s``: what the client lived through while the block ran."""
     log = f"/root/beast-probe-{label}.log"
     pid = start_probe(drill, log)
     try:
-        action()
+        yield
     finally:
         stall = longest_stall(stop_probe(drill, pid, log, f"probe-{label}.log"))
         key = label.replace("-", "_")

@@ -46,6 +46,7 @@ from lab.plan import Plan, Step
 from lab.stacks.base import Stage, TakebackStage
 from lab.stacks.checks import pool_imported, wait_until
 from lab.stacks.linux.parts import (
+    OWN_VOLUME_LUN,
     SCRIPTS,
     STATE_DIR,
     backstore_name,
@@ -176,8 +177,8 @@ def cib_configuration(topo: Topology) -> str:
     for host in topo.controllers:
         pool = topo.pool_of(host.name)
         zfs, luns, path, group = f"zfs-{pool.name}", f"luns-{pool.name}", f"path-{pool.name}", group_id(pool)
-        served = " ".join(f"{iqn}:0" for iqn in (topo.iscsi.private_target, topo.iscsi.public_target))
-        iscsi = lun_path(host.address("private"), topo.iscsi.private_target, 0)
+        served = " ".join(f"{iqn}:{OWN_VOLUME_LUN}" for iqn in (topo.iscsi.private_target, topo.iscsi.public_target))
+        iscsi = lun_path(host.address("private"), topo.iscsi.private_target, OWN_VOLUME_LUN)
         members = (
             _primitive(zfs, "ocf", "ZFS", {"pool": pool.name, "importargs": import_arguments(topo, pool),
                                            "importforce": "true"},

@@ -53,6 +53,8 @@ AUTO -all
 
 INITIATOR_PREFIX = "iqn.2016-01.local.sss"
 ISCSI_PORT = 3260
+OWN_VOLUME_LUN = 0
+"""The LUN a controller serves its own pool's zvol as, in its private and its public target."""
 ISCSI_FAST_FAIL = {
     "node.startup": "manual",
     "node.session.timeo.replacement_timeout": "5",

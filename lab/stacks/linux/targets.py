@@ -15,6 +15,7 @@ from lab.stacks.linux.parts import (
     FILESYSTEM,
     ISCSI_FAST_FAIL,
     ISCSI_PORT,
+    OWN_VOLUME_LUN,
     backstore_name,
     initiator_name,
     lun_path,
@@ -107,7 +108,7 @@ def arbitrator_steps(topo: Topology, host: Host, stage: int) -> list[Step]:
     iqn, address = topo.iscsi.private_target, peer.address("private")
     return [
         login_step(address, iqn, 1, stage),
-        multipath_step(peer_pool.arbitrator, ARBITRATOR_QUEUE_MODE, lun_path(address, iqn, 0),
+        multipath_step(peer_pool.arbitrator, ARBITRATOR_QUEUE_MODE, lun_path(address, iqn, OWN_VOLUME_LUN),
                             zvol_device(peer_pool), stage),
     ]
 
@@ -127,7 +128,7 @@ def takeover_arbitrator_steps(topo: Topology, host: Host, stage: int) -> list[St
     iqn, address = topo.iscsi.private_target, peer.address("private")
     return [
         login_step(address, iqn, 1, stage),
-        arbitrator_map_step(peer_pool.arbitrator, [lun_path(address, iqn, 0)], stage),
+        arbitrator_map_step(peer_pool.arbitrator, [lun_path(address, iqn, OWN_VOLUME_LUN)], stage),
     ]
 
 
