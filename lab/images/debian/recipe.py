@@ -70,7 +70,7 @@ class DebianRecipe:
     zfs_packages: tuple[str, ...] = ("zfs-dkms", "zfsutils-linux")
     storage_packages: tuple[str, ...] = _names(
         "targetcli-fb open-iscsi multipath-tools mdadm sg3-utils lsscsi dbus e2fsprogs python3 "
-        "util-linux coreutils"
+        "util-linux coreutils fio"
     )
     cluster_packages: tuple[str, ...] = _names("corosync pacemaker pacemaker-cli-utils resource-agents fence-virt")
     """arbitrator = "cluster": Corosync and Pacemaker, ocf:heartbeat:ZFS, and the stock fence_virt agent
