@@ -123,6 +123,8 @@ class Reason(StrEnum):
     RECOVERY_FAILED = "recovery-failed"
     DOUBLE_IMPORT = "double-import"
     IO_FAILED = "io-failed"
+    NOT_MEASURED = "not-measured"
+    """Nothing could judge it in this lab (e.g. a client with no fio)."""
 
 
 @dataclass(frozen=True)

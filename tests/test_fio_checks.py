@@ -94,3 +94,22 @@ def test_an_error_without_failure_lines_fails_with_fios_line():
     judgement = acknowledged_writes_survive(parse_fio_json(text))
     assert not judgement.holds
     assert judgement.evidence.startswith("fio job 'beast' ended with error 84: fio: pid=25542, err=84")
+
+
+def test_an_io_completed_just_after_the_fault_does_not_hide_the_pause():
+    samples = [sample(99.9), sample(100.004), sample(128.5), sample(128.6)]
+    stall = stall_from_fault(samples, 100.0)
+    assert stall.seconds == pytest.approx(28.496)
+    assert (stall.resumed_from, stall.first_after) == (pytest.approx(100.004), pytest.approx(128.5))
+
+
+def test_a_pause_that_never_ends_after_a_late_completion_is_ongoing():
+    samples = [sample(99.9), sample(100.5)]
+    stall = stall_from_fault(samples, 100.0, until=130.0)
+    assert stall.ongoing and stall.seconds == pytest.approx(29.5) and stall.resumed_from == 100.5
+
+
+def test_pauses_that_begin_after_the_window_are_not_the_faults():
+    samples = [sample(100.0 + i * 0.5) for i in range(141)] + [sample(300.0)]
+    stall = stall_from_fault(samples, 100.0, window_s=60.0)
+    assert stall.seconds == pytest.approx(0.5) and stall.longest.seconds == pytest.approx(130.0)

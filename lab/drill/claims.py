@@ -16,8 +16,8 @@ from lab.errors import LabError
 from lab.runfolder import ClaimVerdict, Expectation, Reason
 from lab.topology.load import ARBITRATORS
 
-__all__ = ["ARBITRATORS", "CLAIMS", "FAILOVER_CLAIMS", "KILL_CLAIMS", "PAPER_CLAIMS", "SAFETY_CLAIMS",
-           "ClaimVerdict", "Expectation", "Reason", "claims_table", "load_expectations", "verdict"]
+__all__ = ["ARBITRATORS", "CLAIMS", "FAILOVER_CLAIMS", "FINAL_FIO_CLAIM", "FIO_CLAIM", "KILL_CLAIMS", "PAPER_CLAIMS",
+           "SAFETY_CLAIMS", "ClaimVerdict", "Expectation", "Reason", "claims_table", "load_expectations", "verdict"]
 
 CLAIMS: dict[str, str] = {
     "provisioned": "both pools ONLINE on both controllers; the client's multipaths have all their paths",
@@ -41,6 +41,9 @@ CLAIMS: dict[str, str] = {
                            "fencing asked for succeeds",
     "io_after_second_kill": "when the restarted controller dies again mid-recovery, the client still writes and "
                             "reads its filesystem",
+    "acknowledged_writes_survive": "after the fault, every write fio saw acknowledged reads back intact (fio's own "
+                                   "verify-only pass, direct I/O)",
+    "final_acknowledged_writes": "after recovery, every write fio saw acknowledged still reads back intact",
 }
 
 PAPER_CLAIMS = ("provisioned", "copy_completes", "md5_after_copy", "md5_from_disk", "survivor_pool_clean",
@@ -51,9 +54,14 @@ FAILOVER_CLAIMS = ("failover_by_cluster",)
 """Judged where a controller is lost: who decided the takeover."""
 SAFETY_CLAIMS = ("no_double_import", "no_spurious_fencing")
 """Judged at the end of every fault's drill, from the whole run's history."""
-KILL_CLAIMS = (PAPER_CLAIMS[0], *FAILOVER_CLAIMS, *PAPER_CLAIMS[1:], *SAFETY_CLAIMS)
+FIO_CLAIM = "acknowledged_writes_survive"
+"""Judged with the paper's md5 from disk, from fio's verify-only pass after the fault."""
+FINAL_FIO_CLAIM = "final_acknowledged_writes"
+"""Judged with the final state, from fio's verify-only pass after recovery."""
+KILL_CLAIMS = (PAPER_CLAIMS[0], *FAILOVER_CLAIMS, *PAPER_CLAIMS[1:4], FIO_CLAIM, *PAPER_CLAIMS[4:], FINAL_FIO_CLAIM,
+               *SAFETY_CLAIMS)
 """The paper's experiment (a controller killed) as the drill judges it: who took over, then the paper's
-claims, then what must hold through any fault."""
+claims with fio's beside its md5 checks, then what must hold through any fault."""
 
 
 def verdict(claim: str, held: bool, evidence: str, expectation: Expectation, reason: Reason | None = None,

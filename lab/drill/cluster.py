@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from lab.drill import clock
 from lab.drill.context import Drill, StepError
 from lab.fence.log import FenceRequest, read_fence_log
 from lab.runfolder import EventKind, Reason
@@ -56,10 +57,21 @@ def save_logs(drill: Drill) -> None:
             drill.record.save(f"cluster/{controller.name}-journal.txt", result.stdout + result.stderr)
             if controller.name == drill.survivor and "fault_at" in drill.facts:
                 drill.facts["takeover_timeline_s"] = drill.session.stack.takeover_timeline(
-                    drill.session.topo, result.stdout, drill.facts["fault_at"], drill.victim)
+                    drill.session.topo, result.stdout, fault_on_clock_of(drill, controller.name), drill.victim)
     path = fence_log_path(drill)
     if path is not None and path.exists():
         drill.record.save("fence/requests.jsonl", path.read_text())
+
+
+def fault_on_clock_of(drill: Drill, host: str) -> float:
+    """The fault's host time as ``host``'s clock read it (its journal's times are its clock's), by a fresh
+    reading of that clock; the host's time itself when the clock cannot be read."""
+    reading = clock.read_clock(drill, host, "journal")
+    fault = drill.facts["fault_at"]
+    if reading is None:
+        return fault
+    drill.facts.setdefault("journal_clock_offsets_s", {})[host] = round(reading.offset_s, 4)
+    return fault - reading.offset_s
 
 
 def survivor_holds(drill: Drill, pool: str, label: str) -> bool:

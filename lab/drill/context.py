@@ -29,6 +29,8 @@ INJECTIONS = {
     "corrupt-copy": "bytes flipped in the copy on the client: md5_after_copy must fail",
     "pool-error": "the survivor's own data disk overwritten behind ZFS: survivor_pool_clean must fail",
     "dead-path": "the client's path through the survivor failed after recovery: final_paths_back must fail",
+    "corrupt-fio-block": "a block fio wrote overwritten on the client behind fio's back: acknowledged_writes_survive "
+                         "must fail",
 }
 """Faults injected on purpose to prove the checker can fail (``--inject``)."""
 

@@ -18,14 +18,18 @@ MAX_OFFSETS_NAMED = 8
 
 @dataclass(frozen=True)
 class FaultStall:
-    """How long after the fault the client waited for its next completed I/O.
+    """The client's pause the fault caused: the longest wait for a completion that began in the fault window.
 
-    ``seconds`` runs from the fault to the first completion at or after it; ``ongoing`` when none came
-    (then ``seconds`` runs to ``until`` if given, else it is None). ``last_before`` is the completion that
-    preceded the fault; ``longest`` is the widest gap anywhere in the log, for comparison."""
+    The pause runs from ``resumed_from`` (the fault, or the last completion after it that came before the
+    pause: with iodepth 1 and a striped device, an I/O on the surviving leg can complete just after the
+    fault and the next one, on the lost leg, then waits) to ``first_after`` (the completion that ended it).
+    ``ongoing`` when no I/O completed after the pause began (then ``seconds`` runs to ``until`` if given,
+    else it is None). ``last_before`` is the completion that preceded the fault; ``longest`` is the widest
+    gap anywhere in the log, for comparison."""
 
     fault: float
     last_before: float | None
+    resumed_from: float
     first_after: float | None
     seconds: float | None
     ongoing: bool
@@ -59,21 +63,29 @@ def longest_completion_gap(samples: list[LatencySample]) -> Stall | None:
     return Stall(gap, after, before)
 
 
-def stall_from_fault(samples: list[LatencySample], fault: float, until: float | None = None) -> FaultStall:
-    """The stall as the client lived it: from the fault to the first I/O that completed after it.
+def stall_from_fault(samples: list[LatencySample], fault: float, until: float | None = None,
+                     window_s: float = 60.0) -> FaultStall:
+    """The stall as the client lived it: the longest pause, starting at the fault or at a completion within
+    ``window_s`` after it, until the next completion.
 
     fio logs completion times truncated to the millisecond, so an I/O completed within the fault's
     millisecond may count on either side of it."""
     done = sorted(s.completed for s in samples)
     before = [t for t in done if t < fault]
-    after = [t for t in done if t >= fault]
-    first_after = after[0] if after else None
-    if first_after is not None:
-        seconds: float | None = round(first_after - fault, 3)
-    else:
-        seconds = round(until - fault, 3) if until is not None else None
-    return FaultStall(fault, before[-1] if before else None, first_after, seconds, first_after is None,
-                      longest_completion_gap(samples))
+    starts = [fault] + [t for t in done if fault <= t <= fault + window_s]
+    pauses: list[tuple[float, float, float | None]] = []
+    for start in starts:
+        following = next((t for t in done if t > start), None)
+        if following is not None:
+            pauses.append((following - start, start, following))
+        elif until is not None:
+            pauses.append((until - start, start, None))
+    if not pauses:
+        return FaultStall(fault, before[-1] if before else None, fault, None, None, True,
+                          longest_completion_gap(samples))
+    length, start, first_after = max(pauses, key=lambda pause: pause[0])
+    return FaultStall(fault, before[-1] if before else None, start, first_after, round(length, 3),
+                      first_after is None, longest_completion_gap(samples))
 
 
 def window_latency(samples: list[LatencySample], start: float, seconds: float,

@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from lab.drill import checks, cluster, imports, workload
+from lab.drill import checks, cluster, fio_job, imports, workload
+from lab.drill.claims import FINAL_FIO_CLAIM, FIO_CLAIM
 from lab.drill.context import Drill, StepError
 from lab.drill.paths import controllers_behind_dead_paths
 from lab.drill.scenario import Step
@@ -118,17 +119,22 @@ def copy_finishes_and_reads_back(drill: Drill, survivor: str | None = None) -> N
     except StepError as error:
         after_copy, read, read_reason = None, f"the copy could not be read: {error}", Reason.DATA_UNREADABLE
     drill.facts["md5_after_copy"] = after_copy
-    workload.collect_probe(drill)
+    written = workload.collect(drill)
+    corrupt = fio_job.corrupt_command(drill, written.samples) if written else None
+    if corrupt:
+        drill.injects("corrupt-fio-block", client, corrupt)
     if survivor is not None:
         drill.pool_status(survivor, "after-fault")
         drill.client_paths("after-fault")
     back = workload.remounted_md5(drill, "from-disk")
     drill.facts["md5_from_disk"] = back.md5
+    fio_claim = workload.acknowledged_writes(drill, "after-fault", FIO_CLAIM)
     drill.claims(
         ("copy_completes", rc == "0", finished, "", copy_reason),
         ("md5_after_copy", after_copy == source, f"source {source}, {read}", "", read_reason),
         ("md5_from_disk", back.md5 == source, f"source {source}, from disk {back.md5} ({back.how})", "",
          Reason.DATA_DIFFERS if back.md5 else Reason.DATA_UNREADABLE, back.detail),
+        fio_claim,
     )
 
 
@@ -222,6 +228,7 @@ def final_state(drill: Drill) -> None:
     back = workload.remounted_md5(drill, "final")
     drill.facts["md5_final"] = back.md5
     source = drill.facts["source_md5"]
+    fio_claim = workload.acknowledged_writes(drill, "final", FINAL_FIO_CLAIM)
     cluster.look(drill, "final")
     drill.all_of(lambda: drill.claims(
         ("final_pools_clean", not problems,
@@ -230,6 +237,7 @@ def final_state(drill: Drill) -> None:
          Reason.PATHS_FAILED),
         ("final_md5", back.md5 == source, f"source {source}, final {back.md5} ({back.how})", "",
          Reason.DATA_DIFFERS if back.md5 else Reason.DATA_UNREADABLE, back.detail),
+        fio_claim,
     ), lambda: safety(drill))
 
 
@@ -257,11 +265,13 @@ def paths_come_back_and_pools_are_clean(drill: Drill) -> None:
         status = scrub(drill, controller.name, topo.pool_of(controller.name).name, f"{controller.name}-own-final")
         if not checks.is_clean(status):
             problems.append(f"on {controller.name}: {checks.errors_summary(status)}")
+    fio_claim = workload.acknowledged_writes(drill, "final", FINAL_FIO_CLAIM)
     drill.all_of(lambda: drill.claims(
         ("final_pools_clean", not problems, "; ".join(problems) or "each pool ONLINE on its owner, scrub clean", "",
          Reason.POOL_ERRORS),
         ("final_paths_back", not paths, "; ".join(paths) or "every client multipath has 2 live paths", "",
          Reason.PATHS_FAILED),
+        fio_claim,
     ), lambda: safety(drill))
 
 

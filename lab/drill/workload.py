@@ -1,7 +1,8 @@
-"""The drill's workload: a file copied to the client's filesystem while a probe writes and reads beside it.
+"""The drill's workload: a file copied to the client's filesystem while fio (or, where the client has no
+fio, a write/read probe) runs beside it.
 
-The workload only does I/O on the client and records what it saw (facts, probe.log); judging it is the
-steps' and checks' business, striking the lab the nemesis's.
+The workload only does I/O on the client and records what it saw (facts, fio/, probe.log, clocks.jsonl);
+judging it is the steps' and checks' business, striking the lab the nemesis's.
 """
 
 from __future__ import annotations
@@ -9,11 +10,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from lab.drill import clock, fio_job
 from lab.drill.context import Drill, StepError
+from lab.drill.fio_checks import Judgement, acknowledged_writes_survive, stall_from_fault, window_latency
 from lab.drill.probe import ProbeSample, longest_stall, parse_probe_log
-from lab.runfolder import EventKind
+from lab.parsers.fio import LatencySample
+from lab.runfolder import EventKind, Reason
 from lab.stacks.shell import quote
 
 SOURCE = "/root/beast-source.bin"
@@ -22,6 +26,8 @@ COPY_RC = "/root/beast-copy.rc"
 COPY_TIMEOUT_S = 900
 COPY_STALL_S = 240
 """No growth of the copy for this long means stuck, not slow: a takeover stalls I/O for about 35 s here."""
+FAULT_WINDOW_S = 60.0
+"""The fault's window: the client's pause must begin within it, and its I/Os' latency is ranked over it."""
 
 
 def copy_path(drill: Drill) -> str:
@@ -69,8 +75,14 @@ def start(drill: Drill) -> None:
     drill.must(client, stack.make_random_file_command(SOURCE, topo.drill.copy_size_mb), 300, "make-source")
     drill.facts["source_md5"] = md5(drill, SOURCE, "md5-source")
     drill.must(client, f"rm -f {COPY_RC} {quote(copy_path(drill))}", 30)
-    drill.facts["probe_pid"] = start_probe(drill, PROBE_LOG)
-    time.sleep(max(2.0, 4 * topo.drill.probe_interval_s))
+    clock.read_clocks(drill, topo.hosts, "workload-start")
+    drill.facts["workload"] = stack.client_workload
+    if stack.client_workload == "fio":
+        drill.on_progress("starting fio's write pass beside the copy")
+        fio_job.start(drill)
+    else:
+        drill.facts["probe_pid"] = start_probe(drill, PROBE_LOG)
+        time.sleep(max(2.0, 4 * topo.drill.probe_interval_s))
     copy = f"cp {SOURCE} {quote(copy_path(drill))}; echo $? > {COPY_RC}"
     drill.must(client, f"nohup sh -c {quote(copy)} >/dev/null 2>&1 &", 30, "copy-start")
     drill.event(EventKind.COPY_STARTED, size_mb=topo.drill.copy_size_mb)
@@ -175,6 +187,79 @@ def probing(drill: Drill, label: str) -> Iterator[None]:
         drill.facts[f"{key}_stall_ongoing"] = bool(stall and stall.ongoing)
 
 
+def collect(drill: Drill) -> fio_job.WritePass | None:
+    """Stop what ran beside the copy and record the client's stall: from fio's latency log when the client
+    ran fio (the write pass returned, for the verify passes), else from the probe's log."""
+    if drill.session.stack.client_workload != "fio":
+        collect_probe(drill)
+        return None
+    client = drill.session.topo.client.host
+    written = fio_job.stop(drill)
+    clock.read_clock(drill, client, "fio-stopped")
+    record_fio_stall(drill, written)
+    return written
+
+
+def record_fio_stall(drill: Drill, written: fio_job.WritePass) -> None:
+    """The stall from the fault (host time) to the end of the client's longest pause within the fault
+    window, every I/O placed on the host's time by the client's clock readings; the window's latency."""
+    facts = drill.facts
+    facts["fio_samples"] = len(written.samples)
+    facts["failover_stall_source"] = "fio"
+    if written.problem:
+        facts["fio_problem"] = written.problem
+    base = clock.TimeBase.of(readings(drill), drill.session.topo.client.host)
+    fault = facts.get("fault_at")
+    if base is None or fault is None or not written.samples:
+        facts["failover_stall_s"], facts["failover_stall_ongoing"] = None, False
+        return
+    guest_times = [s.completed for s in written.samples]
+    on_host = [_shifted(s, base) for s in written.samples]
+    facts["client_clock_offset_s"] = round(base.offset(guest_times[0]), 4)
+    facts["time_base_error_s"] = round(base.error(guest_times[0], guest_times[-1]) + 0.001, 4)
+    until = None if not written.problem else written.stopped_at
+    stall = stall_from_fault(on_host, fault, until, FAULT_WINDOW_S)
+    facts["failover_stall_s"] = stall.seconds
+    facts["failover_stall_ongoing"] = stall.ongoing
+    facts["stall_began_after_fault_s"] = round(stall.resumed_from - fault, 3)
+    window = window_latency(on_host, fault, FAULT_WINDOW_S)
+    facts["fault_window"] = {"start": round(window.start, 3), "end": round(window.end, 3),
+                             "samples": window.samples, "p99_s": window.p99, "max_s": window.max}
+
+
+def _shifted(sample: LatencySample, base: clock.TimeBase) -> LatencySample:
+    return replace(sample, completed=base.to_host(sample.completed))
+
+
+def readings(drill: Drill) -> list[clock.ClockReading]:
+    path = drill.record.folder / clock.CLOCKS_NAME
+    return clock.load_readings(path.read_text()) if path.exists() else []
+
+
+def acknowledged_writes(drill: Drill, label: str, claim: str) -> tuple:
+    """fio's verify-only pass ``label`` judged as ``claim`` (the arguments of ``Drill.claim``); where the
+    client runs no fio, the claim does not hold and says nothing was verified."""
+    stack = drill.session.stack
+    if stack.client_workload != "fio":
+        return (claim, False, f"the {stack.name} stack's client runs no fio, so no acknowledged write was verified",
+                "", Reason.NOT_MEASURED)
+    drill.on_progress(f"fio: reading back every acknowledged write ({label})")
+    verified = fio_job.verify(drill, label)
+    if isinstance(verified, str):
+        judgement, failed, read = Judgement(False, verified), None, 0
+    else:
+        judgement = acknowledged_writes_survive(verified, fio_job.JOB)
+        job = verified.job(fio_job.JOB)
+        failures = max(len(verified.verify_failures), job.total_err or 0)
+        failed = failures if failures or judgement.holds else None
+        read = job.read.ios
+    drill.facts.setdefault("fio_verify", {})[label] = {"verified": read, "failed": failed, "holds": judgement.holds}
+    counts = [v["failed"] for v in drill.facts["fio_verify"].values()]
+    drill.facts["acknowledged_writes_lost"] = None if None in counts else max(counts)
+    reason = Reason.DATA_DIFFERS if failed else Reason.DATA_UNREADABLE
+    return (claim, judgement.holds, judgement.evidence, "", reason)
+
+
 def collect_probe(drill: Drill) -> None:
     """Stop the copy's probe, keep its log as probe.log, and record the longest stall it saw."""
     samples = stop_probe(drill, drill.facts.pop("probe_pid", None), PROBE_LOG, "probe.log")
@@ -183,3 +268,4 @@ def collect_probe(drill: Drill) -> None:
     drill.facts["probe_failures"] = sum(not s.ok for s in samples)
     drill.facts["failover_stall_s"] = stall.seconds if stall else None
     drill.facts["failover_stall_ongoing"] = bool(stall and stall.ongoing)
+    drill.facts["failover_stall_source"] = "probe"

@@ -71,6 +71,9 @@ class Stack(ABC):
     """The ``[lab] arbitrator`` modes this stack can build."""
     hardware: GuestHardware = LINUX_HARDWARE
     """The virtual devices this stack's guests expect (the provider builds them)."""
+    client_workload: str = "fio"
+    """What the client runs beside the paper's copy: "fio" (per-I/O latency log and fio's own verify) or
+    "probe" (a write/read loop, ``probe_command``) where the client's system offers no fio."""
 
     @abstractmethod
     def provision(self, topo: Topology) -> Plan:

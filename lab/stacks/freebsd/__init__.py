@@ -59,6 +59,8 @@ class FreeBSDStack(FreeBSDQueries, FreeBSDFaults, Stack):
 
     name = "freebsd"
     hardware = FREEBSD_HARDWARE
+    client_workload = "probe"
+    """FreeBSD 10.3 has no fio in base (and the paper installs no packages): the client's dd probe."""
 
     def clock_read_command(self) -> str:
         """FreeBSD's date(1) has no %N: whole seconds."""
