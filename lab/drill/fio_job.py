@@ -38,14 +38,18 @@ def _workload_options(path: str) -> list[str]:
 
 
 def write_command(path: str) -> str:
-    """The write pass: per-I/O latency log on the epoch clock, read-back every 16 writes, state saved."""
+    """The write pass: per-I/O latency log on the epoch clock, read-back every 16 writes, state saved.
+
+    Prints fio's own pid, the one to signal: the shell around it (which waits to write ``write.rc``)
+    ignores SIGINT as every background job of a non-interactive shell does, while fio sets its own handler."""
     options = [*_workload_options(path), "--time_based", f"--runtime={RUNTIME_S}", "--verify_backlog=16",
                "--verify_state_save=1", f"--write_lat_log={JOB}", "--log_avg_msec=0", "--log_unix_epoch=1",
                "--log_offset=1", "--output-format=json"]
     fio = " ".join(["fio", *(quote(o) for o in options)])
-    return (f"mkdir -p {WORKDIR} && cd {WORKDIR} && rm -f {LATENCY_LOG} {STATE_FILE} write.* && "
-            f"nohup sh -c {quote(f'{fio} > write.json 2> write.stderr; echo $? > write.rc')} "
-            f">/dev/null 2>&1 & echo $!")
+    wrapper = f"{fio} > write.json 2> write.stderr & echo $! > fio.pid; wait $!; echo $? > write.rc"
+    return (f"mkdir -p {WORKDIR} && cd {WORKDIR} && rm -f {LATENCY_LOG} {STATE_FILE} write.* fio.pid && "
+            f"(nohup sh -c {quote(wrapper)} >/dev/null 2>&1 &) && "
+            f"for i in $(seq 50); do test -s fio.pid && break; sleep 0.1; done && cat fio.pid")
 
 
 def verify_command(path: str, label: str) -> str:
