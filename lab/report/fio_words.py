@@ -84,5 +84,5 @@ def fio_stall_fact_text(facts: dict[str, Any]) -> str | None:
     if seconds is None:
         return NOT_MEASURED
     if facts.get("failover_stall_ongoing") is True:
-        return f"≥ {seconds:.2f} s: no I/O completed after the fault"
-    return f"{seconds:.2f} s from the fault to fio's first completed I/O"
+        return f"≥ {seconds:.3f} s: no I/O completed after the fault"
+    return f"{seconds:.3f} s from the fault to fio's first completed I/O"
