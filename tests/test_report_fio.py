@@ -3,6 +3,7 @@ passes and lost writes in words, in report.html, matrix.html and the terminal su
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -242,3 +243,32 @@ def test_a_torn_last_line_is_skipped_and_the_rest_plotted(tmp_path):
     page = page_of(fio_run(tmp_path, log=torn))
     assert page.by_id["throughput"]["data-source"] == "fio"
     assert "996 I/Os logged. 1 damaged line(s) of fio/beast_lat.1.log were skipped." in page.all_text
+
+
+@pytest.mark.parametrize("fault_ts, offset, error", [(1e300, OFFSET, 0.01), (-1e300, OFFSET, 0.01), (FAULT, 1e308, 0.0),
+                                                    (FAULT, -1e308, 1e308), (FAULT, OFFSET, 1e300)])
+def test_hostile_times_and_offsets_are_not_a_traceback(tmp_path, fault_ts, offset, error):
+    folder = fio_run(tmp_path, clocks=[_clock("odd", offset, error, FAULT)], takeover_timeline_s={"fenced": 1e300},
+                     fault_window={"start": -1e308, "end": 1e308, "samples": 10**400, "p99_s": 1e300, "max_s": True},
+                     fio_verify={"final": {"verified": 10**400, "failed": -1, "error": "x"}, "after-fault": [1]},
+                     acknowledged_writes_lost=-2)
+    events = (folder / "events.jsonl").read_text().replace(f'"ts": {json.dumps(FAULT)}, "t": 100.0',
+                                                          f'"ts": {fault_ts!r}, "t": 100.0')
+    (folder / "events.jsonl").write_text(events)
+    page = page_of(folder)
+    render_summary(folder, Console(file=io.StringIO(), width=200))
+    render_matrix([folder], tmp_path)
+    assert page.by_id["verdict"] and page.cells[("data-fact", "acknowledged_writes_lost")][1] == "-2"
+
+
+def test_an_offset_that_puts_the_log_outside_the_run_is_doubted_not_used(tmp_path):
+    """An offset of the wrong sign (client minus host) lands fio's I/Os ~5 years away from the fault."""
+    folder = fio_run(tmp_path, clocks=[_clock("wrong sign", -OFFSET, 0.01, FAULT)])
+    run = load_run(folder)
+    assert "outside the run" in run.time_base_doubt() and run.fio_stall() is None
+    page = page_of(folder)
+    assert page.by_id["time-base"]["data-doubt"] == "true" and page.by_id["fio-stall"]["data-seconds"] == ""
+    assert "they are left on the client's clock" in page.all_text
+    console = Console(record=True, width=400)
+    render_summary(folder, console)
+    assert "time base doubted: the offset" in console.export_text()

@@ -23,7 +23,7 @@ def fio_figure(run: RunView) -> Figure | None:
     samples = run.fio
     if not samples:
         return None
-    base, fault = run.time_base(), run.fault_at
+    base, fault, doubt = run.placed_time_base(), run.fault_at, run.time_base_doubt()
     shift = base.offset_s if base is not None else 0.0
     placed = base is not None and fault is not None
     origin = fault if placed else samples[0].completed + shift
@@ -43,7 +43,10 @@ def fio_figure(run: RunView) -> Figure | None:
         _fault_overlay(run, ax)
     ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
     figure.suptitle(f"Client I/O (fio) during {run.scenario} ({run.stack})", fontsize=11)
-    note = base.note() if base is not None else "no clock reading for the client: fault and marks not drawn"
+    if doubt:
+        note = doubt
+    else:
+        note = base.note() if base is not None else "no clock reading for the client: fault and marks not drawn"
     figure.text(0.99, 0.005, note, ha="right", va="bottom", fontsize=7,
                 color=FAULT_COLOUR if base is None or base.too_loose else "#555555")
     figure.tight_layout(rect=(0, 0.03, 1, 1))

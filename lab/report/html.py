@@ -292,6 +292,9 @@ def _time_base(run: RunView) -> str:
     drill = (f" The drill recorded time_base_error_s = {recorded} s."
              if isinstance(recorded, int | float) and not isinstance(recorded, bool)
              and abs(recorded - base.error_s) > 0.0005 else "")
+    if doubt := run.time_base_doubt():
+        return (f'<p id="time-base" class="warn" data-error-s="" data-doubt="true">Time base: {escape(base.note())}; '
+                f"but {escape(doubt)}.{escape(damaged)}</p>")
     css = "warn" if base.too_loose else "note"
     return (f'<p id="time-base" class="{css}" data-error-s="{base.error_s}" data-offset-s="{base.offset_s}" '
             f'data-too-loose="{_attr(base.too_loose)}">Time base: {escape(base.note())}.'

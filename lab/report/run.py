@@ -44,6 +44,8 @@ __all__ = ["NOT_RECORDED", "ClockCheck", "PoolFile", "RunView", "check_run_folde
 
 NOT_RECORDED = "not recorded"
 CLOCK_TOLERANCE_S = 15.0
+RUN_MARGIN_S = 60.0
+"""How far outside the run's events fio's shifted times may fall before the time base is doubted."""
 FIO_LOG_NAME = "fio/beast_lat.1.log"
 FIO_LOG_MAX_BYTES = 16 * 1024 * 1024
 """A line per I/O is about 40 bytes: some 400,000 I/Os, several minutes of the drill's write pass."""
@@ -217,10 +219,26 @@ class RunView:
         """How fio's client times become host times (clocks.jsonl, else the drill's facts)."""
         return choose_time_base(self.clocks, self.facts, self.fault_at)
 
+    def time_base_doubt(self) -> str:
+        """Why the time base is not used although there is one: it places fio's I/Os outside the run (an
+        offset of the wrong sign, or another host's reading); "" when it is plausible or cannot be checked."""
+        base, start, end = self.time_base(), self.started, self.ended or self.last_seen
+        if base is None or not self.fio or start is None or end is None:
+            return ""
+        first, last = self.fio[0].completed + base.offset_s, self.fio[-1].completed + base.offset_s
+        if start - RUN_MARGIN_S <= first and last <= end + RUN_MARGIN_S:
+            return ""
+        return (f"the offset {base.offset_s:+.3f} s places fio's I/Os from {utc_text(first)} to {utc_text(last)}, "
+                f"outside the run ({utc_text(start)} to {utc_text(end)}): they are left on the client's clock")
+
+    def placed_time_base(self) -> TimeBase | None:
+        """The time base when it is there and plausible."""
+        return None if self.time_base_doubt() else self.time_base()
+
     def fio_stall(self) -> tuple[FaultStall, TimeBase] | None:
         """From the fault to fio's first completion after it, on the host's clock; None without a fault, a
-        time base or fio samples. The FaultStall's times are host times."""
-        base, fault = self.time_base(), self.fault_at
+        plausible time base or fio samples. The FaultStall's times are host times."""
+        base, fault = self.placed_time_base(), self.fault_at
         if not self.fio or base is None or fault is None:
             return None
         stall = stall_from_fault(self.fio, fault - base.offset_s, until=self._fio_end())

@@ -93,6 +93,8 @@ def _fio_lines(run: RunView, console: Console) -> None:
                 else f"{stall.seconds:.3f} s ± {base.error_s:.3f} s")
         loose = " [yellow](time base bound above 0.25 s)[/]" if base.too_loose else ""
         console.print(f"failover stall (fio log, host clock): {escape(seen)}{loose}", highlight=False)
+    elif doubt := run.time_base_doubt():
+        console.print(f"fio latency log: [yellow]time base doubted: {escape(doubt)}[/]", highlight=False)
     elif run.fio_problem and run.fio_problem != NOT_RECORDED:
         console.print(f"fio latency log: [yellow]{escape(run.fio_problem)}[/]", highlight=False)
     if recorded is not None:
