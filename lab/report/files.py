@@ -11,6 +11,7 @@ from typing import Any
 
 from lab.drill.probe import ProbeSample, parse_probe_log
 from lab.errors import LabError, ParseError
+from lab.parsers.fio import LatencySample, parse_latency_log
 from lab.parsers.zpool import PoolStatus, parse_zpool_status
 from lab.runfolder import EVENTS_NAME, RESULTS_NAME, ClaimVerdict, Event, EventKind, SchemaError, StepResult, StepStatus
 from lab.runfolder_io import NotARegularFile, kind_of, loads, read_bytes, read_text
@@ -86,6 +87,24 @@ def read_probe(text: str) -> tuple[list[ProbeSample], int]:
             except ParseError:
                 damaged += 1
         return samples, damaged
+
+
+def read_fio_log(text: str) -> tuple[list[LatencySample], int, str]:
+    """Every I/O that parses, how many lines did not, and the first line's problem: a fio killed mid-write
+    (or a log cut at the size limit) tears its last line, which should not hide the rest."""
+    try:
+        return parse_latency_log(text), 0, ""
+    except ParseError as error:
+        first = str(error)
+    samples, damaged = [], 0
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
+            samples += parse_latency_log(line)
+        except ParseError:
+            damaged += 1
+    return sorted(samples, key=lambda s: s.completed), damaged, first
 
 
 def read_pool_file(name: str, text: str) -> PoolFile:

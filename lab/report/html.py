@@ -12,7 +12,9 @@ from urllib.parse import quote
 
 from lab.labdir import inside
 from lab.report.files import PoolFile, check_run_folder
-from lab.report.run import NOT_RECORDED, RunView, load_run, utc_text
+from lab.report.fio_words import fault_window_text, fio_verify_text, lost_writes, seconds_text, verify_failed
+from lab.report.run import FIO_LOG_NAME, NOT_RECORDED, RunView, load_run, utc_text
+from lab.report.timebase import BOUND_WARN_S, CLOCKS_NAME, client_host
 from lab.runfolder import RESULTS_NAME, ClaimVerdict
 from lab.runfolder_io import kind_of, replace_file, walk_entries
 
@@ -52,6 +54,18 @@ FACT_LABELS = {
     "fault_at": "fault at (host clock)",
     "copy_started": "copy started (host clock)",
 }
+FIO_FACT_LABELS = {
+    "workload": "the client's workload",
+    "failover_stall_source": "the failover stall was measured from",
+    "failover_stall_ongoing": "no I/O completed after the fault (the stall had not ended)",
+    "fault_window": "the client's I/O after the fault (fio's latency log)",
+    "acknowledged_writes_lost": "acknowledged writes lost (fio's verify-only passes)",
+    "fio_verify": "fio's verify-only passes",
+    "client_clock_offset_s": "the client's clock offset: host time minus client time (s)",
+    "time_base_error_s": "bound on placing the client's times on the host's clock (s)",
+}
+"""Shown when the run is fio's or records them: a probe run does not list them as missing."""
+FIO_STALL_LABEL = "failover stall: from the fault to the first I/O fio completed after it (s, host clock)"
 MD5_FACTS = ("md5_after_copy", "md5_from_disk", "md5_final")
 TIME_FACTS = ("fault_at", "copy_started")
 
@@ -152,9 +166,32 @@ def _claims(run: RunView) -> str:
             "<th>here</th><th>expected</th><th>verdict</th><th>evidence</th></tr>" + "".join(rows) + "</table>")
 
 
+def _fio_fact_value(key: str, value: Any) -> str | None:
+    """fio's structured facts in words; None when the value is not the contract's shape."""
+    if key == "acknowledged_writes_lost":
+        lost = lost_writes({key: value})
+        if lost is None:
+            return None
+        return '<span class="ok">none</span>' if lost == 0 else f'<span class="bad">{lost}</span>'
+    if key == "fault_window":
+        text = fault_window_text(value)
+        return None if text is None else escape(text)
+    if key == "fio_verify":
+        passes = fio_verify_text(value)
+        if passes is None:
+            return None
+        css = "bad" if verify_failed(value) else "ok"
+        items = "".join(f'<li>{escape(name)}: <span class="{css}">{escape(text)}</span></li>'
+                        for name, text in passes)
+        return f"<ul>{items}</ul>"
+    return None
+
+
 def _fact_value(run: RunView, key: str, value: Any) -> str:
     if value is None:
-        return _missing()
+        return _missing("not judged" if key == "acknowledged_writes_lost" else NOT_RECORDED)
+    if (words := _fio_fact_value(key, value)) is not None:
+        return words
     if key in TIME_FACTS and isinstance(value, int | float):
         return f"{escape(utc_text(value))} <span class=note>({value})</span>"
     if key in MD5_FACTS and run.facts.get("source_md5"):
@@ -171,10 +208,14 @@ def _fact_value(run: RunView, key: str, value: Any) -> str:
 
 def _facts(run: RunView) -> str:
     facts = run.facts
-    keys = list(FACT_LABELS) + [k for k in facts if k not in FACT_LABELS]
+    fio = run.workload == "fio"
+    labels = {**FACT_LABELS, **{k: v for k, v in FIO_FACT_LABELS.items() if fio or k in facts}}
+    if facts.get("failover_stall_source") == "fio" or (fio and facts.get("failover_stall_source") is None):
+        labels["failover_stall_s"] = FIO_STALL_LABEL
+    keys = list(labels) + [k for k in facts if k not in labels]
     rows = []
     for key in keys:
-        label = FACT_LABELS.get(key, key.replace("_", " "))
+        label = labels.get(key, key.replace("_", " "))
         rows.append(f'<tr data-fact="{_attr(key)}"><th>{escape(label)}</th>'
                     f"<td>{_fact_value(run, key, facts.get(key))}</td></tr>")
     note = "" if run.results is not None else f'<p class="note">{escape(_results_note(run))}.</p>'
@@ -213,6 +254,77 @@ def _plot(run: RunView, png: bytes | None) -> str:
     return (f'<img id="throughput" alt="client I/O over time" src="data:image/png;base64,{encoded}">'
             f'<p class="note">Also saved as <a href="{href(PLOT_NAME)}">{PLOT_NAME}</a>. Probe times are the client\'s '
             f"clock, events the host's: {escape(clocks.note)}.</p>")
+
+
+def _fio_stall(run: RunView) -> str:
+    measured = run.fio_stall()
+    damaged = (f" {run.damaged_fio_lines} damaged line(s) of {FIO_LOG_NAME} were skipped."
+               if run.damaged_fio_lines else "")
+    count = f"{len(run.fio or [])} I/Os logged.{damaged}"
+    if measured is None:
+        why = "no fault recorded" if run.fault_at is None else "the client's times cannot be placed on the host's"
+        return (f'<p>Failover stall (fio): <span id="fio-stall" data-seconds="">{_missing(why)}</span>. '
+                f"{escape(count)}</p>")
+    stall, base = measured
+    if stall.ongoing:
+        text = (f"no I/O completed after the fault: ≥ {stall.seconds:.3f} s to the end of the log"
+                if stall.seconds is not None else "no I/O completed after the fault")
+    else:
+        text = f"{stall.seconds:.3f} s ± {base.error_s:.3f} s"
+    previous = (f" The last I/O before it completed {stall.fault - stall.last_before:.3f} s before the fault."
+                if stall.last_before is not None else "")
+    return (f'<p>Failover stall (from the fault to the first I/O fio completed after it, host clock): '
+            f'<strong id="fio-stall" data-seconds="{"" if stall.seconds is None else stall.seconds}" '
+            f'data-ongoing="{_attr(stall.ongoing)}">{escape(text)}</strong>.{escape(previous)} {escape(count)}</p>')
+
+
+def _time_base(run: RunView) -> str:
+    """Which clock reading placed fio's times, and how far off they may be."""
+    base = run.time_base()
+    damaged = (f" {run.damaged_clock_lines} line(s) of {CLOCKS_NAME} were not readings and were skipped."
+               if run.damaged_clock_lines else "")
+    if base is None:
+        host = client_host(run.clocks, run.facts) or "the client"
+        return (f'<p id="time-base" data-error-s="" class="warn">Time base: no clock reading for '
+                f"{escape(host)} in {CLOCKS_NAME} and no client_clock_offset_s fact: fio's times are shown on the "
+                f"client's clock, not aligned with the fault or the cluster's marks.{escape(damaged)}</p>")
+    recorded = run.facts.get("time_base_error_s")
+    drill = (f" The drill recorded time_base_error_s = {recorded} s."
+             if isinstance(recorded, int | float) and not isinstance(recorded, bool)
+             and abs(recorded - base.error_s) > 0.0005 else "")
+    if doubt := run.time_base_doubt():
+        return (f'<p id="time-base" class="warn" data-error-s="" data-doubt="true">Time base: {escape(base.note())}; '
+                f"but {escape(doubt)}.{escape(damaged)}</p>")
+    css = "warn" if base.too_loose else "note"
+    return (f'<p id="time-base" class="{css}" data-error-s="{base.error_s}" data-offset-s="{base.offset_s}" '
+            f'data-too-loose="{_attr(base.too_loose)}">Time base: {escape(base.note())}.'
+            f"{escape(drill)}{escape(damaged)}"
+            + ("" if base.too_loose else f" (within the {BOUND_WARN_S} s this report accepts)") + "</p>")
+
+
+def _fio_plot(run: RunView, png: bytes | None) -> str:
+    if png is None:
+        return f"<p>{_missing('plot not drawn')}</p>"
+    encoded = base64.b64encode(png).decode("ascii")
+    return (f'<img id="throughput" data-source="fio" alt="every I/O fio logged, latency over host time" '
+            f'src="data:image/png;base64,{encoded}"><p class="note">Also saved as <a href="{href(PLOT_NAME)}">'
+            f"{PLOT_NAME}</a>. Each point is one I/O where fio accounted its completion, at its latency "
+            f"({escape(_latency_span(run))}).</p>")
+
+
+def _latency_span(run: RunView) -> str:
+    latencies = [s.latency for s in run.fio or []]
+    return f"{seconds_text(min(latencies))} to {seconds_text(max(latencies))}" if latencies else "none"
+
+
+def _client_io(run: RunView, png: bytes | None) -> str:
+    """fio's stall, time base and plot when the run has its log; the probe's otherwise (and beside it)."""
+    if not run.fio:
+        note = (f'<p class="note" id="fio-problem">{escape(run.fio_problem)}.</p>'
+                if run.fio_problem != NOT_RECORDED else "")
+        return note + _stall(run) + _plot(run, png)
+    probe = _stall(run) if run.probe is not None else ""
+    return _fio_stall(run) + _time_base(run) + _fio_plot(run, png) + probe
 
 
 def _pool_file(pool_file: PoolFile) -> str:
@@ -286,7 +398,7 @@ def report_html(run: RunView, png: bytes | None) -> str:
         ("Steps", _steps(run)),
         ("The paper's claims", _claims(run)),
         ("Facts", _facts(run)),
-        ("Client I/O", _stall(run) + _plot(run, png)),
+        ("Client I/O", _client_io(run, png)),
         ("Pools (saved zpool status)", _pools(run)),
         ("Everything the run left", _files(run)),
     ]
@@ -306,13 +418,14 @@ def render_report(run_folder: Path) -> Path:
     report_path, plot_path = inside(folder, folder / REPORT_NAME), inside(folder, folder / PLOT_NAME)
     run = load_run(folder)
     png = None
-    if run.probe:
+    if run.fio or run.probe:
         try:
+            from lab.report.fio_plot import fio_png
             from lab.report.plot import probe_png
         except ImportError:
             run.probe_problem = "plot not drawn: matplotlib is not installed (pip install 'beast-lab[report]')"
         else:
-            png = probe_png(run)
+            png = fio_png(run) if run.fio else probe_png(run)
     page = report_html(run, png)
     if png is not None:
         replace_file(plot_path.parent, plot_path.name, png)

@@ -20,6 +20,7 @@ from rich.table import Table
 from lab.drill.probe import longest_stall, parse_probe_log
 from lab.errors import LabError, ParseError
 from lab.labdir import inside
+from lab.report.fio_words import NOT_MEASURED, lost_writes
 from lab.report.html import STYLE
 from lab.runfolder import Reason, Results, SchemaError, as_number, read_results
 from lab.runfolder_io import NotARegularFile, read_text, replace_file
@@ -47,7 +48,11 @@ class Cell:
     pools: str
     stall_s: float | None
     stall_ongoing: bool
-    """No probe succeeded after the stall: the client's I/O never came back."""
+    """No probe succeeded (no I/O completed) after the stall: the client's I/O never came back."""
+    stall_source: str
+    """"fio" (fault to first completion) or "probe" (longest gap between successful probes)."""
+    lost_writes: int | None
+    """Acknowledged writes fio's verify found lost; None when not judged."""
     unexpected: tuple[str, ...]
     failed_steps: tuple[str, ...]
     interrupted: bool
@@ -67,11 +72,13 @@ class Cell:
         return "; ".join(parts)
 
     def lines(self) -> list[str]:
-        stall = "not measured" if self.stall_s is None else f"{self.stall_s:.1f} s"
+        stall = NOT_MEASURED if self.stall_s is None else f"{self.stall_s:.1f} s"
         if self.stall_ongoing and self.stall_s is not None:
             stall = f"≥ {self.stall_s:.1f} s, I/O never came back"
-        return [f"data from disk: {self.data}", f"pools after recovery: {self.pools}", f"client stall: {stall}",
-                self.verdict]
+        lost = NOT_MEASURED if self.lost_writes is None else str(self.lost_writes)
+        return [f"data from disk: {self.data}", f"pools after recovery: {self.pools}",
+                f"client stall{' (fio)' if self.stall_source == 'fio' else ''}: {stall}",
+                f"acknowledged writes lost: {lost}", self.verdict]
 
 
 MD5_CLAIMS = {"md5_final": "final_md5", "md5_from_disk": "md5_from_disk"}
@@ -108,9 +115,17 @@ def _shortened(text: str, most: int) -> str:
     return text if len(text) <= most else text[:most - 1] + "…"
 
 
+def _is_fio(facts: dict[str, Any]) -> bool:
+    return facts.get("failover_stall_source") == "fio" or (
+        facts.get("workload") == "fio" and facts.get("failover_stall_source") in (None, "fio"))
+
+
 def _stall(folder: Path, facts: dict[str, Any]) -> tuple[float | None, bool]:
-    """The client's longest stall from the run's probe.log (what the drill measured it from), or from its
-    facts when the log is missing or damaged."""
+    """The client's stall: a fio run's fact (fault to first completion, on the host's clock: not re-derived
+    here, as that needs the clock readings); otherwise the longest gap in the run's probe.log (what the drill
+    measured it from), or its facts when the log is missing or damaged."""
+    if _is_fio(facts):
+        return as_number(facts.get("failover_stall_s")), facts.get("failover_stall_ongoing") is True
     try:
         stall = longest_stall(parse_probe_log(read_text(folder, folder / "probe.log").text))
     except (OSError, ParseError, NotARegularFile):
@@ -132,6 +147,7 @@ def load_cell(folder: Path) -> Cell | None:
         folder=Path(folder), fault=results.fault or DEFAULT_FAULT, arbitrator=results.arbitrator or DEFAULT_ARBITRATOR,
         stack=results.stack,
         data=_data(results), pools=_pools(results), stall_s=stall, stall_ongoing=ongoing,
+        stall_source="fio" if _is_fio(results.facts) else "probe", lost_writes=lost_writes(results.facts),
         unexpected=tuple(results.unexpected), failed_steps=tuple(results.failed_steps),
         interrupted=results.interrupted,
     )
@@ -191,7 +207,9 @@ def matrix_html(cells: dict[tuple[str, str], Cell], base: Path) -> str:
             link = _report_link(cell.folder, base)
             css = "ok" if cell.as_expected else "bad"
             tds.append(f'<td data-mode="{escape(mode)}" data-data="{escape(cell.data)}" '
-                       f'data-stall="{"" if cell.stall_s is None else cell.stall_s}">'
+                       f'data-stall="{"" if cell.stall_s is None else cell.stall_s}" '
+                       f'data-stall-source="{cell.stall_source}" '
+                       f'data-lost-writes="{"" if cell.lost_writes is None else cell.lost_writes}">'
                        + "<br>".join(escape(f) for f in figures)
                        + f'<br><span class="{css}">{escape(verdict)}</span> <a href="{link}">report</a></td>')
         rows.append(f'<tr data-fault="{escape(fault)}"><th>{escape(fault)}</th>{"".join(tds)}</tr>')

@@ -45,22 +45,28 @@ TAKEOVER_MARKS = {"membership without the victim": "detected", "fenced": "fenced
 """Which marks of the drill's takeover timeline (lab.drill.cluster.TIMELINE_MARKS) the plot shows, and as what."""
 
 
-def _takeover_overlay(run: RunView, ax, origin: float) -> None:
+def draw_takeover_marks(run: RunView, ax, fault: float, origin: float, top: float) -> None:
     """The cluster's takeover beside the client's I/O: a dotted line at each mark of the survivor's journal
-    (guest clock, set from the host's), when the clocks agree."""
+    (seconds after the fault), its label written down from ``top``."""
     timeline = run.facts.get("takeover_timeline_s")
-    fault = run.fault_at
-    if not isinstance(timeline, dict) or fault is None or not run.clock_check().close:
+    if not isinstance(timeline, dict):
         return
-    top = ax.get_ylim()[1]
     for mark, label in TAKEOVER_MARKS.items():
         seconds = timeline.get(mark)
-        if not isinstance(seconds, int | float):
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds):
             continue
         x = fault + seconds - origin
         ax.axvline(x, color=TAKEOVER_COLOUR, linestyle=":", linewidth=1)
-        ax.text(x, top * 0.97, f" {label} +{seconds:g} s", color=TAKEOVER_COLOUR, rotation=90, va="top",
+        ax.text(x, top, f" {label} +{seconds:g} s", color=TAKEOVER_COLOUR, rotation=90, va="top",
                 ha="right", fontsize=7)
+
+
+def _takeover_overlay(run: RunView, ax, origin: float) -> None:
+    """The takeover marks on the probe's plot, when the guest and host clocks agree."""
+    fault = run.fault_at
+    if fault is None or not run.clock_check().close:
+        return
+    draw_takeover_marks(run, ax, fault, origin, ax.get_ylim()[1] * 0.97)
 
 
 def _stall_overlay(run: RunView, ax, origin: float) -> None:
@@ -121,8 +127,10 @@ def probe_figure(run: RunView) -> Figure | None:
 
 def probe_png(run: RunView) -> bytes | None:
     figure = probe_figure(run)
-    if figure is None:
-        return None
+    return None if figure is None else figure_png(figure)
+
+
+def figure_png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     try:
         figure.savefig(buffer, format="png", dpi=100)

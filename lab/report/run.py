@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from lab.drill.fio_checks import FaultStall, stall_from_fault
 from lab.drill.probe import ProbeSample, Stall, longest_stall
+from lab.parsers.fio import LatencySample
 from lab.report.files import (
     PoolFile,
     check_run_folder,
@@ -16,10 +18,12 @@ from lab.report.files import (
     json_or_none,
     not_a_file,
     read_events,
+    read_fio_log,
     read_pool_file,
     read_probe,
     steps_from_events,
 )
+from lab.report.timebase import CLOCKS_NAME, ClockReading, TimeBase, choose_time_base, read_clocks
 from lab.runfolder import (
     EVENTS_NAME,
     RESULTS_NAME,
@@ -40,6 +44,11 @@ __all__ = ["NOT_RECORDED", "ClockCheck", "PoolFile", "RunView", "check_run_folde
 
 NOT_RECORDED = "not recorded"
 CLOCK_TOLERANCE_S = 15.0
+RUN_MARGIN_S = 60.0
+"""How far outside the run's events fio's shifted times may fall before the time base is doubted."""
+FIO_LOG_NAME = "fio/beast_lat.1.log"
+FIO_LOG_MAX_BYTES = 16 * 1024 * 1024
+"""A line per I/O is about 40 bytes: some 400,000 I/Os, several minutes of the drill's write pass."""
 
 
 def utc_text(epoch: float | None) -> str:
@@ -75,6 +84,12 @@ class RunView:
     probe: list[ProbeSample] | None = None
     probe_problem: str = NOT_RECORDED
     damaged_probe_lines: int = 0
+    fio: list[LatencySample] | None = None
+    """fio's latency log, client clock; None when the run folder has none."""
+    fio_problem: str = NOT_RECORDED
+    damaged_fio_lines: int = 0
+    clocks: list[ClockReading] = field(default_factory=list)
+    damaged_clock_lines: int = 0
     pool_files: list[PoolFile] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     """What was not read, or read only in part, and why (a symlink, a FIFO, a file too long)."""
@@ -192,6 +207,48 @@ class RunView:
     def stall(self) -> Stall | None:
         return longest_stall(self.probe) if self.probe else None
 
+    @property
+    def workload(self) -> str:
+        """"fio" or "probe": the results' fact, else what the folder holds."""
+        recorded = self.facts.get("workload")
+        if isinstance(recorded, str) and recorded:
+            return recorded
+        return "fio" if self.fio else "probe"
+
+    def time_base(self) -> TimeBase | None:
+        """How fio's client times become host times (clocks.jsonl, else the drill's facts)."""
+        return choose_time_base(self.clocks, self.facts, self.fault_at)
+
+    def time_base_doubt(self) -> str:
+        """Why the time base is not used although there is one: it places fio's I/Os outside the run (an
+        offset of the wrong sign, or another host's reading); "" when it is plausible or cannot be checked."""
+        base, start, end = self.time_base(), self.started, self.ended or self.last_seen
+        if base is None or not self.fio or start is None or end is None:
+            return ""
+        first, last = self.fio[0].completed + base.offset_s, self.fio[-1].completed + base.offset_s
+        if start - RUN_MARGIN_S <= first and last <= end + RUN_MARGIN_S:
+            return ""
+        return (f"the offset {base.offset_s:+.3f} s places fio's I/Os from {utc_text(first)} to {utc_text(last)}, "
+                f"outside the run ({utc_text(start)} to {utc_text(end)}): they are left on the client's clock")
+
+    def placed_time_base(self) -> TimeBase | None:
+        """The time base when it is there and plausible."""
+        return None if self.time_base_doubt() else self.time_base()
+
+    def fio_stall(self) -> tuple[FaultStall, TimeBase] | None:
+        """From the fault to fio's first completion after it, on the host's clock; None without a fault, a
+        plausible time base or fio samples. The FaultStall's times are host times."""
+        base, fault = self.placed_time_base(), self.fault_at
+        if not self.fio or base is None or fault is None:
+            return None
+        stall = stall_from_fault(self.fio, fault - base.offset_s, until=self._fio_end())
+        shift = base.offset_s
+        return FaultStall(fault, _shifted(stall.last_before, shift), _shifted(stall.first_after, shift),
+                          stall.seconds, stall.ongoing, stall.longest), base
+
+    def _fio_end(self) -> float | None:
+        return max(s.completed for s in self.fio) if self.fio else None
+
     def clock_check(self) -> ClockCheck:
         """Compare the probe's first start (guest) with the copy start (host): the drill starts both together."""
         if not self.probe:
@@ -219,10 +276,14 @@ class RunView:
         return fault, (min(resumed) if resumed else None)
 
 
-def _read(run: RunView, relative: str) -> str | None:
+def _shifted(epoch: float | None, offset: float) -> float | None:
+    return None if epoch is None else epoch + offset
+
+
+def _read(run: RunView, relative: str, limit: int = MAX_READ_BYTES) -> str | None:
     """A file of the run folder as text; None when it is missing or not read (why is noted in ``skipped``)."""
     try:
-        contents = read_text(run.folder, run.folder / relative)
+        contents = read_text(run.folder, run.folder / relative, limit)
     except FileNotFoundError:
         return None
     except NotARegularFile as error:
@@ -232,8 +293,7 @@ def _read(run: RunView, relative: str) -> str | None:
         run.skipped.append(f"{relative} cannot be read ({error.strerror or error}); it is not read")
         return None
     if contents.cut:
-        run.skipped.append(f"{relative} is longer than {MAX_READ_BYTES // (1024 * 1024)} MiB: only its start "
-                           "was read")
+        run.skipped.append(f"{relative} is longer than {limit // (1024 * 1024)} MiB: only its start was read")
     return contents.text
 
 
@@ -253,6 +313,7 @@ def load_run(folder: Path) -> RunView:
     if (probe := _read(run, "probe.log")) is not None:
         run.probe, run.damaged_probe_lines = read_probe(probe)
         run.probe_problem = "" if run.probe else "probe.log has no samples"
+    _load_fio(run)
     if why := not_a_file(run.folder, "zpool"):
         run.skipped.append(why)
     elif (run.folder / "zpool").is_dir():
@@ -264,3 +325,15 @@ def load_run(folder: Path) -> RunView:
         run.pool_files = [read_pool_file(Path(name).stem, text) for name in names
                           if (text := _read(run, f"zpool/{name}")) is not None]
     return run
+
+
+def _load_fio(run: RunView) -> None:
+    """fio's latency log and the clock readings that place it on the host's clock."""
+    noted = len(run.skipped)
+    if (log := _read(run, FIO_LOG_NAME, FIO_LOG_MAX_BYTES)) is not None:
+        run.fio, run.damaged_fio_lines, problem = read_fio_log(log)
+        run.fio_problem = "" if run.fio else f"{FIO_LOG_NAME} has no I/O that parses ({problem})"
+    elif len(run.skipped) > noted:
+        run.fio_problem = run.skipped[-1]
+    if (clocks := _read(run, CLOCKS_NAME)) is not None:
+        run.clocks, run.damaged_clock_lines = read_clocks(clocks)

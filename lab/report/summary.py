@@ -11,11 +11,12 @@ from rich.console import Console
 from rich.markup import escape as markup_escape
 from rich.table import Table
 
-from lab.report.run import NOT_RECORDED, load_run, utc_text
+from lab.report.fio_words import fault_window_text, fio_stall_fact_text, fio_verify_text, lost_writes_text
+from lab.report.run import NOT_RECORDED, RunView, load_run, utc_text
 from lab.terminal import printable
 
 SUMMARY_FACTS = ("source_md5", "md5_after_copy", "md5_from_disk", "md5_final", "copy_seconds", "failover_stall_s",
-                 "recovery_stall_s", "fenced_after_s", "takeover_timeline_s")
+                 "recovery_stall_s", "fenced_after_s", "takeover_timeline_s", "workload", "time_base_error_s")
 
 
 def escape(text: object) -> str:
@@ -60,9 +61,12 @@ def render_summary(run_folder: Path, console: Console) -> None:
                       markup=False)
     else:
         console.print(f"facts: [dim]{escape(run.results_problem or NOT_RECORDED)}[/]")
-    stall = run.stall
-    console.print("failover stall (probe.log): " + (f"{stall.seconds:.1f} s" if stall else
-                                                     f"[dim]{escape(run.probe_problem or NOT_RECORDED)}[/]"))
+    if run.workload == "fio" or run.fio is not None:
+        _fio_lines(run, console)
+    if run.probe is not None or run.workload != "fio":
+        stall = run.stall
+        console.print("failover stall (probe.log): " + (f"{stall.seconds:.1f} s" if stall else
+                                                         f"[dim]{escape(run.probe_problem or NOT_RECORDED)}[/]"))
     for pool_file in run.pool_files:
         if pool_file.pools is None:
             console.print(f"zpool/{escape(pool_file.name)}: [yellow]did not parse[/] ({escape(pool_file.problem)})")
@@ -75,3 +79,28 @@ def render_summary(run_folder: Path, console: Console) -> None:
     report = run.folder / "report.html"
     if report.exists():
         console.print(printable(f"report: {report}"), markup=False, highlight=False)
+
+
+def _fio_lines(run: RunView, console: Console) -> None:
+    """The fio stall (the drill's fact and, from the log, the report's own reading), lost writes, verify."""
+    facts = run.facts
+    recorded = fio_stall_fact_text(facts)
+    measured = run.fio_stall()
+    if measured is not None:
+        stall, base = measured
+        seen = (f"≥ {stall.seconds:.3f} s, no I/O completed after the fault" if stall.ongoing and stall.seconds
+                else "no I/O completed after the fault" if stall.ongoing
+                else f"{stall.seconds:.3f} s ± {base.error_s:.3f} s")
+        loose = " [yellow](time base bound above 0.25 s)[/]" if base.too_loose else ""
+        console.print(f"failover stall (fio log, host clock): {escape(seen)}{loose}", highlight=False)
+    elif doubt := run.time_base_doubt():
+        console.print(f"fio latency log: [yellow]time base doubted: {escape(doubt)}[/]", highlight=False)
+    elif run.fio_problem and run.fio_problem != NOT_RECORDED:
+        console.print(f"fio latency log: [yellow]{escape(run.fio_problem)}[/]", highlight=False)
+    if recorded is not None:
+        console.print(f"failover stall (results.json): {escape(recorded)}", highlight=False)
+    if (window := fault_window_text(facts.get("fault_window"))) is not None:
+        console.print(f"after the fault: {escape(window)}", highlight=False)
+    console.print(f"acknowledged writes lost: {escape(lost_writes_text(facts))}", highlight=False)
+    for name, text in fio_verify_text(facts.get("fio_verify")) or []:
+        console.print(f"fio verify {escape(name)}: {escape(text)}", highlight=False)
