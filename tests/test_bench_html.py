@@ -1,9 +1,14 @@
 """bench.html from a bench.json's contents: the per-mode figures, the strip plot, flaky verdicts, links to each
-run's report (relative, never out of the bench folder), everything from run data escaped."""
+run's report (relative, never out of the bench folder), everything from run data escaped; and
+``python -m lab.bench --report DIR`` writing it again without running a drill."""
 
 import base64
+import json
 import re
 
+import pytest
+
+from lab import bench
 from lab.bench_html import bench_html, run_link
 
 EVIL = '<script>alert(1)</script>"'
@@ -54,3 +59,22 @@ def test_a_missing_run_folder_or_a_damaged_bench_still_renders():
     assert "no run folder" in run_link({"run_folder": None})
     page = bench_html({"runs": "not a list", "machine": "x"})
     assert "no stall was measured" in page
+
+
+def test_report_writes_bench_html_again_from_bench_json(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(bench, "bench", lambda *args: pytest.fail("the figures ran"))
+    (tmp_path / "bench.json").write_text(json.dumps(data(run("paper", 1, 4.0), run("cluster", 1, 27.6))))
+    assert bench.main(["--report", str(tmp_path)]) == 0
+    assert 'data-mode="cluster"' in (tmp_path / "bench.html").read_text()
+    out = capsys.readouterr().out
+    assert "kill-ctrl-a failover drills" in out and "27.6" in out
+
+
+@pytest.mark.parametrize("contents", [None, "{", "[]", '{"runs": 3}', '{"runs": [], "x": NaN}'])
+def test_report_refuses_a_missing_or_damaged_bench_json_in_one_line(tmp_path, capsys, contents):
+    if contents is not None:
+        (tmp_path / "bench.json").write_text(contents)
+    assert bench.main(["--report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bench.json" in err
+    assert not (tmp_path / "bench.html").exists()
