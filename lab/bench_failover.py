@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from lab.bench_html import BENCH_HTML, bench_html, stats_table
+from lab.bench_stats import mode_stats
 from lab.drill.claims import ARBITRATORS
 from lab.drill.progress import LineProgress, LiveProgress, QuietProgress
 from lab.errors import LabError
@@ -72,7 +73,8 @@ class Bench:
     def to_json(self) -> dict[str, Any]:
         return {"measured_at": self.measured_at, "machine": self.machine, "command": self.command,
                 "modes": self.modes, "runs_per_mode": self.runs_per_mode, "interrupted": self.interrupted,
-                "run_folders_relative_to": "the folder of this file", "runs": self.runs}
+                "run_folders_relative_to": "the folder of this file", "runs": self.runs,
+                "summary": {mode: stats.to_json() for mode, stats in mode_stats(self.runs).items()}}
 
     def write(self) -> Path:
         path = inside(self.folder, self.folder / BENCH_JSON)
@@ -108,7 +110,7 @@ def run_entry(mode: str, number: int, results: Results | None, folder: Path | No
     return {
         "arbitrator": mode, "run": number, "started_at": started_at, "seconds": round(seconds, 1),
         "stall_s": as_number(facts.get("failover_stall_s")),
-        "stall_source": str(facts.get("failover_stall_source", "probe")),
+        "stall_source": str(facts.get("failover_stall_source") or "probe"),
         "acknowledged_writes_lost": lost if isinstance(lost, int) and not isinstance(lost, bool) else None,
         "verdicts": {c.claim: "held" if c.held else "not held" for c in results.claims} if results else {},
         "unexpected": results.unexpected if results else [],

@@ -26,6 +26,7 @@ from lab.bench_stats import (
     mode_stats,
     run_number,
     seconds_text,
+    verdicts,
 )
 from lab.report.html import STYLE, href
 from lab.runfolder import as_number
@@ -108,26 +109,36 @@ def _cell(value: Any) -> str:
     return seconds_text(number) if number is not None else '<span class="missing">—</span>'
 
 
+def _listed(run: dict[str, Any], key: str) -> list[str]:
+    value = run.get(key)
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def _findings(run: dict[str, Any]) -> list[str]:
+    """What went wrong in a run: unexpected verdicts, failed steps, the error that stopped it, Ctrl-C."""
+    found = [f"{label}: {', '.join(names)}" for label, key in (("unexpected", "unexpected"),
+                                                                ("failed", "failed_steps"))
+             if (names := _listed(run, key))]
+    if run.get("error"):
+        found.append(f"error: {run['error']}")
+    return found + (["interrupted"] if run.get("interrupted") is True else [])
+
+
+DATA_CELLS = {None: '<span class="missing">not judged</span>', True: '<span class="bad">lost</span>',
+              False: "intact"}
+
+
 def _runs(runs: list[dict[str, Any]]) -> str:
     rows = []
     for position, run in enumerate(runs, 1):
-        unexpected = run.get("unexpected") if isinstance(run.get("unexpected"), list) else []
-        failed = run.get("failed_steps") if isinstance(run.get("failed_steps"), list) else []
-        lost = lost_data(run)
-        findings = ([f"unexpected: {', '.join(map(str, unexpected))}"] if unexpected else []) + (
-            [f"failed: {', '.join(map(str, failed))}"] if failed else []) + (
-            [f"error: {run['error']}"] if run.get("error") else []) + (
-            ["interrupted"] if run.get("interrupted") is True else [])
-        not_held = [c for c, v in (run.get("verdicts") or {}).items() if v == NOT_HELD] if isinstance(
-            run.get("verdicts"), dict) else []
-        rows.append(
-            f"<tr><td>{escape(mode_of(run))}</td><td class=\"num\">{run_number(run, position)}</td>"
-            f"<td>{escape(str(run.get('started_at', '')))}</td><td class=\"num\">{_cell(run.get('seconds'))}</td>"
-            f"<td class=\"num\">{_cell(run.get('stall_s'))}</td><td>{escape(str(run.get('stall_source') or ''))}</td>"
-            f"<td>{'—' if lost is None else '<span class=bad>lost</span>' if lost else 'intact'}</td>"
-            f"<td>{escape(', '.join(map(str, not_held))) or '—'}</td>"
-            f'<td class="{"bad" if findings else "ok"}">{escape("; ".join(findings)) or "none"}</td>'
-            f"<td>{run_link(run)}</td></tr>")
+        not_held = [claim for claim, verdict in verdicts(run).items() if verdict == NOT_HELD]
+        findings = _findings(run)
+        cells = [escape(mode_of(run)), str(run_number(run, position)), escape(str(run.get("started_at", ""))),
+                 _cell(run.get("seconds")), _cell(run.get("stall_s")), escape(str(run.get("stall_source") or "")),
+                 DATA_CELLS[lost_data(run)], escape(", ".join(not_held)) or "—",
+                 f'<span class="{"bad" if findings else "ok"}">{escape("; ".join(findings)) or "none"}</span>',
+                 run_link(run)]
+        rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
     return ('<table id="runs"><tr><th>mode</th><th>run</th><th>started</th><th>s</th><th>stall s</th><th>source</th>'
             "<th>data</th><th>claims not held</th><th>findings</th><th>report</th></tr>" + "".join(rows) + "</table>")
 

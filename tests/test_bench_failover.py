@@ -120,6 +120,7 @@ def test_bench_json_holds_every_field_and_latest_points_at_it(tmp_path, fake):
     (run,) = data["runs"]
     assert RUN_FIELDS <= set(run)
     assert run["acknowledged_writes_lost"] == 2 and run["stall_source"] == "fio"
+    assert data["summary"]["paper"]["data_lost"] == 1 and data["summary"]["paper"]["stall_p90_s"] == 12.5
     assert (made.folder / run["run_folder"] / "results.json").is_file(), "run_folder is relative to the bench folder"
     assert (tmp_path / "artifacts" / "bench" / "latest").resolve() == made.folder.resolve()
     assert (made.folder / "bench.html").is_file()

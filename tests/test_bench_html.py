@@ -37,6 +37,8 @@ def test_the_page_holds_the_figures_the_plot_and_every_report_link():
     assert base64.b64decode(png).startswith(b"\x89PNG")
     assert page.count('href="./runs/') == 4 and 'href="./runs/2026-paper-2/report.html"' in page
     assert re.search(r"<table id=\"flaky\">.*md5_from_disk.*1, 3.*2", page, re.S)
+    runs = re.search(r'<table id="runs">.*?</table>', page, re.S).group(0)
+    assert runs.count('<span class="bad">lost</span>') == 1 and runs.count("intact") == 3
 
 
 def test_no_flaky_verdict_says_so():
