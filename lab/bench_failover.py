@@ -9,6 +9,7 @@ is a finding in its run's object and the series goes on; Ctrl-C stops it with th
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import time
@@ -152,8 +153,6 @@ def one_run(make: DrillFactory, scenario: Any, options: Any, progress: Any, mode
 
 def drill_progress(console: Console) -> Any:
     """The drill's own display: a live panel on a terminal, one line per step elsewhere (CI, a pipe)."""
-    import os
-
     if console.is_terminal and not os.environ.get("CI"):
         return LiveProgress(console)
     return LineProgress(lambda text: console.print(text, markup=False, highlight=False))
