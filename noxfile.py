@@ -165,6 +165,11 @@ def drill_all(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
+    """Benchmarks on a lab of their own (.lab/bench, removed after). Without arguments: image build, lab up,
+    boot to SSH (`-- --provision`: provisioning and snapshots too), medians in bench/results.json.
+    `-- --failover N [--arbitrator paper,takeover,cluster|all]`: only N kill-ctrl-a drills per mode, each from
+    the mode's snapshot, into artifacts/bench/<UTC stamp>/ (bench.json, bench.html; artifacts/bench/latest);
+    add --runs or --provision to time the figures as well. `-- --report [DIR]` writes bench.html again."""
     install_project(session, "test", "report")
     ensure_host_packages(session)
     session.run("python", "-m", "lab.bench", *session.posargs)

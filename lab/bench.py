@@ -1,6 +1,8 @@
-"""`nox -s bench`: how long the lab's slow parts take on this machine, as medians in bench/results.json.
+"""`nox -s bench`: how long the lab's slow parts take on this machine, and how a failover goes, run after run.
 
-Runs on its own lab directory (``.lab/bench``) so a user's lab is never touched, and removes it after.
+The figures (image, lab up, boot, provisioning, snapshots) go as medians to bench/results.json; the
+failover drills (``--failover N``, lab/bench_failover.py) to artifacts/bench/<UTC stamp>/. Both run on
+their own lab directory (``.lab/bench``) so a user's lab is never touched, and remove it after.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import dataclasses
 import json
 import os
 import platform
+import shlex
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -19,6 +23,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from lab.drill.claims import ARBITRATORS
+from lab.errors import LabError
 from lab.plan import Plan
 from lab.topology import Topology, load_topology
 
@@ -126,42 +132,6 @@ def rebuild_and_provision(provider, topo: Topology, stack, plan: Plan) -> None:
     LabSession(topo, provider, stack).apply(plan, "bench")
 
 
-def failover_drills(runs: int, topology: str | None, lab_dir: Path, artifacts: Path) -> dict[str, dict]:
-    """``runs`` kill-ctrl-a drills per arbitrator mode through the drill's orchestrator, each from the mode's
-    snapshot (saved by the first run); per mode the client's stall (median, max) and what the data did."""
-    from lab.drill.claims import ARBITRATORS
-    from lab.drill.scenario import load_scenario
-    from lab.providers.qemu import QemuProvider
-
-    scenario = load_scenario(Path(__file__).resolve().parents[1] / "scenarios" / "failover.py")
-    provider = QemuProvider(load_topology(topology), lab_dir=lab_dir)
-    try:
-        return {mode: _failover_drills(scenario, mode, runs, topology, lab_dir, artifacts) for mode in ARBITRATORS}
-    finally:
-        provider.down()
-        for manifest in provider.snapshots():
-            if manifest.name in {f"{SNAPSHOT}-{mode}" for mode in ARBITRATORS}:
-                provider.snapshot_delete(manifest.name)
-
-
-def _failover_drills(scenario, mode: str, runs: int, topology: str | None, lab_dir: Path, artifacts: Path) -> dict:
-    from lab.drill.orchestrator import DrillOptions, DrillRun
-
-    stalls, data = [], []
-    for run in range(runs):
-        console.print(f"[bold]failover drill {run + 1}/{runs} ({mode})[/]")
-        options = DrillOptions(topology=topology, arbitrator=mode, lab_dir=lab_dir, artifacts=artifacts,
-                               snapshot=SNAPSHOT, save_snapshot=run == 0, keep_lab="never")
-        results = DrillRun(scenario, options).run()
-        stall = results.facts.get("failover_stall_s")
-        if isinstance(stall, int | float):
-            stalls.append(float(stall))
-        from_disk = results.claim("md5_from_disk")
-        data.append("not checked" if from_disk is None else "intact" if from_disk.held else str(from_disk.reason))
-    return {"runs": runs, "stall_median_s": round(statistics.median(stalls), 1) if stalls else None,
-            "stall_max_s": max(stalls) if stalls else None, "data_from_disk": data}
-
-
 def comparisons(figures: list[Figure]) -> dict[str, dict]:
     """How many times faster a snapshot restore is than what it replaces, from the medians."""
     medians = {f.name: f.median for f in figures}
@@ -177,21 +147,70 @@ def comparisons(figures: list[Figure]) -> dict[str, dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lab.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3, help="runs per figure (default 3)")
+    parser = argparse.ArgumentParser(
+        prog="python -m lab.bench", description=__doc__.splitlines()[0],
+        epilog="With --failover N only the failover drills run; add --runs or --provision to time the lab's slow "
+        "parts as well (then those run first, on the same lab directory, and go to --output).")
+    parser.add_argument("--runs", type=int, default=None,
+                        help="runs per figure (default 3); with --failover, asks for the figures too")
     parser.add_argument("--provision", action="store_true",
                         help="also time provisioning (parallel vs serial) and snapshot save/restore "
-                        "vs rebuilding and provisioning")
+                        "vs rebuilding and provisioning; with --failover, asks for the figures too")
     parser.add_argument("--failover", type=int, default=0, metavar="N",
-                        help="also run N kill-ctrl-a drills per arbitrator mode from the snapshot and compare the "
-                        "client's stall and the data")
+                        help="run N kill-ctrl-a drills per arbitrator mode, each from the mode's snapshot (saved by "
+                        "its first run), into artifacts/bench/<UTC stamp>/ (bench.json, bench.html; "
+                        "artifacts/bench/latest points at it)")
+    parser.add_argument("--arbitrator", default=None, metavar="MODES",
+                        help=f"with --failover: the modes, a comma list of {', '.join(ARBITRATORS)}, or all (default)")
+    parser.add_argument("--report", nargs="?", const=str(Path("artifacts") / "bench" / "latest"), default=None,
+                        metavar="DIR", help="write DIR/bench.html again from DIR/bench.json and print its table, "
+                        "running nothing (default DIR: artifacts/bench/latest)")
     parser.add_argument("--topology", default=None)
-    parser.add_argument("--output", default="bench/results.json")
+    parser.add_argument("--output", default="bench/results.json", help="where the figures go (not the drills)")
     args = parser.parse_args(argv)
-    if args.runs < 1:
-        parser.error("--runs must be 1 or more")
-    topo = load_topology(args.topology)
-    figures, where = bench(topo, args.runs, args.provision, Path(".lab") / "bench")
+    from lab import bench_failover
+
+    def refuse(message: str) -> int:
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+        return 2
+
+    if args.report is not None:
+        if args.failover or args.runs is not None or args.provision:
+            return refuse("--report runs nothing; leave out --failover, --runs and --provision")
+        try:
+            data = bench_failover.load_bench(Path(args.report))
+            path = bench_failover.write_report(Path(args.report), data)
+        except LabError as error:
+            return refuse(str(error))
+        console.print(bench_failover.stats_table(data["runs"]))
+        console.print(f"written to {path}", markup=False, highlight=False)
+        return 0
+    if args.failover < 0 or (args.runs is not None and args.runs < 1):
+        return refuse("--failover must be 0 or more and --runs 1 or more")
+    if args.arbitrator is not None and not args.failover:
+        return refuse("--arbitrator chooses the modes of the failover drills; give --failover N too")
+    try:
+        modes = bench_failover.parse_arbitrators("all" if args.arbitrator is None else args.arbitrator)
+    except LabError as error:
+        return refuse(str(error))
+    lab_dir = Path(".lab") / "bench"
+    if not args.failover or args.runs is not None or args.provision:
+        bench_figures(args, lab_dir)
+    if args.failover:
+        command = shlex.join(["python", "-m", "lab.bench", *(sys.argv[1:] if argv is None else argv)])
+        try:
+            _, status = bench_failover.failover_bench(args.failover, modes, args.topology, lab_dir,
+                                                      Path("artifacts"), console, machine(), command=command)
+        except LabError as error:
+            print(f"{parser.prog}: {error}", file=sys.stderr)
+            return 1
+        return status
+    return 0
+
+
+def bench_figures(args: argparse.Namespace, lab_dir: Path) -> None:
+    """The lab's slow parts (image, lab up, boot, and with --provision provisioning and snapshots), as medians."""
+    figures, where = bench(load_topology(args.topology), args.runs or 3, args.provision, lab_dir)
     title = f"BeaST Lab benchmarks · {where['cpu']} · {where['accel']}"
     table = Table("figure", "median s", "runs", "what", title=title)
     for figure in figures:
@@ -201,22 +220,12 @@ def main(argv: list[str] | None = None) -> int:
     for comparison in compared.values():
         console.print(f"{comparison['what']}: {comparison['times_faster']}x faster, "
                       f"{comparison['seconds_saved']} s saved")
-    failover = (failover_drills(args.failover, args.topology, Path(".lab") / "bench", Path("artifacts") / "bench")
-                if args.failover > 0 else {})
-    if failover:
-        drills = Table("mode", "drills", "stall median s", "stall max s", "data read back from disk",
-                       title="kill-ctrl-a drills")
-        for mode, row in failover.items():
-            drills.add_row(mode, str(row["runs"]), str(row["stall_median_s"]), str(row["stall_max_s"]),
-                           ", ".join(row["data_from_disk"]))
-        console.print(drills)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps({"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": where,
                                   "figures": {f.name: f.to_json() for f in figures},
-                                  "comparisons": compared, "failover_drills": failover}, indent=2) + "\n")
+                                  "comparisons": compared}, indent=2) + "\n")
     console.print(f"written to {output}", markup=False, highlight=False)
-    return 0
 
 
 if __name__ == "__main__":

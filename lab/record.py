@@ -19,6 +19,27 @@ def utc_stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
+def stamped_folder(root: Path, suffix: str = "") -> Path:
+    """A new folder ``<root>/<UTC stamp><suffix>`` (``-2``, ``-3``… when taken), and ``<root>/latest`` a
+    relative symlink to it: the drill's run folders and the benchmarks' folders are found the same way. A
+    ``latest`` that is not a symlink is a user's file and is left alone."""
+    root.mkdir(parents=True, exist_ok=True)
+    base = f"{utc_stamp()}{suffix}"
+    folder, number = root / base, 1
+    while True:
+        try:
+            folder.mkdir()
+            break
+        except FileExistsError:
+            number += 1
+            folder = root / f"{base}-{number}"
+    latest = root / "latest"
+    if latest.is_symlink() or not latest.exists():
+        latest.unlink(missing_ok=True)
+        latest.symlink_to(folder.name)
+    return folder
+
+
 @dataclass
 class RunRecord:
     """``artifacts/<UTC>-<scenario>/`` with events.jsonl, commands.jsonl, per-host logs, saved outputs.
@@ -33,17 +54,8 @@ class RunRecord:
 
     @classmethod
     def create(cls, root: Path, scenario: str) -> RunRecord:
-        root.mkdir(parents=True, exist_ok=True)
-        folder = root / f"{utc_stamp()}-{scenario}"
-        suffix = 1
-        while folder.exists():
-            suffix += 1
-            folder = root / f"{utc_stamp()}-{scenario}-{suffix}"
-        (folder / "hosts").mkdir(parents=True)
-        latest = root / "latest"
-        if latest.is_symlink() or not latest.exists():
-            latest.unlink(missing_ok=True)
-            latest.symlink_to(folder.name)
+        folder = stamped_folder(root, f"-{scenario}")
+        (folder / "hosts").mkdir()
         record = cls(folder, scenario)
         record.event(EventKind.RUN_START, scenario=scenario)
         return record
