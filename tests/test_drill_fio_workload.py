@@ -8,6 +8,7 @@ from lab.drill import clock, fio_job, workload
 from lab.drill.claims import FIO_CLAIM
 from lab.drill.context import Drill
 from lab.record import RunRecord
+from lab.report.timebase import BOUND_WARN_S
 from lab.result import CommandResult
 from lab.runfolder import Reason
 from lab.stacks import get_stack
@@ -71,7 +72,7 @@ def test_the_stall_runs_from_the_fault_on_the_hosts_time(tmp_path, monkeypatch):
     assert facts["stall_began_after_fault_s"] == pytest.approx(0.004, abs=0.002)
     assert facts["client_clock_offset_s"] == pytest.approx(CLIENT_BEHIND_S)
     assert facts["failover_stall_source"] == "fio" and not facts["failover_stall_ongoing"]
-    assert facts["fault_window"]["samples"] == 151 and facts["time_base_error_s"] <= clock.ERROR_GOAL_S
+    assert facts["fault_window"]["samples"] == 151 and facts["time_base_error_s"] <= BOUND_WARN_S
     assert (tmp_path / "latest" / "fio" / fio_job.LATENCY_LOG).read_text() == latency_log(completions)
     assert "kill -INT 42" in drill.session.commands
 

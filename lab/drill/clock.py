@@ -24,8 +24,6 @@ CLOCKS_NAME = "clocks.jsonl"
 TIGHT_ENOUGH_S = 0.05
 """A reading whose error bound is this small is not retried."""
 ATTEMPTS = 3
-ERROR_GOAL_S = 0.25
-"""The largest error bound the report accepts for placing a guest's marks on the host's time."""
 
 
 @dataclass(frozen=True)

@@ -205,6 +205,7 @@ def record_fio_stall(drill: Drill, written: fio_job.WritePass) -> None:
     window, every I/O placed on the host's time by the client's clock readings; the window's latency."""
     facts = drill.facts
     facts["fio_samples"] = len(written.samples)
+    facts["client_host"] = drill.session.topo.client.host
     facts["failover_stall_source"] = "fio"
     if written.problem:
         facts["fio_problem"] = written.problem

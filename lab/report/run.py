@@ -243,8 +243,8 @@ class RunView:
             return None
         stall = stall_from_fault(self.fio, fault - base.offset_s, until=self._fio_end())
         shift = base.offset_s
-        return FaultStall(fault, _shifted(stall.last_before, shift), _shifted(stall.first_after, shift),
-                          stall.seconds, stall.ongoing, stall.longest), base
+        return FaultStall(fault, _shifted(stall.last_before, shift), stall.resumed_from + shift,
+                          _shifted(stall.first_after, shift), stall.seconds, stall.ongoing, stall.longest), base
 
     def _fio_end(self) -> float | None:
         return max(s.completed for s in self.fio) if self.fio else None
