@@ -130,3 +130,26 @@ def test_the_injected_corruption_hits_a_block_fio_logged_writing():
     command = fio_job.corrupt_command(Named, samples)
     assert command is not None and f"seek={4046848 // 4096} " in command and "conv=notrunc" in command
     assert fio_job.corrupt_command(Named, []) is None
+
+
+def test_an_unmounted_filesystem_is_unreadable_and_fio_never_lays_out_a_new_file(tmp_path):
+    class Unmounted(FioClient):
+        def run(self, host, cmd, timeout=60, label=""):
+            if cmd.startswith("mountpoint -q"):
+                self.commands.append(cmd)
+                return CommandResult(cmd, exit_code=1, stdout="", stderr="")
+            return super().run(host, cmd, timeout, label)
+
+    drill = drill_with(tmp_path, Unmounted(""))
+    _, held, evidence, _, reason = workload.acknowledged_writes(drill, "final", FIO_CLAIM)
+    assert not held and reason is Reason.DATA_UNREADABLE and "not mounted" in evidence
+    assert not any(c.startswith("cd /root/beast-fio && fio") for c in drill.session.commands)
+    assert "--allow_file_create=0" in fio_job.verify_command("/storage/x", "final")
+
+
+def test_the_write_pass_counts_what_its_own_read_back_saw(tmp_path, monkeypatch):
+    monkeypatch.setattr(clock.time, "time", lambda: FAULT + 60)
+    drill = drill_with(tmp_path, FioClient(latency_log([FAULT - 1, FAULT + 3])), fault_at=FAULT, fio_pid="42")
+    workload.collect(drill)
+    assert drill.facts["fio_write_pass"]["writes"] > 0 and drill.facts["fio_write_pass"]["bad_blocks_seen"] == 0
+    assert "--continue_on_error=verify" in fio_job.write_command("/storage/x")

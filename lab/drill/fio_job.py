@@ -38,13 +38,15 @@ def _workload_options(path: str) -> list[str]:
 
 
 def write_command(path: str) -> str:
-    """The write pass: per-I/O latency log on the epoch clock, read-back every 16 writes, state saved.
+    """The write pass: per-I/O latency log on the epoch clock, read-back every 16 writes, state saved. A
+    read-back that fails is counted and the pass goes on (a lost write seen live must not end the workload
+    before the fault's stall is measured).
 
     Prints fio's own pid, the one to signal: the shell around it (which waits to write ``write.rc``)
     ignores SIGINT as every background job of a non-interactive shell does, while fio sets its own handler."""
     options = [*_workload_options(path), "--time_based", f"--runtime={RUNTIME_S}", "--verify_backlog=16",
-               "--verify_state_save=1", f"--write_lat_log={JOB}", "--log_avg_msec=0", "--log_unix_epoch=1",
-               "--log_offset=1", "--output-format=json"]
+               "--continue_on_error=verify", "--verify_state_save=1", f"--write_lat_log={JOB}", "--log_avg_msec=0",
+               "--log_unix_epoch=1", "--log_offset=1", "--output-format=json"]
     fio = " ".join(["fio", *(quote(o) for o in options)])
     wrapper = f"{fio} > write.json 2> write.stderr & echo $! > fio.pid; wait $!; echo $? > write.rc"
     return (f"mkdir -p {WORKDIR} && cd {WORKDIR} && rm -f {LATENCY_LOG} {STATE_FILE} write.* fio.pid && "
@@ -56,9 +58,16 @@ def verify_command(path: str, label: str) -> str:
     """A verify-only pass over what the write pass saw acknowledged; every bad block named
     (continue_on_error=verify), its JSON and stderr kept as ``verify-<label>.*``."""
     options = [*_workload_options(path), "--verify_only", "--verify_state_load=1", "--continue_on_error=verify",
-               "--output-format=json"]
+               "--allow_file_create=0", "--output-format=json"]
     fio = " ".join(["fio", *(quote(o) for o in options)])
     return f"cd {WORKDIR} && {fio} > verify-{label}.json 2> verify-{label}.stderr; echo $?"
+
+
+def readable_command(drill: Drill) -> str:
+    """Succeeds when fio's file is there to read: the client's filesystem mounted and the file in it (fio
+    would otherwise lay out a new file of zeros under the mountpoint and verify that)."""
+    mountpoint = drill.session.topo.client.mountpoint
+    return f"mountpoint -q {quote(mountpoint)} && test -f {quote(data_file(drill))}"
 
 
 def start(drill: Drill) -> None:
@@ -127,6 +136,9 @@ def stop(drill: Drill) -> WritePass:
 def verify(drill: Drill, label: str) -> FioRun | str:
     """A verify-only pass; its parsed report, or why there is none. Its outputs go to ``fio/``."""
     client = drill.session.topo.client.host
+    if drill.session.run(client, readable_command(drill), 30, f"fio-readable-{label}").exit_code != 0:
+        return (f"fio's file {data_file(drill)} cannot be read: the client's filesystem is not mounted or the "
+                "file is gone")
     result = drill.session.run(client, verify_command(data_file(drill), label), 900, f"fio-verify-{label}")
     texts = {}
     for suffix in ("json", "stderr"):

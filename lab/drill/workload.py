@@ -209,6 +209,10 @@ def record_fio_stall(drill: Drill, written: fio_job.WritePass) -> None:
     facts["failover_stall_source"] = "fio"
     if written.problem:
         facts["fio_problem"] = written.problem
+    if written.run is not None:
+        job = written.run.job(fio_job.JOB)
+        facts["fio_write_pass"] = {"writes": job.write.ios, "reads_back": job.read.ios, "error": job.error,
+                                   "bad_blocks_seen": max(len(written.run.verify_failures), job.total_err or 0)}
     base = clock.TimeBase.of(readings(drill), drill.session.topo.client.host)
     fault = facts.get("fault_at")
     if base is None or fault is None or not written.samples:
