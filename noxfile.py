@@ -28,11 +28,13 @@ TEST_TOOLS = {
     "crm_verify": "pacemaker-cli-utils",
     "ruby": "ruby",
     "vagrant": "vagrant",
+    "bsdtar": "libarchive-tools",
 }
 """Programs only the tests run: FreeBSD's csh for the paper's command strings, the stock fence_virt client against
 the fence listener, Pacemaker's validator for the cluster configuration, Vagrant (and its Ruby) for the
-Vagrantfile. They are unpacked from Debian's packages into the project's .nox/host-tools, never installed:
-pacemaker-cli-utils depends on pacemaker and corosync, vagrant on rsync, and each of those brings a service."""
+Vagrantfile, bsdtar (what `vagrant box add` unpacks a box with) for our own FreeBSD box. They are unpacked from
+Debian's packages into the project's .nox/host-tools, never installed: pacemaker-cli-utils depends on pacemaker
+and corosync, vagrant on rsync, and each of those brings a service."""
 
 HOST_TOOLS_DIR = Path(__file__).resolve().parent / ".nox" / "host-tools"
 
@@ -60,7 +62,7 @@ def unpack_test_tools(session: nox.Session) -> Path:
     (`apt-get download`, `dpkg-deb -x`: no root, nothing installed) and write a wrapper per tool that finds its
     libraries, schemas and gems there. Returns the wrappers' folder, to put first on the tests' PATH."""
     bin_dir, root, stamp = HOST_TOOLS_DIR / "bin", HOST_TOOLS_DIR / "root", HOST_TOOLS_DIR / "unpacked"
-    if stamp.is_file():
+    if stamp.is_file() and all(shutil.which(tool) or (bin_dir / tool).exists() for tool in TEST_TOOLS):
         return bin_dir
     missing = {tool: pkg for tool, pkg in TEST_TOOLS.items() if shutil.which(tool) is None}
     wanted = sorted(set(missing.values()))
