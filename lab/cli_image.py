@@ -1,5 +1,6 @@
 """`bst image`: the guest images the providers boot. `bst image freebsd` prepares the paper's FreeBSD 10.3 from
-the user's file or, when asked, from the FreeBSD project's archive (lab/images/freebsd/download.py).
+the user's file or, when asked, from the FreeBSD project's archive (lab/images/freebsd/download.py), and with
+``--box FILE.box`` packs the prepared image as a VirtualBox Vagrant box (lab/images/freebsd/box.py).
 
 Mounted on `bst` by lab/cli.py, whose one-line errors and consoles it uses (imported when the command runs)."""
 
@@ -25,8 +26,12 @@ def image_freebsd(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="With --download: print the plan, fetch nothing.")] = False,
     mirror: Annotated[str | None, typer.Option(help="With --download: a directory URL holding the same files.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Prepare (and download) again though cached.")] = False,
+    box: Annotated[Path | None, typer.Option(
+        "--box", metavar="FILE.box",
+        help="Then pack the prepared image as a VirtualBox Vagrant box (alone: the image prepared last).")] = None,
 ) -> None:
-    """Prepare the FreeBSD 10.3 image the qemu provider boots, from FILE or the FreeBSD project's archive.
+    """Prepare the FreeBSD 10.3 image the qemu provider boots, from FILE or the FreeBSD project's archive;
+    with --box, pack it as a VirtualBox Vagrant box for `vagrant box add` and BEAST_BOX.
 
     The preparation is one unattended first boot; the prepared image's path and hash are printed at the end."""
     from rich.progress import DownloadColumn, Progress
@@ -35,6 +40,8 @@ def image_freebsd(
     from lab.cli import err, fail, out
     from lab.images.freebsd import download as fetcher
 
+    if file is None and not download and box is not None:
+        return _pack_current(box)
     if (file is None) == (not download):
         fail("give the FreeBSD 10.3 image FILE or --download (not both): bst image freebsd FILE, "
              "or bst image freebsd --download")
@@ -75,3 +82,36 @@ def image_freebsd(
         fail(str(error))
     say(f"FreeBSD 10.3 image ready: {image.root_disk}")
     say(f"hash {image.recipe_hash}")
+    if box is not None:
+        _pack(image, box)
+
+
+def _pack_current(box: Path) -> None:
+    import lab.images.freebsd as freebsd
+    from lab.cli import fail
+
+    image = freebsd.current_freebsd_image()
+    if image is None:
+        fail("no prepared FreeBSD 10.3 image to pack: bst image freebsd --download --box FILE.box "
+             "(or FILE instead of --download)")
+    _pack(image, box)
+
+
+def _pack(image, box: Path) -> None:
+    from rich.status import Status
+
+    from lab.cli import err, fail, out
+    from lab.images.freebsd import box as boxes
+
+    if image.ssh_key is None:
+        fail(f"the prepared image {image.root_disk} has no root key beside it: prepare it again with --force")
+    try:
+        with Status(f"packing {image.root_disk} as a VirtualBox box", console=err):
+            made = boxes.package_box(image.root_disk, box, image.ssh_key, image.recipe_hash)
+    except LabError as error:
+        fail(str(error))
+    name = "beast/FreeBSD-10.3"
+    out.print(f"VirtualBox box written: {made}\n"
+              f"add it:  vagrant box add --name {name} {made}\n"
+              f"use it:  BEAST_BOX={name} bst up --provider virtualbox", markup=False, highlight=False,
+              soft_wrap=True)

@@ -46,8 +46,7 @@ def test_the_whole_dialogue_configures_the_image_and_powers_it_off():
     assert not machine.running()
     files = machine.files
     rc_conf = files["/etc/rc.conf"]
-    assert 'sshd_enable="YES"' in rc_conf and 'ifconfig_vtnet0="DHCP"' in rc_conf
-    assert 'sendmail_enable="NONE"' in rc_conf and "ifconfig_DEFAULT" not in rc_conf
+    assert 'sshd_enable="YES"' in rc_conf and 'sendmail_enable="NONE"' in rc_conf
     active = [line for line in files["/etc/ssh/sshd_config"].splitlines() if line and not line.startswith("#")]
     assert "PermitRootLogin without-password" in active
     assert "PasswordAuthentication no" in active and "ChallengeResponseAuthentication no" in active
@@ -57,6 +56,17 @@ def test_the_whole_dialogue_configures_the_image_and_powers_it_off():
     assert "/etc/hostid" not in files and "/etc/hostid" in machine.written
     assert machine.commands[-1] == "halt -p"
     assert all(len(line) + 1 <= MAX_CANON for line in machine.commands)
+
+
+def test_the_management_nic_gets_dhcp_whatever_its_driver_and_no_nic_waits_for_a_lease():
+    """vtnet0 (virtio: qemu, and VirtualBox as the Vagrantfile and our box's OVF set NIC 1) by name, any other
+    NIC (em0, le0: a VirtualBox NIC 1 of another type) through ifconfig_DEFAULT; the lab's em NICs get their own
+    lines later, which rc.conf(5) prefers. The image's IPv6 autoconfiguration line is replaced, not doubled."""
+    machine = FakeFreeBSD()
+    run(machine)
+    nic_lines = [line for line in machine.files["/etc/rc.conf"].splitlines() if line.startswith("ifconfig_")]
+    assert sorted(nic_lines) == ['ifconfig_DEFAULT="DHCP"', 'ifconfig_vtnet0="DHCP"']
+    assert "SYNCDHCP" not in machine.files["/etc/rc.conf"]
 
 
 def test_no_menu_on_the_screen_is_one_line_naming_the_wait_and_the_evidence():
@@ -121,7 +131,7 @@ def test_the_fake_root_is_read_only_until_mounted_rw(monkeypatch):
     commands = [c for c in preparation_commands(KEY) if c != "mount -u -o rw /"]
     monkeypatch.setattr(dialogue, "preparation_commands", lambda key: commands)
     message = one_line_error(FakeFreeBSD())
-    assert "`sysrc sshd_enable=YES ifconfig_vtnet0=DHCP sendmail_enable=NONE` failed with status 1" in message
+    assert f"`sysrc sshd_enable=YES {dialogue.MANAGEMENT_DHCP} sendmail_enable=NONE` failed with status 1" in message
     assert "Read-only file system" in message
 
 

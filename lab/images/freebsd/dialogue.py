@@ -49,6 +49,13 @@ SSHD_SETTINGS = (
 """Root's password is empty on the official image: root logs in by key only (sshd_config(5) of OpenSSH 7.2,
 FreeBSD 10.3's; first match wins, so the image's own active lines for these keywords are deleted first)."""
 LOADER_SETTINGS = ('console="comconsole"', 'autoboot_delay="2"')
+MANAGEMENT_DHCP = "ifconfig_DEFAULT=DHCP ifconfig_vtnet0=DHCP"
+"""The management NIC asks DHCP whatever its driver's name: vtnet0 where the provider makes it virtio (qemu, and
+VirtualBox through the Vagrantfile and the box's own OVF), and through ``ifconfig_DEFAULT`` any other (em0 or le0
+when a VirtualBox user changes NIC 1's type). ``DHCP`` rather than ``SYNCDHCP``: boot never waits for a lease. The
+lab NICs get their own ``ifconfig_emN`` lines (the stack's rc.conf.local; ``up`` from the VirtualBox first boot),
+which rc.conf(5) prefers to ``ifconfig_DEFAULT``. The image's own ``DHCP inet6 accept_rtadv`` loses its IPv6
+autoconfiguration, which no part of the lab uses."""
 
 
 class Machine(Protocol):
@@ -94,8 +101,7 @@ def preparation_commands(public_key: str) -> list[str]:
     return [
         "fsck -p",
         "mount -u -o rw /",
-        "sysrc sshd_enable=YES ifconfig_vtnet0=DHCP sendmail_enable=NONE",
-        "sed -i '' -e '/^ifconfig_DEFAULT=/d' /etc/rc.conf",
+        f"sysrc sshd_enable=YES {MANAGEMENT_DHCP} sendmail_enable=NONE",
         f"sed -i '' {sshd_keywords} /etc/ssh/sshd_config",
         f"printf '%s\\n' {quoted} >> /etc/ssh/sshd_config",
         "mkdir -p /root/.ssh && chmod 700 /root/.ssh && : > /root/.ssh/authorized_keys",
