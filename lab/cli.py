@@ -38,7 +38,8 @@ out = Console()
 err = Console(stderr=True)
 
 TopologyOption = Annotated[
-    Path | None, typer.Option("--topology", "-t", help="Topology TOML file (default: the paper's lab).")
+    Path | None, typer.Option("--topology", "-t",
+                              help="Topology TOML file (default: $BEAST_TOPOLOGY, else the paper's lab).")
 ]
 
 
@@ -86,9 +87,19 @@ def main() -> None:
         sys.exit(code)
 
 
+def topology_path(path: Path | None) -> Path | None:
+    """The --topology option, else the file BEAST_TOPOLOGY names, else None (the paper's lab)."""
+    from lab.environment import env_topology_path
+
+    try:
+        return path if path is not None else env_topology_path()
+    except LabError as error:
+        fail(str(error))
+
+
 def _topology(path: Path | None) -> Topology:
     try:
-        return load_topology(path)
+        return load_topology(topology_path(path))
     except LabError as error:
         fail(str(error))
 
@@ -461,11 +472,15 @@ def drill(
 
 @app.command()
 def doctor(
-    provider: Annotated[str, typer.Option(help="qemu or virtualbox.")] = "qemu",
+    provider: Annotated[str, typer.Option(help="auto, qemu or virtualbox (auto: as bst up would choose).")] = "auto",
+    topology: TopologyOption = None,
 ) -> None:
     """List the host tools a provider needs that are missing, and the command that installs them."""
     from lab.providers import doctor as missing_tools
+    from lab.providers import select_provider
 
+    provider, reason = select_provider(_topology(topology), provider)
+    out.print(f"[dim]{escape(reason)}[/]", highlight=False)
     missing = missing_tools(provider)
     if not missing:
         out.print(f"[green]every host tool the {escape(provider)} provider needs is installed[/]")

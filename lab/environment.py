@@ -56,3 +56,16 @@ def env_box_name(name: str) -> str | None:
         raise LabError(f"environment variable {name}={value!r} is not a Vagrant box name; use letters, digits, "
                        f"'.', '_', '-' and '/', like freebsd/FreeBSD-10.3-RELEASE, or unset it")
     return value or None
+
+
+def env_topology_path(name: str = "BEAST_TOPOLOGY") -> Path | None:
+    """The topology file the variable names (relative to the working directory, as --topology is), None when
+    unset or empty; LabError when it names no file, so a typo is never silently the paper's lab."""
+    value = env_text(name)
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise LabError(f"environment variable {name}={value!r} is not a topology file; set it to a topology TOML "
+                       f"file, or unset it for the paper's lab")
+    return path
