@@ -176,7 +176,8 @@ def comparisons(figures: list[Figure]) -> dict[str, dict]:
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
+def bench_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m lab.bench`` (also rendered into docs/cli.md)."""
     parser = argparse.ArgumentParser(prog="python -m lab.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (default 3)")
     parser.add_argument("--provision", action="store_true",
@@ -185,8 +186,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--failover", type=int, default=0, metavar="N",
                         help="also run N kill-ctrl-a drills per arbitrator mode from the snapshot and compare the "
                         "client's stall and the data")
-    parser.add_argument("--topology", default=None)
-    parser.add_argument("--output", default="bench/results.json")
+    parser.add_argument("--topology", default=None, help="topology TOML file (default: the paper's lab)")
+    parser.add_argument("--output", default="bench/results.json", help="where the results are written as JSON "
+                        "(default bench/results.json)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = bench_parser()
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be 1 or more")
