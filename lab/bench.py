@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lab.plan import Plan
+from lab.scenario_names import scenarios_dir
 from lab.topology import Topology, load_topology
 
 console = Console()
@@ -133,7 +134,7 @@ def failover_drills(runs: int, topology: str | None, lab_dir: Path, artifacts: P
     from lab.drill.scenario import load_scenario
     from lab.providers.qemu import QemuProvider
 
-    scenario = load_scenario(Path(__file__).resolve().parents[1] / "scenarios" / "failover.py")
+    scenario = load_scenario(scenarios_dir() / "failover.py")
     provider = QemuProvider(load_topology(topology), lab_dir=lab_dir)
     try:
         return {mode: _failover_drills(scenario, mode, runs, topology, lab_dir, artifacts) for mode in ARBITRATORS}

@@ -20,6 +20,7 @@ from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.table import Table
 
+from lab.cli_drill import drill
 from lab.cli_image import image_app
 from lab.errors import LabError
 from lab.plan import Plan, plan_to_json
@@ -446,28 +447,7 @@ def report(
     render_summary(folder, out)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def drill(
-    pytest_args: Annotated[list[str] | None, typer.Argument(help="Extra pytest arguments.")] = None,
-    scenario: Annotated[str, typer.Option(help="A scenario of scenarios/ by name (failover, freeze, "
-                                               "...), or 'all'.")] = "failover",
-    arbitrator: Annotated[str | None, typer.Option(
-        help="paper, takeover, cluster, a comma list or all (default: the topology's).")] = None,
-    step: Annotated[int | None, typer.Option(help="Rerun only step N on the lab a previous drill kept.",
-                                             min=1)] = None,
-) -> None:
-    """Run a drill (pytest on a scenario of scenarios/) on the lab."""
-    import subprocess
-
-    from lab.scenario_names import scenario_target
-
-    target = scenario_target(scenario)
-    argv = [sys.executable, "-m", "pytest", str(target), *(pytest_args or [])]
-    if arbitrator:
-        argv.append(f"--arbitrator={arbitrator}")
-    if step is not None:
-        argv.append(f"--step={step}")
-    raise typer.Exit(subprocess.call(argv))
+app.command(name="drill")(drill)
 
 
 @app.command()

@@ -24,7 +24,7 @@ OTHER_PROGRAMS_OPTIONS = {
     "--delete": "VBoxManage unregistervm", "--machinereadable": "VBoxManage showvminfo",
     "--live": "VBoxManage snapshot take", "--name": "vagrant box add", "--ignore-provider": "vagrant validate",
     "--version": "vagrant and VBoxManage", "--noflush": "dmsetup suspend", "--noudevsync": "dmsetup",
-    "--move": "crm_resource", "--clear": "crm_resource",
+    "--move": "crm_resource", "--clear": "crm_resource", "--junitxml": "pytest (after bst drill --)",
 }
 """Options the docs quote from commands of other programs, each with the program."""
 
@@ -36,7 +36,7 @@ def test_the_cli_reference_is_generated_from_the_code():
 
 def _conftest_options() -> set[str]:
     found = set()
-    for conftest in (ROOT / "conftest.py", ROOT / "scenarios" / "conftest.py"):
+    for conftest in (ROOT / "lab" / "pytest_options.py", ROOT / "scenarios" / "conftest.py"):
         for node in ast.walk(ast.parse(conftest.read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "addoption":
                 found |= {a.value for a in node.args if isinstance(a, ast.Constant)}
