@@ -71,6 +71,7 @@ def installed(tmp_path_factory) -> dict:
     shutil.copytree(ROOT / "lab", source / "lab", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copytree(ROOT / "scenarios", source / "scenarios", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copy2(ROOT / "pyproject.toml", source / "pyproject.toml")
+    shutil.copy2(ROOT / "LICENSE", source / "LICENSE")
     run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index",
          str(source), "-w", str(work / "dist")], work)
     wheel = next((work / "dist").glob("beast_lab-*.whl"))
@@ -126,3 +127,10 @@ def test_bst_drill_finds_the_scenarios_and_the_lab_options_from_the_wheel(instal
     collected = run([python, "-m", "pytest", "-p", "lab.pytest_options", "-p", "no:cacheprovider", "--rootdir",
                      found.strip(), "--collect-only", "-q", "--arbitrator=paper", f"{found.strip()}/failover.py"], work)
     assert "failover.py::paper::test_1_" in collected.stdout, collected.stdout
+
+
+def test_the_wheel_says_its_license_and_carries_the_text(installed):
+    dist_info = next(Path(installed["venv"]).rglob("beast_lab-*.dist-info"))
+    metadata = (dist_info / "METADATA").read_text()
+    assert "License-Expression: BSD-2-Clause" in metadata
+    assert "2026 BeaST Lab contributors" in next(dist_info.rglob("LICENSE")).read_text()
