@@ -455,7 +455,10 @@ def doctor(
     provider: Annotated[str, typer.Option(help="auto, qemu or virtualbox (auto: as bst up would choose).")] = "auto",
     topology: TopologyOption = None,
 ) -> None:
-    """List the host tools a provider needs that are missing, and the command that installs them."""
+    """Say what decides whether the lab will work here and how long it takes: missing host tools (and the
+    command that installs them), root, the accelerator, free disk and memory, the guest image cache, the
+    expected times. Exit 1 when something must change first."""
+    from lab.host_readiness import host_facts, readiness
     from lab.providers import doctor as missing_tools
     from lab.providers import select_provider
 
@@ -464,14 +467,22 @@ def doctor(
     missing = missing_tools(provider)
     if not missing:
         out.print(f"[green]every host tool the {escape(provider)} provider needs is installed[/]")
-        return
-    table = Table("program", "package", "why", title=f"missing for the {provider} provider")
-    for tool in missing:
-        table.add_row(tool.program, tool.package, tool.why)
-    out.print(table)
-    packages = " ".join(dict.fromkeys(t.package for t in missing))
-    out.print(f"install them with: [bold]apt-get install -y {packages}[/]")
-    raise typer.Exit(1)
+    else:
+        table = Table("program", "package", "why", title=f"missing for the {provider} provider")
+        for tool in missing:
+            table.add_row(tool.program, tool.package, tool.why)
+        out.print(table)
+        packages = " ".join(dict.fromkeys(t.package for t in missing))
+        out.print(f"install them with: [bold]apt-get install -y {packages}[/]")
+    findings = readiness(host_facts(Path(".lab"))) if provider == "qemu" else []
+    if findings:
+        table = Table("check", "here", "what it means", title="this host")
+        for finding in findings:
+            mark = "" if finding.ok else "[red]✗[/] "
+            table.add_row(escape(finding.check), mark + escape(finding.here), escape(finding.meaning))
+        out.print(table)
+    if missing or not all(f.ok for f in findings):
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":
