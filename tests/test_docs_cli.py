@@ -90,3 +90,12 @@ def test_the_check_finds_a_missing_option(monkeypatch):
     monkeypatch.setattr(f"{__name__}.code_options", lambda: set())
     with pytest.raises(AssertionError, match=r"--arbitrator \(README.md\)"):
         test_every_option_the_docs_name_exists()
+
+
+def test_readme_is_a_front_door_whose_first_lines_are_the_two_commands():
+    """At most 150 lines of at most 120 characters; .ci/run runs the two commands it opens with."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert len(lines) <= 150 and max(len(line) for line in lines) <= 120
+    assert lines[2:6] == ["```sh", *(line for line in lines[3:5]), "```"]
+    assert lines[3].startswith("nox -s lab-up ") and lines[4].startswith("nox -s tests ")
+    assert "nox -s lab-up && nox -s tests" in (ROOT / ".ci" / "run").read_text()
