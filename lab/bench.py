@@ -146,7 +146,8 @@ def comparisons(figures: list[Figure]) -> dict[str, dict]:
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
+def bench_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m lab.bench`` (also rendered into docs/cli.md)."""
     parser = argparse.ArgumentParser(
         prog="python -m lab.bench", description=__doc__.splitlines()[0],
         epilog="With --failover N only the failover drills run; add --runs or --provision to time the lab's slow "
@@ -165,8 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", nargs="?", const=str(Path("artifacts") / "bench" / "latest"), default=None,
                         metavar="DIR", help="write DIR/bench.html again from DIR/bench.json and print its table, "
                         "running nothing (default DIR: artifacts/bench/latest)")
-    parser.add_argument("--topology", default=None)
+    parser.add_argument("--topology", default=None, help="topology TOML file (default: the paper's lab)")
     parser.add_argument("--output", default="bench/results.json", help="where the figures go (not the drills)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = bench_parser()
     args = parser.parse_args(argv)
     from lab import bench_failover
 

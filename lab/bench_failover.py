@@ -32,6 +32,7 @@ from lab.record import stamped_folder
 from lab.report.files import read_events
 from lab.runfolder import EVENTS_NAME, EventKind, Results, SchemaError, as_number, read_results
 from lab.runfolder_io import loads, read_text, replace_file
+from lab.scenario_names import scenarios_dir
 
 BENCH_JSON = "bench.json"
 SNAPSHOT = "bench"
@@ -221,7 +222,7 @@ def failover_bench(runs: int, modes: list[str], topology: str | None, lab_dir: P
     from lab.drill.orchestrator import DrillOptions, DrillRun
     from lab.drill.scenario import load_scenario
 
-    scenario = load_scenario(Path(__file__).resolve().parents[1] / "scenarios" / "failover.py")
+    scenario = load_scenario(scenarios_dir() / "failover.py")
     folder = stamped_folder(artifacts / "bench")
     bench = Bench(folder, command or shlex.join(["python", "-m", "lab.bench", *sys.argv[1:]]), machine, modes, runs)
     bench.write()

@@ -20,6 +20,7 @@ from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.table import Table
 
+from lab.cli_drill import drill
 from lab.cli_image import image_app
 from lab.errors import LabError
 from lab.plan import Plan, plan_to_json
@@ -38,7 +39,8 @@ out = Console()
 err = Console(stderr=True)
 
 TopologyOption = Annotated[
-    Path | None, typer.Option("--topology", "-t", help="Topology TOML file (default: the paper's lab).")
+    Path | None, typer.Option("--topology", "-t",
+                              help="Topology TOML file (default: $BEAST_TOPOLOGY, else the paper's lab).")
 ]
 
 
@@ -86,9 +88,19 @@ def main() -> None:
         sys.exit(code)
 
 
+def topology_path(path: Path | None) -> Path | None:
+    """The --topology option, else the file BEAST_TOPOLOGY names, else None (the paper's lab)."""
+    from lab.environment import env_topology_path
+
+    try:
+        return path if path is not None else env_topology_path()
+    except LabError as error:
+        fail(str(error))
+
+
 def _topology(path: Path | None) -> Topology:
     try:
-        return load_topology(path)
+        return load_topology(topology_path(path))
     except LabError as error:
         fail(str(error))
 
@@ -435,48 +447,42 @@ def report(
     render_summary(folder, out)
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def drill(
-    pytest_args: Annotated[list[str] | None, typer.Argument(help="Extra pytest arguments.")] = None,
-    scenario: Annotated[str, typer.Option(help="A scenario of scenarios/ by name (failover, freeze, "
-                                               "...), or 'all'.")] = "failover",
-    arbitrator: Annotated[str | None, typer.Option(
-        help="paper, takeover, cluster, a comma list or all (default: the topology's).")] = None,
-    step: Annotated[int | None, typer.Option(help="Rerun only step N on the lab a previous drill kept.",
-                                             min=1)] = None,
-) -> None:
-    """Run a drill (pytest on a scenario of scenarios/) on the lab."""
-    import subprocess
-
-    from lab.scenario_names import scenario_target
-
-    target = scenario_target(scenario)
-    argv = [sys.executable, "-m", "pytest", str(target), *(pytest_args or [])]
-    if arbitrator:
-        argv.append(f"--arbitrator={arbitrator}")
-    if step is not None:
-        argv.append(f"--step={step}")
-    raise typer.Exit(subprocess.call(argv))
+app.command(name="drill")(drill)
 
 
 @app.command()
 def doctor(
-    provider: Annotated[str, typer.Option(help="qemu or virtualbox.")] = "qemu",
+    provider: Annotated[str, typer.Option(help="auto, qemu or virtualbox (auto: as bst up would choose).")] = "auto",
+    topology: TopologyOption = None,
 ) -> None:
-    """List the host tools a provider needs that are missing, and the command that installs them."""
+    """Say what decides whether the lab will work here and how long it takes: missing host tools (and the
+    command that installs them), root, the accelerator, free disk and memory, the guest image cache, the
+    expected times. Exit 1 when something must change first."""
+    from lab.host_readiness import host_facts, readiness
     from lab.providers import doctor as missing_tools
+    from lab.providers import select_provider
 
+    provider, reason = select_provider(_topology(topology), provider)
+    out.print(f"[dim]{escape(reason)}[/]", highlight=False)
     missing = missing_tools(provider)
     if not missing:
         out.print(f"[green]every host tool the {escape(provider)} provider needs is installed[/]")
-        return
-    table = Table("program", "package", "why", title=f"missing for the {provider} provider")
-    for tool in missing:
-        table.add_row(tool.program, tool.package, tool.why)
-    out.print(table)
-    packages = " ".join(dict.fromkeys(t.package for t in missing))
-    out.print(f"install them with: [bold]apt-get install -y {packages}[/]")
-    raise typer.Exit(1)
+    else:
+        table = Table("program", "package", "why", title=f"missing for the {provider} provider")
+        for tool in missing:
+            table.add_row(tool.program, tool.package, tool.why)
+        out.print(table)
+        packages = " ".join(dict.fromkeys(t.package for t in missing))
+        out.print(f"install them with: [bold]apt-get install -y {packages}[/]")
+    findings = readiness(host_facts(Path(".lab"))) if provider == "qemu" else []
+    if findings:
+        table = Table("check", "here", "what it means", title="this host")
+        for finding in findings:
+            mark = "" if finding.ok else "[red]✗[/] "
+            table.add_row(escape(finding.check), mark + escape(finding.here), escape(finding.meaning))
+        out.print(table)
+    if missing or not all(f.ok for f in findings):
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,18 @@ from pathlib import Path
 
 from lab.errors import LabError
 
+VARIABLES = {
+    "BEAST_TOPOLOGY": "the topology file of every bst command with --topology, and of the Vagrantfile",
+    "BEAST_LAB_DIR": "the lab directory the Vagrantfile and its helper use (bst passes its own)",
+    "BEAST_LAB_CACHE": "where guest images and downloads are cached (default $XDG_CACHE_HOME/beast-lab)",
+    "BEAST_LAB_ACCEL": "kvm or tcg: decide the accelerator instead of probing KVM",
+    "BEAST_BOX": "the Vagrant box of the VirtualBox provider",
+    "BEAST_ROOT_PASSWORD": "root's password in the Vagrant box (default vagrant)",
+    "BEAST_PYTHON": "the Python the Vagrantfile runs the project with (default python3)",
+}
+"""Every environment variable the host side reads, and what for: the docs may name only these (a test checks),
+and each is read somewhere in the code."""
+
 BOX_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
 """A Vagrant box name as Vagrant Cloud spells one (``freebsd/FreeBSD-10.3-RELEASE``, ``local/freebsd-10.3``)."""
 
@@ -56,3 +68,16 @@ def env_box_name(name: str) -> str | None:
         raise LabError(f"environment variable {name}={value!r} is not a Vagrant box name; use letters, digits, "
                        f"'.', '_', '-' and '/', like freebsd/FreeBSD-10.3-RELEASE, or unset it")
     return value or None
+
+
+def env_topology_path(name: str = "BEAST_TOPOLOGY") -> Path | None:
+    """The topology file the variable names (relative to the working directory, as --topology is), None when
+    unset or empty; LabError when it names no file, so a typo is never silently the paper's lab."""
+    value = env_text(name)
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise LabError(f"environment variable {name}={value!r} is not a topology file; set it to a topology TOML "
+                       f"file, or unset it for the paper's lab")
+    return path

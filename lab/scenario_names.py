@@ -15,7 +15,12 @@ NOT_SCENARIOS = ("conftest",)
 
 
 def scenarios_dir() -> Path:
-    return Path(__file__).resolve().parents[1] / "scenarios"
+    """``scenarios/`` beside the ``lab`` package: the checkout's, or the one an installed wheel carries."""
+    directory = Path(__file__).resolve().parents[1] / "scenarios"
+    if not (directory / "conftest.py").is_file():
+        raise LabError(f"the drill's scenarios are not at {directory}; run bst from a checkout of BeaST Lab, or "
+                       "install a beast-lab wheel built with them (pip install .)")
+    return directory
 
 
 def scenario_names(directory: Path) -> list[str]:

@@ -106,8 +106,8 @@ def test_snapshot_list_of_a_lab_without_snapshots(tmp_path, lone_topology):
 
 
 def test_rerunning_a_step_without_a_kept_lab_says_what_to_run_first(tmp_path):
-    result = bst("drill", "--step", "4", "--", f"--lab-dir={tmp_path / 'lab'}", f"--artifacts={tmp_path / 'a'}",
-                 "-p", "no:cacheprovider")
+    result = bst("drill", "--step", "4", f"--lab-dir={tmp_path / 'lab'}", f"--artifacts={tmp_path / 'a'}",
+                 "--", "-p", "no:cacheprovider")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "no kept drill in" in result.stdout and "--keep-lab always" in result.stdout
     assert "6 deselected" in result.stdout

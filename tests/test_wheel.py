@@ -69,7 +69,9 @@ def installed(tmp_path_factory) -> dict:
     work = tmp_path_factory.mktemp("wheel")
     source = work / "source"
     shutil.copytree(ROOT / "lab", source / "lab", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(ROOT / "scenarios", source / "scenarios", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copy2(ROOT / "pyproject.toml", source / "pyproject.toml")
+    shutil.copy2(ROOT / "LICENSE", source / "LICENSE")
     run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index",
          str(source), "-w", str(work / "dist")], work)
     wheel = next((work / "dist").glob("beast_lab-*.whl"))
@@ -82,7 +84,7 @@ def installed(tmp_path_factory) -> dict:
     run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", "--no-index",
          str(wheel)], work)
     result = run([str(python), "-c", CHECK], work)
-    return {**json.loads(result.stdout.splitlines()[-1]), "venv": str(venv)}
+    return {**json.loads(result.stdout.splitlines()[-1]), "venv": str(venv), "python": str(python), "work": work}
 
 
 def test_the_package_comes_from_the_wheel_not_the_checkout(installed):
@@ -112,3 +114,23 @@ def test_every_data_file_is_installed_whole_and_executable_where_it_is(installed
 def test_image_files_and_the_paper_topology_resolve_inside_the_install(installed):
     for path in (*installed["embedded"], installed["topology"]):
         assert path.startswith(installed["venv"]), path
+
+
+def test_bst_drill_finds_the_scenarios_and_the_lab_options_from_the_wheel(installed):
+    """--list loads every scenario from the install; pytest collects the installed failover scenario with the
+    lab's options (``-p lab.pytest_options``: no conftest.py of the project beside it) without running it."""
+    python, work = installed["python"], installed["work"]
+    listed = run([python, "-m", "lab.cli", "drill", "--list"], work).stdout
+    assert "failover" in listed and "isolate_ctrl_a" in listed
+    found = run([python, "-c", "from lab.scenario_names import scenarios_dir; print(scenarios_dir())"], work).stdout
+    assert found.strip().startswith(installed["venv"]), found
+    collected = run([python, "-m", "pytest", "-p", "lab.pytest_options", "-p", "no:cacheprovider", "--rootdir",
+                     found.strip(), "--collect-only", "-q", "--arbitrator=paper", f"{found.strip()}/failover.py"], work)
+    assert "failover.py::paper::test_1_" in collected.stdout, collected.stdout
+
+
+def test_the_wheel_says_its_license_and_carries_the_text(installed):
+    dist_info = next(Path(installed["venv"]).rglob("beast_lab-*.dist-info"))
+    metadata = (dist_info / "METADATA").read_text()
+    assert "License-Expression: BSD-2-Clause" in metadata
+    assert "2026 BeaST Lab contributors" in next(dist_info.rglob("LICENSE")).read_text()
