@@ -147,6 +147,11 @@ def test_an_unmounted_filesystem_is_unreadable_and_fio_never_lays_out_a_new_file
     assert "--allow_file_create=0" in fio_job.verify_command("/storage/x", "final")
 
 
+def test_a_verify_pass_leaves_the_write_pass_state_for_the_next_one():
+    command = fio_job.verify_command("/storage/x", "after-fault")
+    assert "--verify_state_load=1" in command and "--verify_state_save=0" in command
+
+
 def test_the_write_pass_counts_what_its_own_read_back_saw(tmp_path, monkeypatch):
     monkeypatch.setattr(clock.time, "time", lambda: FAULT + 60)
     drill = drill_with(tmp_path, FioClient(latency_log([FAULT - 1, FAULT + 3])), fault_at=FAULT, fio_pid="42")
