@@ -265,8 +265,8 @@ def ssh(
     recipe = get_stack(lab.stack_name)
     runner = FabricRunner(remote.connect(target, timeout=30), wire=recipe.wire, host=host)
     result = runner.run(" ".join(command), timeout)
-    sys.stdout.write(result.stdout)
-    sys.stderr.write(result.stderr)
+    to_terminal(sys.stdout, result.stdout)
+    to_terminal(sys.stderr, result.stderr)
     if result.exit_code is None:
         raise LabError(remote.describe_failure(result))
     raise typer.Exit(result.exit_code)
@@ -286,7 +286,14 @@ def console(
     path = lab.console_log(host)
     if not path.exists():
         fail(f"{host} has no console log yet at {path}; boot the lab with bst up")
-    sys.stdout.write("".join(path.read_text(errors="replace").splitlines(keepends=True)[-lines:]))
+    to_terminal(sys.stdout, "".join(path.read_text(errors="replace").splitlines(keepends=True)[-lines:]))
+
+
+def to_terminal(stream, text: str) -> None:
+    """A guest's output as it is when piped (a file or a program reads it), but with its control characters
+    written out when a terminal shows it: a guest must not move the cursor or rewrite what the user sees."""
+    isatty = getattr(stream, "isatty", None)
+    stream.write(printable(text) if callable(isatty) and isatty() else text)
 
 
 def _on_host(host: str, provider: str | None, topology: Path | None, action: str, done: str,

@@ -186,3 +186,25 @@ def test_down_of_a_lab_that_does_not_exist_says_so(world):
     result = bst_in(project, "down", "--topology", str(topology))
     assert result.returncode == 0 and result.stderr == ""
     assert f"no lab {LAB} at {project / '.lab' / LAB}; nothing to remove" in " ".join(result.stdout.split())
+
+
+class _Stream:
+    def __init__(self, tty: bool):
+        self.tty, self.text = tty, ""
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, text: str) -> None:
+        self.text += text
+
+
+def test_a_guests_escape_sequences_reach_a_terminal_written_out_and_a_pipe_as_they_are():
+    from lab.cli import to_terminal
+
+    guest = "ok\x1b[2J\x1b]0;owned\x07\rverdict: PASS\n"
+    terminal, pipe = _Stream(True), _Stream(False)
+    to_terminal(terminal, guest)
+    to_terminal(pipe, guest)
+    assert "\x1b" not in terminal.text and "\\x1b[2J" in terminal.text and terminal.text.endswith("PASS\n")
+    assert pipe.text == guest
