@@ -124,9 +124,10 @@ def plan(
     wire: Annotated[bool, typer.Option("--wire", help="Print the exact strings sent over SSH, in order.")] = False,
     topology: TopologyOption = None,
 ) -> None:
-    """Print the command plan a stack makes from the topology (nothing is run)."""
+    """Print the command plan a stack makes from the topology (nothing is run). Without --stack, the stack a
+    running lab was brought up with, else the topology's."""
     topo = _topology(topology)
-    stack_name = resolve_stack_name(topo, stack)
+    stack_name = resolve_stack_name(topo, stack or recorded_stack(topo))
     try:
         recipe = get_stack(stack_name)
         if recovery is not None:
@@ -181,6 +182,17 @@ HostArgument = Annotated[str, typer.Argument(help="A host of the topology, e.g. 
 StackOption = Annotated[str | None, typer.Option(
     help="freebsd or linux: the guests' stack (default: the one the lab was brought up with, else the "
          "topology's).")]
+
+
+def recorded_stack(topo) -> str | None:
+    """The stack the lab of this topology was brought up with, when a lab is there and recorded one."""
+    from lab.providers import create_provider, select_provider
+
+    try:
+        name, _ = select_provider(topo, None)
+        return create_provider(topo, name).recorded_stack()
+    except LabError:
+        return None
 
 
 def _provider(topology: Path | None, provider: str | None, stack: str | None = None):

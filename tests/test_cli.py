@@ -118,3 +118,25 @@ def test_the_matrix_of_no_runs_is_one_line(tmp_path):
     result = bst("report", "--matrix", str(tmp_path))
     assert result.returncode == 2
     assert f"no run with a results.json under {tmp_path}; run a drill first" in result.stderr
+
+
+def test_plan_without_a_stack_follows_the_running_labs(monkeypatch):
+    from typer.testing import CliRunner
+
+    from lab import cli
+
+    monkeypatch.setattr(cli, "recorded_stack", lambda topo: "freebsd")
+    result = CliRunner().invoke(cli.app, ["plan", "--json", "--host", "ctrl-a"])
+    assert result.exit_code == 0, result.output
+    assert "ctld" in result.output
+    monkeypatch.setattr(cli, "recorded_stack", lambda topo: None)
+    result = CliRunner().invoke(cli.app, ["plan", "--json", "--host", "ctrl-a"])
+    assert result.exit_code == 0 and "ctld" not in result.output and "targetcli" in result.output
+
+
+def test_no_lab_records_no_stack(tmp_path, monkeypatch):
+    from lab import cli
+    from lab.topology import load_topology
+
+    monkeypatch.chdir(tmp_path)
+    assert cli.recorded_stack(load_topology(None)) is None
