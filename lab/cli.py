@@ -127,7 +127,7 @@ def plan(
     """Print the command plan a stack makes from the topology (nothing is run). Without --stack, the stack a
     running lab was brought up with, else the topology's."""
     topo = _topology(topology)
-    stack_name = resolve_stack_name(topo, stack or recorded_stack(topo))
+    stack_name = resolve_stack_name(topo, stack if stack is not None else recorded_stack(topo))
     try:
         recipe = get_stack(stack_name)
         if recovery is not None:
