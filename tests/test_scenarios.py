@@ -53,3 +53,29 @@ def test_a_module_without_a_declaration_is_refused(tmp_path):
     path.write_text("def test_1():\n    pass\n")
     with pytest.raises(LabError, match="declares no SCENARIO"):
         load_scenario(path)
+
+
+READ_BACK = ("copy_completes", "md5_after_copy", "md5_from_disk", "acknowledged_writes_survive")
+SAFETY = ("no_double_import", "no_spurious_fencing")
+KILLED = ("provisioned", "failover_by_cluster", *READ_BACK, "survivor_pool_clean", "failed_pool_clean",
+          "recovery_imports", "final_pools_clean", "final_paths_back", "final_md5", "final_acknowledged_writes",
+          *SAFETY)
+TRANSIENT = ("provisioned", *READ_BACK, "final_pools_clean", "final_paths_back", "final_acknowledged_writes", *SAFETY)
+CHECKED = {
+    "failover": KILLED,
+    "freeze": ("provisioned", *READ_BACK, "frozen_pool_back", "final_pools_clean", "final_paths_back",
+               "final_acknowledged_writes", *SAFETY),
+    "isolate_ctrl_a": TRANSIENT,
+    "kill_ctrl_b": KILLED,
+    "kill_during_recovery": ("provisioned", "failover_by_cluster", *READ_BACK, "io_after_second_kill",
+                             "recovery_imports", "final_pools_clean", "final_paths_back", "final_md5",
+                             "final_acknowledged_writes", *SAFETY),
+    "lost_client_path": TRANSIENT,
+    "split_brain": TRANSIENT,
+}
+"""What each scenario checks, in the order it judges it: spelled out here so that no refactoring of how
+the claims are declared can change them (scenarios/expectations.toml lists exactly these)."""
+
+
+def test_each_scenario_checks_the_same_claims_in_the_same_order():
+    assert {s.name: s.claims for s in map(load_scenario, PATHS)} == CHECKED
