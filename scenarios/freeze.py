@@ -8,7 +8,7 @@ cluster and the client do is recorded.
 """
 
 from lab.drill import checks, steps
-from lab.drill.claims import FINAL_FIO_CLAIM, FIO_CLAIM, SAFETY_CLAIMS
+from lab.drill.claims import FINAL_FIO_CLAIM, FIO_CLAIM, SAFETY_CLAIMS, Judged
 from lab.drill.context import Drill
 from lab.drill.nemesis import Freeze
 from lab.drill.scenario import Scenario, Step
@@ -26,7 +26,8 @@ def frozen_pool_back(drill: Drill) -> None:
     own = drill.session.topo.pool_of(drill.victim).name
     status = {s.name: s for s in drill.pool_status(drill.victim, "after-freeze")}.get(own)
     evidence = checks.errors_summary(status) if status else f"{drill.victim} no longer has {own} imported"
-    drill.all_of(lambda: drill.claim("frozen_pool_back", status is not None and status.state == "ONLINE", evidence),
+    drill.all_of(lambda: drill.claims(Judged("frozen_pool_back", status is not None and status.state == "ONLINE",
+                                             evidence)),
                  lambda: steps.paths_come_back_and_pools_are_clean(drill))
 
 

@@ -10,7 +10,7 @@ import threading
 import time
 
 from lab.drill import steps
-from lab.drill.claims import FINAL_FIO_CLAIM, FIO_CLAIM, SAFETY_CLAIMS
+from lab.drill.claims import FINAL_FIO_CLAIM, FIO_CLAIM, SAFETY_CLAIMS, Judged
 from lab.drill.context import Drill
 from lab.drill.nemesis import PowerOff
 from lab.drill.scenario import Scenario, Step
@@ -44,10 +44,10 @@ def kill_it_again_during_its_recovery(drill: Drill) -> None:
     topo = drill.session.topo
     probe = quote(f"{topo.client.mountpoint}/.beast-after-second-kill")
     check = drill.session.run(topo.client.host, IO_CHECK.format(probe=probe), 180, "io-after-second-kill")
-    drill.claim("io_after_second_kill", check.exit_code == 0,
-                f"direct write and read on {topo.client.mountpoint} exited {check.exit_code}"
-                + (f": {(check.stdout + check.stderr).strip().splitlines()[-1:]}" if check.exit_code else ""),
-                reason=Reason.IO_FAILED)
+    drill.claims(Judged("io_after_second_kill", check.exit_code == 0,
+                        f"direct write and read on {topo.client.mountpoint} exited {check.exit_code}"
+                        + (f": {(check.stdout + check.stderr).strip().splitlines()[-1:]}" if check.exit_code else ""),
+                        reason=Reason.IO_FAILED))
 
 
 PAPER = {step.name: step for step in steps.PAPER_STEPS}

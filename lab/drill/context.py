@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from lab.drill.claims import verdict
+from lab.drill.claims import Judged, verdict
 from lab.errors import ParseError
 from lab.executor import StepEvent
 from lab.plan import Plan
@@ -84,7 +84,7 @@ class Drill:
         self.must(host, command, 300, f"inject-{fault}")
         return True
 
-    def claim(self, claim: str, held: bool, evidence: str, excuse: str = "", reason: Reason | None = None,
+    def claim(self, claim: str, held: bool, evidence: str, *, excuse: str = "", reason: Reason | None = None,
               detail: str = "") -> ClaimVerdict:
         """Record a claim's verdict; StepError when the expectations file did not expect it (a claim expected
         to hold may go either way when ``excuse`` says why this run could not reproduce it)."""
@@ -96,9 +96,14 @@ class Drill:
             raise StepError(f"claim '{claim}' {said} but was expected to {result.effective_expectation}: {evidence}")
         return result
 
-    def claims(self, *checked: tuple) -> None:
-        """Record every claim (the arguments of ``claim``), then fail with all the unexpected ones together."""
-        self.all_of(*(lambda c=c: self.claim(*c) for c in checked))
+    def judged(self, judged: Judged) -> ClaimVerdict:
+        """Record one claim a step judged (see ``claim``)."""
+        return self.claim(judged.claim, judged.held, judged.evidence, excuse=judged.excuse, reason=judged.reason,
+                          detail=judged.detail)
+
+    def claims(self, *judged: Judged) -> None:
+        """Record every claim judged, then fail with all the unexpected ones together."""
+        self.all_of(*(lambda j=j: self.judged(j) for j in judged))
 
     def all_of(self, *checks: Callable[[], object]) -> None:
         """Run every check even when an earlier one fails; then fail with every error together."""

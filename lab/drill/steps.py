@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 
 from lab.drill import checks, cluster, fio_job, imports, workload
-from lab.drill.claims import FINAL_FIO_CLAIM, FIO_CLAIM
+from lab.drill.claims import FINAL_FIO_CLAIM, FIO_CLAIM, Judged
 from lab.drill.context import Drill, StepError
 from lab.drill.paths import controllers_behind_dead_paths
 from lab.drill.scenario import Step
@@ -56,8 +56,9 @@ def provisioned_and_healthy(drill: Drill) -> None:
                 + client_path_problems(drill, "before-fault"))
     where = ("both pools ONLINE on both controllers" if drill.arbitrator == "paper"
              else "each pool ONLINE on its owner only")
-    drill.claim("provisioned", not problems, "; ".join(problems) or f"{where}; every client multipath has 2 live paths",
-                reason=Reason.POOL_MISSING)
+    drill.claims(Judged("provisioned", not problems,
+                        "; ".join(problems) or f"{where}; every client multipath has 2 live paths",
+                        reason=Reason.POOL_MISSING))
 
 
 def copy_starts(drill: Drill) -> None:
@@ -130,10 +131,10 @@ def copy_finishes_and_reads_back(drill: Drill, survivor: str | None = None) -> N
     drill.facts["md5_from_disk"] = back.md5
     fio_claim = workload.acknowledged_writes(drill, "after-fault", FIO_CLAIM)
     drill.claims(
-        ("copy_completes", rc == "0", finished, "", copy_reason),
-        ("md5_after_copy", after_copy == source, f"source {source}, {read}", "", read_reason),
-        ("md5_from_disk", back.md5 == source, f"source {source}, from disk {back.md5} ({back.how})", "",
-         Reason.DATA_DIFFERS if back.md5 else Reason.DATA_UNREADABLE, back.detail),
+        Judged("copy_completes", rc == "0", finished, reason=copy_reason),
+        Judged("md5_after_copy", after_copy == source, f"source {source}, {read}", reason=read_reason),
+        Judged("md5_from_disk", back.md5 == source, f"source {source}, from disk {back.md5} ({back.how})",
+               reason=Reason.DATA_DIFFERS if back.md5 else Reason.DATA_UNREADABLE, detail=back.detail),
         fio_claim,
     )
 
@@ -149,7 +150,7 @@ def scrub_on_the_survivor(drill: Drill) -> None:
     drill.injects("pool-error", survivor, stack.corrupt_disk_command(topo, topo.pool_of(survivor).data[0]))
     own_status = scrub(drill, survivor, topo.pool_of(survivor).name, "survivor-own-pool")
     drill.facts["scrub_survivor"] = {s.name: checks.errors_summary(s) for s in (failed_status, own_status)}
-    drill.claims(*((claim, checks.is_clean(status), checks.errors_summary(status), "", Reason.POOL_ERRORS)
+    drill.claims(*(Judged(claim, checks.is_clean(status), checks.errors_summary(status), reason=Reason.POOL_ERRORS)
                    for claim, status in (("survivor_pool_clean", own_status), ("failed_pool_clean", failed_status))))
 
 
@@ -208,7 +209,7 @@ def recovery_as_the_paper_describes(drill: Drill) -> None:
     evidence = "; ".join(problems) or f"{failed} imported {' and '.join(wanted)} again"
     if plan_error:
         evidence += f"; the recovery plan stopped: {plan_error}"
-    drill.claims(("recovery_imports", not problems, evidence, "", Reason.RECOVERY_FAILED))
+    drill.claims(Judged("recovery_imports", not problems, evidence, reason=Reason.RECOVERY_FAILED))
 
 
 def final_state(drill: Drill) -> None:
@@ -231,12 +232,13 @@ def final_state(drill: Drill) -> None:
     fio_claim = workload.acknowledged_writes(drill, "final", FINAL_FIO_CLAIM)
     cluster.look(drill, "final")
     drill.all_of(lambda: drill.claims(
-        ("final_pools_clean", not problems,
-         "; ".join(problems) or "every pool ONLINE where it belongs, no known data errors", "", Reason.POOL_ERRORS),
-        ("final_paths_back", not paths, "; ".join(paths) or "every client multipath has 2 live paths", paths_excuse,
-         Reason.PATHS_FAILED),
-        ("final_md5", back.md5 == source, f"source {source}, final {back.md5} ({back.how})", "",
-         Reason.DATA_DIFFERS if back.md5 else Reason.DATA_UNREADABLE, back.detail),
+        Judged("final_pools_clean", not problems,
+               "; ".join(problems) or "every pool ONLINE where it belongs, no known data errors",
+               reason=Reason.POOL_ERRORS),
+        Judged("final_paths_back", not paths, "; ".join(paths) or "every client multipath has 2 live paths",
+               reason=Reason.PATHS_FAILED, excuse=paths_excuse),
+        Judged("final_md5", back.md5 == source, f"source {source}, final {back.md5} ({back.how})",
+               reason=Reason.DATA_DIFFERS if back.md5 else Reason.DATA_UNREADABLE, detail=back.detail),
         fio_claim,
     ), lambda: safety(drill))
 
@@ -267,10 +269,10 @@ def paths_come_back_and_pools_are_clean(drill: Drill) -> None:
             problems.append(f"on {controller.name}: {checks.errors_summary(status)}")
     fio_claim = workload.acknowledged_writes(drill, "final", FINAL_FIO_CLAIM)
     drill.all_of(lambda: drill.claims(
-        ("final_pools_clean", not problems, "; ".join(problems) or "each pool ONLINE on its owner, scrub clean", "",
-         Reason.POOL_ERRORS),
-        ("final_paths_back", not paths, "; ".join(paths) or "every client multipath has 2 live paths", "",
-         Reason.PATHS_FAILED),
+        Judged("final_pools_clean", not problems, "; ".join(problems) or "each pool ONLINE on its owner, scrub clean",
+               reason=Reason.POOL_ERRORS),
+        Judged("final_paths_back", not paths, "; ".join(paths) or "every client multipath has 2 live paths",
+               reason=Reason.PATHS_FAILED),
         fio_claim,
     ), lambda: safety(drill))
 
