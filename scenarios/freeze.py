@@ -8,7 +8,7 @@ cluster and the client do is recorded.
 """
 
 from lab.drill import checks, steps
-from lab.drill.claims import FINAL_FIO_CLAIM, FIO_CLAIM, SAFETY_CLAIMS, Judged
+from lab.drill.claims import Judged
 from lab.drill.context import Drill
 from lab.drill.nemesis import Freeze
 from lab.drill.scenario import Scenario, Step
@@ -37,7 +37,6 @@ SCENARIO = Scenario(
            Step("freeze_ctrl_a_during_the_copy", steps.transient_fault(FREEZE_S, look_while_frozen), strikes=True),
            steps.COPY_READ_BACK,
            Step("a_fenced_controller_is_restarted_and_recovered", steps.fenced_controller_recovers),
-           Step("the_frozen_controller_and_the_pools_afterwards", frozen_pool_back)),
-    claims=("provisioned", "copy_completes", "md5_after_copy", "md5_from_disk", FIO_CLAIM, "frozen_pool_back",
-            "final_pools_clean", "final_paths_back", FINAL_FIO_CLAIM, *SAFETY_CLAIMS),
+           Step("the_frozen_controller_and_the_pools_afterwards", frozen_pool_back,
+                judges=("frozen_pool_back", *steps.PATHS_AND_POOLS.judges))),
 )

@@ -10,7 +10,7 @@ import threading
 import time
 
 from lab.drill import steps
-from lab.drill.claims import FINAL_FIO_CLAIM, FIO_CLAIM, SAFETY_CLAIMS, Judged
+from lab.drill.claims import Judged
 from lab.drill.context import Drill
 from lab.drill.nemesis import PowerOff
 from lab.drill.scenario import Scenario, Step
@@ -50,13 +50,10 @@ def kill_it_again_during_its_recovery(drill: Drill) -> None:
                         reason=Reason.IO_FAILED))
 
 
-PAPER = {step.name: step for step in steps.PAPER_STEPS}
-
 SCENARIO = Scenario(
     fault="kill-during-recovery", victim="ctrl-a", nemesis=PowerOff,
-    steps=(*steps.PAPER_STEPS[:4], Step("kill_it_again_during_its_recovery", kill_it_again_during_its_recovery),
-           PAPER["recovery_as_the_paper_describes"], PAPER["final_state"]),
-    claims=("provisioned", "failover_by_cluster", "copy_completes", "md5_after_copy", "md5_from_disk", FIO_CLAIM,
-            "io_after_second_kill", "recovery_imports", "final_pools_clean", "final_paths_back", "final_md5",
-            FINAL_FIO_CLAIM, *SAFETY_CLAIMS),
+    steps=(*steps.PAPER_STEPS[:4],
+           Step("kill_it_again_during_its_recovery", kill_it_again_during_its_recovery,
+                judges=(*steps.KILL.judges, "io_after_second_kill")),
+           steps.RECOVERY, steps.FINAL),
 )

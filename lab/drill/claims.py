@@ -1,6 +1,6 @@
 """The claims a drill checks (the paper's and beyond), what each stack is expected to show, the verdict table.
 
-A scenario declares which claims it checks; ``scenarios/expectations.toml`` says, per stack, arbitrator
+A step declares which claims it judges (a scenario checks those of its steps); ``scenarios/expectations.toml``
 mode and fault, whether each must hold, is known to fail, or may go either way.
 """
 

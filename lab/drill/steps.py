@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 
 from lab.drill import checks, cluster, fio_job, imports, workload
-from lab.drill.claims import FINAL_FIO_CLAIM, FIO_CLAIM, Judged
+from lab.drill.claims import FAILOVER_CLAIMS, FINAL_FIO_CLAIM, FIO_CLAIM, SAFETY_CLAIMS, Judged
 from lab.drill.context import Drill, StepError
 from lab.drill.paths import controllers_behind_dead_paths
 from lab.drill.scenario import Step
@@ -277,17 +277,25 @@ def paths_come_back_and_pools_are_clean(drill: Drill) -> None:
     ), lambda: safety(drill))
 
 
-HEALTHY = Step("lab_is_provisioned_and_healthy", provisioned_and_healthy)
+HEALTHY = Step("lab_is_provisioned_and_healthy", provisioned_and_healthy, judges=("provisioned",))
 COPY = Step("copy_starts", copy_starts)
-COPY_READ_BACK = Step("copy_finishes_and_reads_back", copy_finishes_and_reads_back)
-PATHS_AND_POOLS = Step("paths_come_back_and_pools_are_clean", paths_come_back_and_pools_are_clean)
+COPY_READ_BACK = Step("copy_finishes_and_reads_back", copy_finishes_and_reads_back,
+                      judges=("copy_completes", "md5_after_copy", "md5_from_disk", FIO_CLAIM))
+PATHS_AND_POOLS = Step("paths_come_back_and_pools_are_clean", paths_come_back_and_pools_are_clean,
+                       judges=("final_pools_clean", "final_paths_back", FINAL_FIO_CLAIM, *SAFETY_CLAIMS))
+KILL = Step("kill_a_controller_during_the_copy", kill_during_the_copy, strikes=True, judges=FAILOVER_CLAIMS)
+"""take_over judges who took over in every mode (in paper and takeover modes: not the cluster)."""
+RECOVERY = Step("recovery_as_the_paper_describes", recovery_as_the_paper_describes, judges=("recovery_imports",))
+FINAL = Step("final_state", final_state,
+             judges=("final_pools_clean", "final_paths_back", "final_md5", FINAL_FIO_CLAIM, *SAFETY_CLAIMS))
 PAPER_STEPS = (
     HEALTHY,
     COPY,
-    Step("kill_a_controller_during_the_copy", kill_during_the_copy, strikes=True),
-    Step("copy_finishes_through_the_survivor_and_md5_matches", copy_finishes_through_the_survivor),
-    Step("scrub_on_the_survivor", scrub_on_the_survivor),
-    Step("recovery_as_the_paper_describes", recovery_as_the_paper_describes),
-    Step("final_state", final_state),
+    KILL,
+    Step("copy_finishes_through_the_survivor_and_md5_matches", copy_finishes_through_the_survivor,
+         judges=COPY_READ_BACK.judges),
+    Step("scrub_on_the_survivor", scrub_on_the_survivor, judges=("survivor_pool_clean", "failed_pool_clean")),
+    RECOVERY,
+    FINAL,
 )
 """The paper's experiment: copy a file, kill a controller, check md5, scrub, recover, final state."""
