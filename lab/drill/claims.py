@@ -1,7 +1,7 @@
 """The claims a drill checks (the paper's and beyond), what each stack is expected to show, the verdict table.
 
-A step declares which claims it judges (a scenario checks those of its steps); ``scenarios/expectations.toml``
-mode and fault, whether each must hold, is known to fail, or may go either way.
+A step declares which claims it judges, and a scenario checks those of its steps; ``scenarios/expectations.toml``
+says, per stack, arbitrator mode and fault, whether each must hold, is known to fail, or may go either way.
 """
 
 from __future__ import annotations
