@@ -6,8 +6,10 @@ and judges them with ``lab.drill.checks``; it never branches on provider or stac
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from lab.drill import checks, cluster, fio_job, imports, workload
 from lab.drill.claims import FAILOVER_CLAIMS, FINAL_FIO_CLAIM, FIO_CLAIM, SAFETY_CLAIMS, Judged
@@ -95,6 +97,47 @@ def transient_fault(seconds: float, during: Callable[[Drill], None] = lambda dri
         drill.facts["resumed_at"] = time.time()
 
     return strike
+
+
+@dataclass(frozen=True)
+class Struck:
+    """A strike during another step's work (``strike_during``)."""
+
+    at: float
+    """When the nemesis struck (this host's time)."""
+    outcome: str
+    """What became of the work: its error, that it finished (before or after the strike), or that it still
+    ran when the wait for it ended."""
+
+
+def strike_during(drill: Drill, work: Callable[[Drill], None], after_s: float, join_s: float, what: str,
+                  fact: str) -> Struck:
+    """Run ``work`` (what another step does) in a thread of its own, strike the victim ``after_s`` seconds
+    into it, then wait up to ``join_s`` for it to end; its outcome is recorded as the fact ``fact``. The work
+    failing is its outcome, not this step's failure; one still running is left to run (its thread is a
+    daemon's)."""
+    ended: list[str] = []
+
+    def run() -> None:
+        try:
+            work(drill)
+        except (StepError, LabError) as error:
+            ended.append(str(error))
+        except Exception as error:  # noqa: BLE001 - any end of the work is its outcome, said in the facts
+            ended.append(f"{type(error).__name__}: {error}")
+        else:
+            ended.append(f"{what} finished {'after' if struck else 'before'} the strike")
+
+    struck: list[float] = []
+    worker = threading.Thread(target=run, name=what, daemon=True)
+    worker.start()
+    time.sleep(after_s)
+    drill.nemesis.start(drill, drill.victim)
+    struck.append(time.time())
+    worker.join(join_s)
+    outcome = ended[0] if ended else f"{what} still running after {join_s:.0f} s"
+    drill.facts[fact] = outcome
+    return Struck(struck[0], outcome)
 
 
 def copy_finishes_and_reads_back(drill: Drill, survivor: str | None = None) -> None:
