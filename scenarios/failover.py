@@ -5,9 +5,7 @@ scenarios/expectations.toml; the run fails on any verdict that file does not exp
 """
 
 from lab.drill import steps
-from lab.drill.claims import KILL_CLAIMS
 from lab.drill.nemesis import PowerOff
 from lab.drill.scenario import Scenario
 
-SCENARIO = Scenario(fault="kill-ctrl-a", victim="ctrl-a", nemesis=PowerOff, steps=steps.PAPER_STEPS,
-                    claims=KILL_CLAIMS)
+SCENARIO = Scenario(fault="kill-ctrl-a", victim="ctrl-a", nemesis=PowerOff, steps=steps.PAPER_STEPS)

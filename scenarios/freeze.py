@@ -8,7 +8,7 @@ cluster and the client do is recorded.
 """
 
 from lab.drill import checks, steps
-from lab.drill.claims import FINAL_FIO_CLAIM, FIO_CLAIM, SAFETY_CLAIMS
+from lab.drill.claims import Judged
 from lab.drill.context import Drill
 from lab.drill.nemesis import Freeze
 from lab.drill.scenario import Scenario, Step
@@ -26,7 +26,8 @@ def frozen_pool_back(drill: Drill) -> None:
     own = drill.session.topo.pool_of(drill.victim).name
     status = {s.name: s for s in drill.pool_status(drill.victim, "after-freeze")}.get(own)
     evidence = checks.errors_summary(status) if status else f"{drill.victim} no longer has {own} imported"
-    drill.all_of(lambda: drill.claim("frozen_pool_back", status is not None and status.state == "ONLINE", evidence),
+    drill.all_of(lambda: drill.claims(Judged("frozen_pool_back", status is not None and status.state == "ONLINE",
+                                             evidence)),
                  lambda: steps.paths_come_back_and_pools_are_clean(drill))
 
 
@@ -36,7 +37,6 @@ SCENARIO = Scenario(
            Step("freeze_ctrl_a_during_the_copy", steps.transient_fault(FREEZE_S, look_while_frozen), strikes=True),
            steps.COPY_READ_BACK,
            Step("a_fenced_controller_is_restarted_and_recovered", steps.fenced_controller_recovers),
-           Step("the_frozen_controller_and_the_pools_afterwards", frozen_pool_back)),
-    claims=("provisioned", "copy_completes", "md5_after_copy", "md5_from_disk", FIO_CLAIM, "frozen_pool_back",
-            "final_pools_clean", "final_paths_back", FINAL_FIO_CLAIM, *SAFETY_CLAIMS),
+           Step("the_frozen_controller_and_the_pools_afterwards", frozen_pool_back,
+                judges=("frozen_pool_back", *steps.PATHS_AND_POOLS.judges))),
 )

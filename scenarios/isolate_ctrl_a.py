@@ -7,7 +7,6 @@ shooting second (its fencing of ctrl-b waits 5 s), takes its pool, and the drill
 """
 
 from lab.drill import steps
-from lab.drill.claims import FINAL_FIO_CLAIM, FIO_CLAIM, SAFETY_CLAIMS
 from lab.drill.nemesis import Isolate
 from lab.drill.scenario import Scenario, Step
 
@@ -22,6 +21,4 @@ SCENARIO = Scenario(
            steps.COPY_READ_BACK,
            Step("a_fenced_controller_is_restarted_and_recovered", steps.fenced_controller_recovers),
            steps.PATHS_AND_POOLS),
-    claims=("provisioned", "copy_completes", "md5_after_copy", "md5_from_disk", FIO_CLAIM, "final_pools_clean",
-            "final_paths_back", FINAL_FIO_CLAIM, *SAFETY_CLAIMS),
 )

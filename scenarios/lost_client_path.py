@@ -7,7 +7,6 @@ arbitrator and the private network back to ctrl-a, and nothing may be lost.
 from functools import partial
 
 from lab.drill import steps
-from lab.drill.claims import FINAL_FIO_CLAIM, FIO_CLAIM, SAFETY_CLAIMS
 from lab.drill.nemesis import CutLink
 from lab.drill.scenario import Scenario, Step
 
@@ -19,6 +18,4 @@ SCENARIO = Scenario(
            Step("cut_the_clients_path_to_ctrl_a_during_the_copy",
                 steps.transient_fault(LOSS_S, lambda drill: drill.client_paths("during-loss")), strikes=True),
            steps.COPY_READ_BACK, steps.PATHS_AND_POOLS),
-    claims=("provisioned", "copy_completes", "md5_after_copy", "md5_from_disk", FIO_CLAIM, "final_pools_clean",
-            "final_paths_back", FINAL_FIO_CLAIM, *SAFETY_CLAIMS),
 )

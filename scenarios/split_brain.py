@@ -8,7 +8,6 @@ the link is down: the arbitrator design must refuse it (multihost), and the clie
 from functools import partial
 
 from lab.drill import steps
-from lab.drill.claims import FINAL_FIO_CLAIM, FIO_CLAIM, SAFETY_CLAIMS
 from lab.drill.context import Drill
 from lab.drill.nemesis import CutLink
 from lab.drill.scenario import Scenario, Step
@@ -43,6 +42,4 @@ SCENARIO = Scenario(
     steps=(steps.HEALTHY, steps.COPY,
            Step("cut_the_private_link_and_try_a_naive_takeover", split_and_try, strikes=True),
            steps.COPY_READ_BACK, steps.PATHS_AND_POOLS),
-    claims=("provisioned", "copy_completes", "md5_after_copy", "md5_from_disk", FIO_CLAIM,
-            "final_pools_clean", "final_paths_back", FINAL_FIO_CLAIM, *SAFETY_CLAIMS),
 )

@@ -3,7 +3,7 @@
 
 import pytest
 
-from lab.drill.claims import Expectation
+from lab.drill.claims import Expectation, Judged
 from lab.drill.context import Drill, StepError
 from lab.record import RunRecord
 from lab.result import CommandResult
@@ -74,10 +74,18 @@ def test_an_excuse_does_not_turn_a_known_failure_into_maybe(tmp_path):
 def test_every_claim_of_a_step_is_recorded_before_it_fails_with_all_of_them(tmp_path):
     drill = _drill(tmp_path, copy_completes="hold", md5_after_copy="hold", md5_from_disk="maybe")
     with pytest.raises(StepError) as error:
-        drill.claims(("copy_completes", False, "cp exited 1"), ("md5_after_copy", False, "differs"),
-                     ("md5_from_disk", False, "unreadable"))
+        drill.claims(Judged("copy_completes", False, "cp exited 1"), Judged("md5_after_copy", False, "differs"),
+                     Judged("md5_from_disk", False, "unreadable", reason=Reason.DATA_UNREADABLE, detail="EIO"))
     assert "copy_completes" in str(error.value) and "md5_after_copy" in str(error.value)
     assert [r.claim for r in drill.results] == ["copy_completes", "md5_after_copy", "md5_from_disk"]
+    assert (drill.results[2].reason, drill.results[2].detail) == (Reason.DATA_UNREADABLE, "EIO")
+
+
+def test_a_verdict_is_built_by_keyword_past_its_claim_held_and_evidence():
+    with pytest.raises(TypeError):
+        Judged("final_paths_back", False, "CTRL_A lost sda", "ctrl-a did not recover")
+    judged = Judged("final_paths_back", False, "lost", excuse="ctrl-a did not recover", reason=Reason.PATHS_FAILED)
+    assert (judged.excuse, judged.reason, judged.detail) == ("ctrl-a did not recover", Reason.PATHS_FAILED, "")
 
 
 def test_held_answers_the_last_verdict_of_a_claim(tmp_path):

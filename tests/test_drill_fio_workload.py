@@ -89,7 +89,8 @@ def test_without_a_clock_reading_no_stall_is_claimed(tmp_path):
 
 def test_verified_writes_hold_and_count_no_loss(tmp_path):
     drill = drill_with(tmp_path, FioClient("", "verify_only_good"))
-    claim, held, evidence, _, _ = workload.acknowledged_writes(drill, "after-fault", FIO_CLAIM)
+    judged = workload.acknowledged_writes(drill, "after-fault", FIO_CLAIM)
+    claim, held, evidence = judged.claim, judged.held, judged.evidence
     assert (claim, held) == (FIO_CLAIM, True) and "16384 blocks" in evidence
     assert drill.facts["acknowledged_writes_lost"] == 0
     assert drill.facts["fio_verify"]["after-fault"] == {"verified": 16384, "failed": 0, "holds": True}
@@ -97,7 +98,8 @@ def test_verified_writes_hold_and_count_no_loss(tmp_path):
 
 def test_corrupted_blocks_fail_the_claim_with_their_count(tmp_path):
     drill = drill_with(tmp_path, FioClient("", "verify_only_corrupt_continue"))
-    _, held, evidence, _, reason = workload.acknowledged_writes(drill, "after-fault", FIO_CLAIM)
+    judged = workload.acknowledged_writes(drill, "after-fault", FIO_CLAIM)
+    held, evidence, reason = judged.held, judged.evidence, judged.reason
     assert not held and reason is Reason.DATA_DIFFERS
     assert evidence.startswith("2 block(s) failed verification") and drill.facts["acknowledged_writes_lost"] == 2
     assert (tmp_path / "latest" / "fio" / "verify-after-fault.stderr").read_text().startswith("crc32c: verify failed")
@@ -107,14 +109,16 @@ def test_a_pass_that_left_no_report_is_unreadable_data_and_an_unknown_loss(tmp_p
     client = FioClient("")
     client.files["verify-after-fault.json"] = "fio: file:filesetup.c:1 open(/storage/beast-fio.bin) failed\n"
     drill = drill_with(tmp_path, client)
-    _, held, evidence, _, reason = workload.acknowledged_writes(drill, "after-fault", FIO_CLAIM)
+    judged = workload.acknowledged_writes(drill, "after-fault", FIO_CLAIM)
+    held, evidence, reason = judged.held, judged.evidence, judged.reason
     assert not held and reason is Reason.DATA_UNREADABLE and "no report" in evidence
     assert drill.facts["acknowledged_writes_lost"] is None
 
 
 def test_a_client_without_fio_is_not_measured_rather_than_passed(tmp_path):
     drill = drill_with(tmp_path, FioClient("", stack="freebsd"))
-    _, held, evidence, _, reason = workload.acknowledged_writes(drill, "after-fault", FIO_CLAIM)
+    judged = workload.acknowledged_writes(drill, "after-fault", FIO_CLAIM)
+    held, evidence, reason = judged.held, judged.evidence, judged.reason
     assert not held and reason is Reason.NOT_MEASURED and "runs no fio" in evidence
     assert drill.session.commands == []
 
@@ -141,7 +145,8 @@ def test_an_unmounted_filesystem_is_unreadable_and_fio_never_lays_out_a_new_file
             return super().run(host, cmd, timeout, label)
 
     drill = drill_with(tmp_path, Unmounted(""))
-    _, held, evidence, _, reason = workload.acknowledged_writes(drill, "final", FIO_CLAIM)
+    judged = workload.acknowledged_writes(drill, "final", FIO_CLAIM)
+    held, evidence, reason = judged.held, judged.evidence, judged.reason
     assert not held and reason is Reason.DATA_UNREADABLE and "not mounted" in evidence
     assert not any(c.startswith("cd /root/beast-fio && fio") for c in drill.session.commands)
     assert "--allow_file_create=0" in fio_job.verify_command("/storage/x", "final")

@@ -61,9 +61,9 @@ def never_reached(drill: Drill) -> None:
     raise AssertionError("a step whose strike failed must not run")
 
 
-SCENARIO = Scenario(fault="lost-client-path", victim="ctrl-a", nemesis=CutLink, claims=("provisioned",),
-                    steps=(Step("healthy", holds), Step("cut", strikes_and_fails, strikes=True),
-                           Step("after", never_reached)), name="cable")
+SCENARIO = Scenario(fault="lost-client-path", victim="ctrl-a", nemesis=CutLink,
+                    steps=(Step("healthy", holds, judges=("provisioned",)),
+                           Step("cut", strikes_and_fails, strikes=True), Step("after", never_reached)), name="cable")
 
 
 def _run(tmp_path, keep_lab="on-failure") -> tuple[DrillRun, Provider, list[str]]:
@@ -113,12 +113,22 @@ def test_a_lab_that_passed_is_removed_and_one_that_must_never_be_kept_is_removed
 
 def test_a_bug_in_a_step_is_recorded_then_raised_as_itself(tmp_path):
     run, _, _ = _run(tmp_path)
-    broken = Scenario(fault="f", victim="ctrl-a", nemesis=CutLink, claims=(),
+    broken = Scenario(fault="f", victim="ctrl-a", nemesis=CutLink,
                       steps=(Step("bug", lambda drill: {}["missing"], strikes=True),), name="bug")
     run.scenario = broken
     with pytest.raises(KeyError):
         run.run_step(1)
     assert run.drill.steps[0].error == "KeyError: 'missing'"
+
+
+def test_a_step_that_judges_a_claim_it_did_not_declare_fails_naming_it(tmp_path):
+    run, _, _ = _run(tmp_path)
+    run.scenario = Scenario(fault="f", victim="ctrl-a", nemesis=CutLink, name="sloppy",
+                            steps=(Step("healthy", holds, judges=("copy_completes",), strikes=True),))
+    with pytest.raises(StepError, match="claim 'provisioned' was judged by a step that does not declare it"):
+        run.run_step(1)
+    assert run.drill.results == [] and run.drill.judging is None
+    assert run.drill.steps[0].status is StepStatus.FAILED
 
 
 def test_bad_options_are_one_clear_line():

@@ -1,12 +1,13 @@
 """The claims a drill checks (the paper's and beyond), what each stack is expected to show, the verdict table.
 
-A scenario declares which claims it checks; ``scenarios/expectations.toml`` says, per stack, arbitrator
-mode and fault, whether each must hold, is known to fail, or may go either way.
+A step declares which claims it judges, and a scenario checks those of its steps; ``scenarios/expectations.toml``
+says, per stack, arbitrator mode and fault, whether each must hold, is known to fail, or may go either way.
 """
 
 from __future__ import annotations
 
 import tomllib
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 
 from rich.markup import escape
@@ -17,7 +18,8 @@ from lab.runfolder import ClaimVerdict, Expectation, Reason
 from lab.topology.load import ARBITRATORS
 
 __all__ = ["ARBITRATORS", "CLAIMS", "FAILOVER_CLAIMS", "FINAL_FIO_CLAIM", "FIO_CLAIM", "KILL_CLAIMS", "PAPER_CLAIMS",
-           "SAFETY_CLAIMS", "ClaimVerdict", "Expectation", "Reason", "claims_table", "load_expectations", "verdict"]
+           "SAFETY_CLAIMS", "ClaimVerdict", "Expectation", "Judged", "Reason", "claims_table", "load_expectations",
+           "verdict"]
 
 CLAIMS: dict[str, str] = {
     "provisioned": "both pools ONLINE on both controllers; the client's multipaths have all their paths",
@@ -62,6 +64,21 @@ KILL_CLAIMS = (PAPER_CLAIMS[0], *FAILOVER_CLAIMS, *PAPER_CLAIMS[1:4], FIO_CLAIM,
                *SAFETY_CLAIMS)
 """The paper's experiment (a controller killed) as the drill judges it: who took over, then the paper's
 claims with fio's beside its md5 checks, then what must hold through any fault."""
+
+
+@dataclass(frozen=True)
+class Judged:
+    """What a step found of one claim, before the expectations say whether it was expected: the claim,
+    whether it held and the evidence; by keyword, the reason it did not hold (by default "not held"), a
+    short machine-readable ``detail``, and the ``excuse`` that lets a claim expected to hold go either way."""
+
+    claim: str
+    held: bool
+    evidence: str
+    _: KW_ONLY
+    reason: Reason | None = None
+    detail: str = ""
+    excuse: str = ""
 
 
 def verdict(claim: str, held: bool, evidence: str, expectation: Expectation, reason: Reason | None = None,

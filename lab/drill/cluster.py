@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from lab.drill import clock
+from lab.drill.claims import Judged
 from lab.drill.context import Drill, StepError
 from lab.fence.log import FenceRequest, read_fence_log
 from lab.runfolder import EventKind, Reason
@@ -118,12 +119,12 @@ def judge_failover(drill: Drill, victim: str, pool: str, held: bool, fenced: lis
         evidence = f"no cluster in {drill.arbitrator} mode: " + (
             "the drill's oracle fenced and imported" if drill.arbitrator == "takeover"
             else "the survivor held the pool from the start")
-        drill.claim("failover_by_cluster", False, evidence, reason=Reason.NOT_HELD)
+        drill.claims(Judged("failover_by_cluster", False, evidence, reason=Reason.NOT_HELD))
         return
     ok = held and bool(fenced) and fenced[0].response == "success"
     where = (f"{drill.survivor} held {pool} {drill.facts.get('takeover_s')} s after the fault" if held
              else f"{drill.survivor} did not hold {pool} after {waited:.0f} s")
-    drill.claim("failover_by_cluster", ok, f"{fence_text}; {where}", reason=Reason.NOT_HELD)
+    drill.claims(Judged("failover_by_cluster", ok, f"{fence_text}; {where}", reason=Reason.NOT_HELD))
 
 
 def judge_fencing(drill: Drill, caused: set[str]) -> None:
@@ -140,5 +141,5 @@ def judge_fencing(drill: Drill, caused: set[str]) -> None:
             spurious.append(f"{action.requester}'s {action.action} of {action.plug} answered {action.response}")
     evidence = "; ".join(spurious) or (
         f"{len(fencings)} fencing(s), each of a controller the fault took away" if fencings else "no fencing")
-    drill.claim("no_spurious_fencing", not spurious, evidence, reason=Reason.NOT_HELD)
+    drill.claims(Judged("no_spurious_fencing", not spurious, evidence, reason=Reason.NOT_HELD))
 

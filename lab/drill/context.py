@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from lab.drill.claims import verdict
+from lab.drill.claims import Judged, verdict
 from lab.errors import ParseError
 from lab.executor import StepEvent
 from lab.plan import Plan
@@ -39,6 +39,11 @@ class StepError(AssertionError):
     """A drill step could not do its work, or a claim came out unexpected; the message says which."""
 
 
+class UndeclaredClaim(StepError):
+    """A step judged a claim its ``Step(judges=...)`` does not list: the declaration is wrong, and with it
+    the scenario's claims and the expectations they ask for."""
+
+
 @dataclass
 class Drill:
     session: LabSession
@@ -56,6 +61,9 @@ class Drill:
     facts: dict[str, Any] = field(default_factory=dict)
     steps: list[StepResult] = field(default_factory=list)
     interrupted: bool = False
+    judging: tuple[str, ...] | None = None
+    """The claims the running step declared it judges (the orchestrator sets it per step); None: no step
+    runs, nothing is checked against a declaration."""
     on_progress: Callable[[str], None] = field(default=lambda text: None, repr=False)
     """Told what the drill is doing now, in a few words (the live display)."""
     on_plan_step: Callable[[StepEvent], None] = field(default=lambda event: None, repr=False)
@@ -84,10 +92,14 @@ class Drill:
         self.must(host, command, 300, f"inject-{fault}")
         return True
 
-    def claim(self, claim: str, held: bool, evidence: str, excuse: str = "", reason: Reason | None = None,
+    def claim(self, claim: str, held: bool, evidence: str, *, excuse: str = "", reason: Reason | None = None,
               detail: str = "") -> ClaimVerdict:
         """Record a claim's verdict; StepError when the expectations file did not expect it (a claim expected
-        to hold may go either way when ``excuse`` says why this run could not reproduce it)."""
+        to hold may go either way when ``excuse`` says why this run could not reproduce it); UndeclaredClaim,
+        with nothing recorded, when the running step did not declare that it judges ``claim``."""
+        if self.judging is not None and claim not in self.judging:
+            raise UndeclaredClaim(f"claim '{claim}' was judged by a step that does not declare it (it judges "
+                                  f"{', '.join(self.judging) or 'nothing'}): add it to the step's judges")
         result = verdict(claim, held, evidence, self.expectations[claim], reason, detail, excuse)
         self.results = [r for r in self.results if r.claim != claim] + [result]
         self.event(EventKind.CLAIM, **result.to_json())
@@ -96,9 +108,14 @@ class Drill:
             raise StepError(f"claim '{claim}' {said} but was expected to {result.effective_expectation}: {evidence}")
         return result
 
-    def claims(self, *checked: tuple) -> None:
-        """Record every claim (the arguments of ``claim``), then fail with all the unexpected ones together."""
-        self.all_of(*(lambda c=c: self.claim(*c) for c in checked))
+    def judged(self, judged: Judged) -> ClaimVerdict:
+        """Record one claim a step judged (see ``claim``)."""
+        return self.claim(judged.claim, judged.held, judged.evidence, excuse=judged.excuse, reason=judged.reason,
+                          detail=judged.detail)
+
+    def claims(self, *judged: Judged) -> None:
+        """Record every claim judged, then fail with all the unexpected ones together."""
+        self.all_of(*(lambda j=j: self.judged(j) for j in judged))
 
     def all_of(self, *checks: Callable[[], object]) -> None:
         """Run every check even when an earlier one fails; then fail with every error together."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from lab.drill.claims import Judged
 from lab.drill.context import Drill
 from lab.errors import ParseError
 from lab.runfolder import Reason
@@ -156,4 +157,4 @@ def judge(drill: Drill, fenced: list[tuple[str, float]]) -> None:
     evidence = "; ".join(problems[:4]) or f"never on two controllers at once (watched: {watched})"
     if unread:
         evidence += f"; not read: {'; '.join(unread)}"
-    drill.claim("no_double_import", not problems, evidence, reason=Reason.DOUBLE_IMPORT)
+    drill.claims(Judged("no_double_import", not problems, evidence, reason=Reason.DOUBLE_IMPORT))

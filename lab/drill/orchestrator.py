@@ -137,8 +137,13 @@ class DrillRun:
         try:
             if needs is not None and needs in drill.failed_steps:
                 raise StepError(f"cannot run: earlier step {needs} failed (see its error above)")
-            with self.progress.showing():
-                self.scenario.steps[number - 1].run(drill)
+            step = self.scenario.steps[number - 1]
+            drill.judging = step.judges
+            try:
+                with self.progress.showing():
+                    step.run(drill)
+            finally:
+                drill.judging = None
         except (StepError, LabError) as failure:
             error = str(failure)
         except BaseException as failure:

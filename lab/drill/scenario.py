@@ -1,4 +1,5 @@
-"""A scenario is a declaration: its fault (a nemesis and the controller it strikes), its steps, its claims.
+"""A scenario is a declaration: its fault (a nemesis and the controller it strikes) and its steps; each
+step declares the claims it judges, and the scenario's claims follow from its steps.
 
 Every module of ``scenarios/`` declares one ``SCENARIO``; the orchestrator runs its steps in order. No
 scenario imports another: shared steps live in ``lab.drill.steps``, and adding a fault is one small file.
@@ -21,11 +22,20 @@ from lab.errors import LabError
 @dataclass(frozen=True)
 class Step:
     """One step of a scenario. ``strikes``: the nemesis strikes in it, so every later step needs it to
-    have passed (the steps before it each need the one before)."""
+    have passed (the steps before it each need the one before). ``judges``: every claim it can judge, in
+    the order it judges them, on any of its paths (those of the functions it calls included); judging
+    another one fails the step (``Drill.claim``)."""
 
     name: str
     run: Callable[[Drill], None]
     strikes: bool = False
+    judges: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = [c for c in self.judges if c not in CLAIMS]
+        if unknown:
+            raise LabError(f"step {self.name} judges {unknown[0]!r}, which is not a claim; add it to "
+                           f"lab.drill.claims.CLAIMS or use one of {', '.join(CLAIMS)}")
 
 
 @dataclass(frozen=True)
@@ -37,19 +47,18 @@ class Scenario:
     nemesis: Callable[[], Nemesis]
     """Makes the scenario's nemesis (a fresh one per run)."""
     steps: tuple[Step, ...]
-    claims: tuple[str, ...]
-    """Every claim the steps judge, in the order they judge them."""
     name: str = ""
     """The module's name (set when loaded)."""
     doc: str = ""
 
     def __post_init__(self) -> None:
-        unknown = [c for c in self.claims if c not in CLAIMS]
-        if unknown:
-            raise LabError(f"scenario {self.name or self.fault} checks {unknown[0]!r}, which is not a claim; "
-                           f"add it to lab.drill.claims.CLAIMS or use one of {', '.join(CLAIMS)}")
         if sum(s.strikes for s in self.steps) != 1:
             raise LabError(f"scenario {self.name or self.fault} must have exactly one step that strikes")
+
+    @property
+    def claims(self) -> tuple[str, ...]:
+        """Every claim the steps judge, in the order they first judge them (what expectations.toml lists)."""
+        return tuple(dict.fromkeys(claim for step in self.steps for claim in step.judges))
 
     def step_id(self, number: int) -> str:
         """``test_<N>_<name>`` for step N (from 1): how runs, events and ``--step N`` name it."""

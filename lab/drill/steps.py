@@ -6,11 +6,13 @@ and judges them with ``lab.drill.checks``; it never branches on provider or stac
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from lab.drill import checks, cluster, fio_job, imports, workload
-from lab.drill.claims import FINAL_FIO_CLAIM, FIO_CLAIM
+from lab.drill.claims import FAILOVER_CLAIMS, FINAL_FIO_CLAIM, FIO_CLAIM, SAFETY_CLAIMS, Judged
 from lab.drill.context import Drill, StepError
 from lab.drill.paths import controllers_behind_dead_paths
 from lab.drill.scenario import Step
@@ -56,8 +58,9 @@ def provisioned_and_healthy(drill: Drill) -> None:
                 + client_path_problems(drill, "before-fault"))
     where = ("both pools ONLINE on both controllers" if drill.arbitrator == "paper"
              else "each pool ONLINE on its owner only")
-    drill.claim("provisioned", not problems, "; ".join(problems) or f"{where}; every client multipath has 2 live paths",
-                reason=Reason.POOL_MISSING)
+    drill.claims(Judged("provisioned", not problems,
+                        "; ".join(problems) or f"{where}; every client multipath has 2 live paths",
+                        reason=Reason.POOL_MISSING))
 
 
 def copy_starts(drill: Drill) -> None:
@@ -96,6 +99,47 @@ def transient_fault(seconds: float, during: Callable[[Drill], None] = lambda dri
     return strike
 
 
+@dataclass(frozen=True)
+class Struck:
+    """A strike during another step's work (``strike_during``)."""
+
+    at: float
+    """When the nemesis struck (this host's time)."""
+    outcome: str
+    """What became of the work: its error, that it finished (before or after the strike), or that it still
+    ran when the wait for it ended."""
+
+
+def strike_during(drill: Drill, work: Callable[[Drill], None], after_s: float, join_s: float, what: str,
+                  fact: str) -> Struck:
+    """Run ``work`` (what another step does) in a thread of its own, strike the victim ``after_s`` seconds
+    into it, then wait up to ``join_s`` for it to end; its outcome is recorded as the fact ``fact``. The work
+    failing is its outcome, not this step's failure; one still running is left to run (its thread is a
+    daemon's)."""
+    ended: list[str] = []
+
+    def run() -> None:
+        try:
+            work(drill)
+        except (StepError, LabError) as error:
+            ended.append(str(error))
+        except Exception as error:  # noqa: BLE001 - any end of the work is its outcome, said in the facts
+            ended.append(f"{type(error).__name__}: {error}")
+        else:
+            ended.append(f"{what} finished {'after' if struck else 'before'} the strike")
+
+    struck: list[float] = []
+    worker = threading.Thread(target=run, name=what, daemon=True)
+    worker.start()
+    time.sleep(after_s)
+    drill.nemesis.start(drill, drill.victim)
+    struck.append(time.time())
+    worker.join(join_s)
+    outcome = ended[0] if ended else f"{what} still running after {join_s:.0f} s"
+    drill.facts[fact] = outcome
+    return Struck(struck[0], outcome)
+
+
 def copy_finishes_and_reads_back(drill: Drill, survivor: str | None = None) -> None:
     """The copy's exit code and md5 right after it, then read back from disk after a remount (with the
     ``survivor``'s pools and the client's paths saved before). A copy that stalled is read back all the
@@ -130,10 +174,10 @@ def copy_finishes_and_reads_back(drill: Drill, survivor: str | None = None) -> N
     drill.facts["md5_from_disk"] = back.md5
     fio_claim = workload.acknowledged_writes(drill, "after-fault", FIO_CLAIM)
     drill.claims(
-        ("copy_completes", rc == "0", finished, "", copy_reason),
-        ("md5_after_copy", after_copy == source, f"source {source}, {read}", "", read_reason),
-        ("md5_from_disk", back.md5 == source, f"source {source}, from disk {back.md5} ({back.how})", "",
-         Reason.DATA_DIFFERS if back.md5 else Reason.DATA_UNREADABLE, back.detail),
+        Judged("copy_completes", rc == "0", finished, reason=copy_reason),
+        Judged("md5_after_copy", after_copy == source, f"source {source}, {read}", reason=read_reason),
+        Judged("md5_from_disk", back.md5 == source, f"source {source}, from disk {back.md5} ({back.how})",
+               reason=Reason.DATA_DIFFERS if back.md5 else Reason.DATA_UNREADABLE, detail=back.detail),
         fio_claim,
     )
 
@@ -149,7 +193,7 @@ def scrub_on_the_survivor(drill: Drill) -> None:
     drill.injects("pool-error", survivor, stack.corrupt_disk_command(topo, topo.pool_of(survivor).data[0]))
     own_status = scrub(drill, survivor, topo.pool_of(survivor).name, "survivor-own-pool")
     drill.facts["scrub_survivor"] = {s.name: checks.errors_summary(s) for s in (failed_status, own_status)}
-    drill.claims(*((claim, checks.is_clean(status), checks.errors_summary(status), "", Reason.POOL_ERRORS)
+    drill.claims(*(Judged(claim, checks.is_clean(status), checks.errors_summary(status), reason=Reason.POOL_ERRORS)
                    for claim, status in (("survivor_pool_clean", own_status), ("failed_pool_clean", failed_status))))
 
 
@@ -208,7 +252,7 @@ def recovery_as_the_paper_describes(drill: Drill) -> None:
     evidence = "; ".join(problems) or f"{failed} imported {' and '.join(wanted)} again"
     if plan_error:
         evidence += f"; the recovery plan stopped: {plan_error}"
-    drill.claims(("recovery_imports", not problems, evidence, "", Reason.RECOVERY_FAILED))
+    drill.claims(Judged("recovery_imports", not problems, evidence, reason=Reason.RECOVERY_FAILED))
 
 
 def final_state(drill: Drill) -> None:
@@ -231,12 +275,13 @@ def final_state(drill: Drill) -> None:
     fio_claim = workload.acknowledged_writes(drill, "final", FINAL_FIO_CLAIM)
     cluster.look(drill, "final")
     drill.all_of(lambda: drill.claims(
-        ("final_pools_clean", not problems,
-         "; ".join(problems) or "every pool ONLINE where it belongs, no known data errors", "", Reason.POOL_ERRORS),
-        ("final_paths_back", not paths, "; ".join(paths) or "every client multipath has 2 live paths", paths_excuse,
-         Reason.PATHS_FAILED),
-        ("final_md5", back.md5 == source, f"source {source}, final {back.md5} ({back.how})", "",
-         Reason.DATA_DIFFERS if back.md5 else Reason.DATA_UNREADABLE, back.detail),
+        Judged("final_pools_clean", not problems,
+               "; ".join(problems) or "every pool ONLINE where it belongs, no known data errors",
+               reason=Reason.POOL_ERRORS),
+        Judged("final_paths_back", not paths, "; ".join(paths) or "every client multipath has 2 live paths",
+               reason=Reason.PATHS_FAILED, excuse=paths_excuse),
+        Judged("final_md5", back.md5 == source, f"source {source}, final {back.md5} ({back.how})",
+               reason=Reason.DATA_DIFFERS if back.md5 else Reason.DATA_UNREADABLE, detail=back.detail),
         fio_claim,
     ), lambda: safety(drill))
 
@@ -267,25 +312,33 @@ def paths_come_back_and_pools_are_clean(drill: Drill) -> None:
             problems.append(f"on {controller.name}: {checks.errors_summary(status)}")
     fio_claim = workload.acknowledged_writes(drill, "final", FINAL_FIO_CLAIM)
     drill.all_of(lambda: drill.claims(
-        ("final_pools_clean", not problems, "; ".join(problems) or "each pool ONLINE on its owner, scrub clean", "",
-         Reason.POOL_ERRORS),
-        ("final_paths_back", not paths, "; ".join(paths) or "every client multipath has 2 live paths", "",
-         Reason.PATHS_FAILED),
+        Judged("final_pools_clean", not problems, "; ".join(problems) or "each pool ONLINE on its owner, scrub clean",
+               reason=Reason.POOL_ERRORS),
+        Judged("final_paths_back", not paths, "; ".join(paths) or "every client multipath has 2 live paths",
+               reason=Reason.PATHS_FAILED),
         fio_claim,
     ), lambda: safety(drill))
 
 
-HEALTHY = Step("lab_is_provisioned_and_healthy", provisioned_and_healthy)
+HEALTHY = Step("lab_is_provisioned_and_healthy", provisioned_and_healthy, judges=("provisioned",))
 COPY = Step("copy_starts", copy_starts)
-COPY_READ_BACK = Step("copy_finishes_and_reads_back", copy_finishes_and_reads_back)
-PATHS_AND_POOLS = Step("paths_come_back_and_pools_are_clean", paths_come_back_and_pools_are_clean)
+COPY_READ_BACK = Step("copy_finishes_and_reads_back", copy_finishes_and_reads_back,
+                      judges=("copy_completes", "md5_after_copy", "md5_from_disk", FIO_CLAIM))
+PATHS_AND_POOLS = Step("paths_come_back_and_pools_are_clean", paths_come_back_and_pools_are_clean,
+                       judges=("final_pools_clean", "final_paths_back", FINAL_FIO_CLAIM, *SAFETY_CLAIMS))
+KILL = Step("kill_a_controller_during_the_copy", kill_during_the_copy, strikes=True, judges=FAILOVER_CLAIMS)
+"""take_over judges who took over in every mode (in paper and takeover modes: not the cluster)."""
+RECOVERY = Step("recovery_as_the_paper_describes", recovery_as_the_paper_describes, judges=("recovery_imports",))
+FINAL = Step("final_state", final_state,
+             judges=("final_pools_clean", "final_paths_back", "final_md5", FINAL_FIO_CLAIM, *SAFETY_CLAIMS))
 PAPER_STEPS = (
     HEALTHY,
     COPY,
-    Step("kill_a_controller_during_the_copy", kill_during_the_copy, strikes=True),
-    Step("copy_finishes_through_the_survivor_and_md5_matches", copy_finishes_through_the_survivor),
-    Step("scrub_on_the_survivor", scrub_on_the_survivor),
-    Step("recovery_as_the_paper_describes", recovery_as_the_paper_describes),
-    Step("final_state", final_state),
+    KILL,
+    Step("copy_finishes_through_the_survivor_and_md5_matches", copy_finishes_through_the_survivor,
+         judges=COPY_READ_BACK.judges),
+    Step("scrub_on_the_survivor", scrub_on_the_survivor, judges=("survivor_pool_clean", "failed_pool_clean")),
+    RECOVERY,
+    FINAL,
 )
 """The paper's experiment: copy a file, kill a controller, check md5, scrub, recover, final state."""

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from lab.drill import clock, fio_job
+from lab.drill.claims import Judged
 from lab.drill.context import Drill, StepError
 from lab.drill.fio_checks import Judgement, acknowledged_writes_survive, stall_from_fault, window_latency
 from lab.drill.probe import ProbeSample, longest_stall, parse_probe_log
@@ -241,13 +242,13 @@ def readings(drill: Drill) -> list[clock.ClockReading]:
     return clock.load_readings(path.read_text()) if path.exists() else []
 
 
-def acknowledged_writes(drill: Drill, label: str, claim: str) -> tuple:
-    """fio's verify-only pass ``label`` judged as ``claim`` (the arguments of ``Drill.claim``); where the
+def acknowledged_writes(drill: Drill, label: str, claim: str) -> Judged:
+    """fio's verify-only pass ``label`` judged as ``claim`` (to record with ``Drill.claims``); where the
     client runs no fio, the claim does not hold and says nothing was verified."""
     stack = drill.session.stack
     if stack.client_workload != "fio":
-        return (claim, False, f"the {stack.name} stack's client runs no fio, so no acknowledged write was verified",
-                "", Reason.NOT_MEASURED)
+        return Judged(claim, False, f"the {stack.name} stack's client runs no fio, so no acknowledged write was "
+                      "verified", reason=Reason.NOT_MEASURED)
     drill.on_progress(f"fio: reading back every acknowledged write ({label})")
     verified = fio_job.verify(drill, label)
     if isinstance(verified, str):
@@ -262,7 +263,7 @@ def acknowledged_writes(drill: Drill, label: str, claim: str) -> tuple:
     counts = [v["failed"] for v in drill.facts["fio_verify"].values()]
     drill.facts["acknowledged_writes_lost"] = None if None in counts else max(counts)
     reason = Reason.DATA_DIFFERS if failed else Reason.DATA_UNREADABLE
-    return (claim, judgement.holds, judgement.evidence, "", reason)
+    return Judged(claim, judgement.holds, judgement.evidence, reason=reason)
 
 
 def collect_probe(drill: Drill) -> None:
