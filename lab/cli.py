@@ -24,7 +24,8 @@ from lab.cli_drill import drill
 from lab.cli_image import image_app
 from lab.errors import LabError
 from lab.plan import Plan, plan_to_json
-from lab.stacks import STACKS, get_stack, lab_stack_name
+from lab.registry import require_stack
+from lab.stacks import get_stack, lab_stack_name
 from lab.terminal import printable
 from lab.topology import Topology, load_topology
 
@@ -109,10 +110,10 @@ def resolve_stack_name(topo: Topology, stack: str | None, provider_name: str | N
     """The stack to use: the option, else the topology's, else the provider's natural one."""
     from lab.stacks import stack_name_for
 
-    name = stack_name_for(topo.lab.stack, stack, provider_name)
-    if name not in STACKS:
-        fail(f"unknown stack '{name}'; use one of {', '.join(STACKS)}")
-    return name
+    try:
+        return require_stack(stack_name_for(topo.lab.stack, stack, provider_name))
+    except LabError as error:
+        fail(str(error))
 
 
 @app.command()
