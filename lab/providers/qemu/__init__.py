@@ -2,7 +2,8 @@
 
 Rooms: ``layout`` (the lab directory's paths, hostids, MACs), ``accel`` (KVM probe or TCG), ``argv``
 (each host's qemu command line), ``processes`` (key, disks, switches, launching qemu), ``qmp`` (QEMU's
-monitor through qemu.qmp), ``snapshots`` (whole-lab save and restore), ``provider`` (QemuProvider).
+monitor through qemu.qmp), ``snapshots`` (whole-lab save and restore), ``provider`` (QemuProvider),
+``fence`` (the lab's fence listener powering these VMs: its Power, its process, starting and stopping it).
 None of them runs a command in a guest or imports lab.remote at import time; the guest hardware comes
 from the stack (lab.stacks.hardware), never from the guest image's name.
 """
