@@ -3,7 +3,7 @@
 The graph is read from the source with `ast`, so it counts every import Python could run: at module level,
 inside functions (lazy imports), under ``if TYPE_CHECKING``, ``from . import x``, ``from lab import x`` and
 ``import a.b``. Each module is collapsed to its part: ``lab.<package>`` for anything inside a package
-(``lab.providers.qemu.qmp`` is ``lab.providers``), a top-level module as itself (``lab.cli``, ``lab.cli_image``).
+(``lab.qemu_leaf.qmp`` is ``lab.providers``), a top-level module as itself (``lab.cli``, ``lab.cli_image``).
 Imports inside one part are the part's own business; an import from one part to another is an edge, and a
 cycle of edges is a failure naming the parts and, for each edge, the files and lines that import."""
 

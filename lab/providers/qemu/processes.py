@@ -25,9 +25,9 @@ from lab.labdir import (
     stop_owned_process,
     wait_for_exit,
 )
-from lab.providers.qemu.accel import Accel, choose_accel, probe_kernel
 from lab.providers.qemu.argv import DISK_CACHE_MODE, QemuCommandLine
 from lab.providers.qemu.fence.service import stop_listener
+from lab.qemu_leaf.accel import Accel, choose_accel, probe_kernel
 
 QEMU_IMG = "qemu-img"
 VDE_SWITCH = "vde_switch"
