@@ -11,20 +11,21 @@ import errno
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.table import Table
 
+from lab.cli_console import err, error_line, fail, out
 from lab.cli_drill import drill
 from lab.cli_image import image_app
 from lab.errors import LabError
 from lab.plan import Plan, plan_to_json
-from lab.stacks import STACKS, get_stack, lab_stack_name
+from lab.registry import require_stack
+from lab.stacks import get_stack, lab_stack_name
 from lab.terminal import printable
 from lab.topology import Topology, load_topology
 
@@ -35,8 +36,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console()
-err = Console(stderr=True)
 
 TopologyOption = Annotated[
     Path | None, typer.Option("--topology", "-t",
@@ -50,15 +49,6 @@ ENVIRONMENT_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errn
 belongs): said in one line like a LabError, whichever verb met them."""
 
 
-def _error_line(message: str) -> None:
-    err.print(f"[bold red]error:[/] {escape(printable(' '.join(message.split())))}", highlight=False, soft_wrap=True)
-
-
-def fail(message: str) -> NoReturn:
-    _error_line(message)
-    raise typer.Exit(2)
-
-
 def main() -> None:
     """Entry point: LabError anywhere below, and a bad option or argument, becomes one line on stderr."""
     click_errors = sys.modules[typer.BadParameter.__module__]
@@ -70,19 +60,19 @@ def main() -> None:
         sys.exit(usage.exit_code)
     except click_errors.UsageError as usage:
         command = usage.ctx.command_path if usage.ctx else "bst"
-        _error_line(f"{usage.format_message()} (see {command} --help)")
+        error_line(f"{usage.format_message()} (see {command} --help)")
         sys.exit(2)
     except typer.Abort:
-        _error_line("aborted")
+        error_line("aborted")
         sys.exit(130)
     except LabError as error:
-        _error_line(str(error))
+        error_line(str(error))
         sys.exit(2)
     except OSError as error:
         if error.errno not in ENVIRONMENT_ERRNOS:
             raise
         where = f"{error.filename}: " if error.filename else ""
-        _error_line(f"{where}{error.strerror}; use a writable place you own and retry")
+        error_line(f"{where}{error.strerror}; use a writable place you own and retry")
         sys.exit(2)
     if isinstance(code, int) and code:
         sys.exit(code)
@@ -109,10 +99,10 @@ def resolve_stack_name(topo: Topology, stack: str | None, provider_name: str | N
     """The stack to use: the option, else the topology's, else the provider's natural one."""
     from lab.stacks import stack_name_for
 
-    name = stack_name_for(topo.lab.stack, stack, provider_name)
-    if name not in STACKS:
-        fail(f"unknown stack '{name}'; use one of {', '.join(STACKS)}")
-    return name
+    try:
+        return require_stack(stack_name_for(topo.lab.stack, stack, provider_name))
+    except LabError as error:
+        fail(str(error))
 
 
 @app.command()

@@ -2,7 +2,7 @@
 the user's file or, when asked, from the FreeBSD project's archive (lab/images/freebsd/download.py), and with
 ``--box FILE.box`` packs the prepared image as a VirtualBox Vagrant box (lab/images/freebsd/box.py).
 
-Mounted on `bst` by lab/cli.py, whose one-line errors and consoles it uses (imported when the command runs)."""
+Mounted on `bst` by lab/cli.py; its one-line errors and consoles are lab/cli_console.py's, as bst's."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from lab.cli_console import err, fail, out
 from lab.errors import LabError
 
 image_app = typer.Typer(help="Guest images the providers boot: prepare the paper's FreeBSD 10.3.",
@@ -37,7 +38,6 @@ def image_freebsd(
     from rich.progress import DownloadColumn, Progress
 
     import lab.images.freebsd as freebsd
-    from lab.cli import err, fail, out
     from lab.images.freebsd import download as fetcher
 
     if file is None and not download and box is not None:
@@ -88,7 +88,6 @@ def image_freebsd(
 
 def _pack_current(box: Path) -> None:
     import lab.images.freebsd as freebsd
-    from lab.cli import fail
 
     image = freebsd.current_freebsd_image()
     if image is None:
@@ -100,7 +99,6 @@ def _pack_current(box: Path) -> None:
 def _pack(image, box: Path) -> None:
     from rich.status import Status
 
-    from lab.cli import err, fail, out
     from lab.images.freebsd import box as boxes
 
     if image.ssh_key is None:

@@ -11,7 +11,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from rich.markup import escape
 from rich.progress import Progress
@@ -20,8 +21,17 @@ from lab import remote
 from lab.errors import LabError
 
 if TYPE_CHECKING:
-    from lab.providers.base import Provider
     from lab.stacks.base import Stack
+
+
+class Provider(Protocol):
+    """What guests need of a provider (lab.providers.base.Provider has it): where a host's sshd listens and
+    where its console log is. Written here so that a provider may wait for its guests through this module
+    without the two importing each other."""
+
+    def ssh_target(self, host: str) -> remote.SshTarget: ...
+
+    def console_log(self, host: str) -> Path: ...
 
 SSH_POLL_SECONDS = 2.0
 CLOCK_STEP_SECONDS = 1.0

@@ -62,7 +62,7 @@ class Finding:
 
 def read_kvm_verdict(cache_dir: Path, boot_id: str) -> KvmVerdict | None:
     """The verdict choose_accel cached in ``cache_dir`` (None when absent or not of its shape)."""
-    from lab.providers.qemu.accel import PROBE_CACHE
+    from lab.qemu_leaf.accel import PROBE_CACHE
 
     try:
         data, _ = read_bytes(cache_dir, cache_dir / PROBE_CACHE)
@@ -99,7 +99,7 @@ def host_facts(lab_root: Path, cache_dir: Path | None = None) -> HostFacts:
     """This host's facts, read without running anything."""
     from lab.environment import env_choice
     from lab.images import default_cache_dir
-    from lab.providers.qemu.accel import ACCEL_ENV, ACCELERATORS, _boot_id
+    from lab.qemu_leaf.accel import ACCEL_ENV, ACCELERATORS, _boot_id
 
     cache_dir = cache_dir or default_cache_dir()
     try:

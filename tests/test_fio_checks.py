@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from lab.drill.fio_checks import acknowledged_writes_survive, longest_completion_gap, stall_from_fault, window_latency
+from lab.drill.fio_checks import acknowledged_writes_survive, window_latency
 from lab.parsers.fio import Direction, LatencySample, parse_fio_json, parse_latency_log
+from lab.parsers.fio_stall import longest_completion_gap, stall_from_fault
 
 FIO = Path(__file__).parent / "fixtures" / "parsers" / "fio"
 SIGSTOP_AT = 1796680094.200039704

@@ -172,7 +172,7 @@ def test_a_failed_preparation_leaves_no_image_no_process_and_keeps_the_evidence_
 
 @needs_qemu_img
 def test_without_an_accel_the_preparation_probes_kvm_as_the_lab_does(tmp_path, monkeypatch):
-    from lab.providers.qemu import accel as accel_module
+    from lab.qemu_leaf import accel as accel_module
 
     asked = []
 

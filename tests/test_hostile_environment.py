@@ -15,9 +15,9 @@ from lab.environment import env_text
 from lab.errors import LabError
 from lab.images import default_cache_dir
 from lab.providers import select_provider
-from lab.providers.qemu.accel import choose_accel
 from lab.providers.virtualbox import __main__ as vagrant_entry
 from lab.providers.virtualbox.layout import DEFAULT_BOX, box_name
+from lab.qemu_leaf.accel import choose_accel
 from lab.topology import load_topology
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,8 +13,8 @@ import pytest
 
 from lab.errors import LabError
 from lab.fence import read_fence_log
-from lab.fence.power import ProviderPower, provider_of
 from lab.providers.qemu import QemuProvider
+from lab.providers.qemu.fence.power import ProviderPower, provider_of
 from lab.topology import default_topology_path, load_topology
 
 

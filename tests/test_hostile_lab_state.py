@@ -163,7 +163,7 @@ KERNEL = Path("/boot/vmlinuz-test")
 @pytest.fixture
 def probe(monkeypatch):
     """choose_accel with a fixed key and a probe that records each run."""
-    from lab.providers.qemu import accel
+    from lab.qemu_leaf import accel
 
     runs: list[Path] = []
     monkeypatch.delenv("BEAST_LAB_ACCEL", raising=False)
@@ -179,7 +179,7 @@ KEY = {"boot_id": "boot", "qemu": "QEMU 8", "kernel": str(KERNEL)}
 @pytest.mark.parametrize("content", ["[]", "null", '{"key": 1}', json.dumps({"key": KEY, "ok": "yes", "reason": 5}),
                                      json.dumps({"key": KEY, "ok": True}), "NaN", "[" * 100_000, "\udcff"])
 def test_a_probe_cache_of_another_shape_is_probed_again_not_a_traceback(tmp_path, probe, content):
-    from lab.providers.qemu.accel import choose_accel
+    from lab.qemu_leaf.accel import choose_accel
 
     (tmp_path / "kvm-probe.json").write_bytes(content.encode("utf-8", "surrogateescape"))
     assert choose_accel(KERNEL, tmp_path).name == "tcg" and probe == [KERNEL]
@@ -187,7 +187,7 @@ def test_a_probe_cache_of_another_shape_is_probed_again_not_a_traceback(tmp_path
 
 
 def test_a_probe_cache_this_boot_is_used(tmp_path, probe):
-    from lab.providers.qemu.accel import choose_accel
+    from lab.qemu_leaf.accel import choose_accel
 
     (tmp_path / "kvm-probe.json").write_text(json.dumps({"key": KEY, "ok": True, "reason": "KVM ran a kernel"}))
     assert choose_accel(KERNEL, tmp_path).name == "kvm" and probe == []
@@ -195,7 +195,7 @@ def test_a_probe_cache_this_boot_is_used(tmp_path, probe):
 
 @pytest.mark.parametrize("kind", ["symlink", "fifo", "hardlink"])
 def test_a_probe_cache_that_is_not_a_plain_file_is_never_read_or_written_through(tmp_path, probe, kind):
-    from lab.providers.qemu.accel import choose_accel
+    from lab.qemu_leaf.accel import choose_accel
 
     outside = tmp_path / "outside.json"
     outside.write_text(json.dumps({"key": KEY, "ok": True, "reason": "planted"}))

@@ -18,7 +18,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 import pytest
 from rich.console import Console
 
-from lab import cli
+from lab import cli, cli_console
 from lab.errors import LabError
 from lab.providers.snapshot import Manifest
 from lab.report import load_run, render_report, render_summary
@@ -94,8 +94,8 @@ def test_a_snapshot_manifest_reaches_the_terminal_as_text(monkeypatch: pytest.Mo
 
 
 def test_an_error_line_shows_controls_as_escapes(monkeypatch: pytest.MonkeyPatch):
-    shown = terminal_text(lambda console: (monkeypatch.setattr(cli, "err", console),
-                                           cli._error_line(f"no run folder at x{ESCAPES}")))
+    shown = terminal_text(lambda console: (monkeypatch.setattr(cli_console, "err", console),
+                                           cli_console.error_line(f"no run folder at x{ESCAPES}")))
     assert "\x1b]" not in shown and "x\\x1b]0;pwned" in shown
 
 

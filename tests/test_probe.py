@@ -1,7 +1,7 @@
 import pytest
 
-from lab.drill.probe import longest_stall, parse_probe_log
 from lab.errors import ParseError
+from lab.parsers.probe import longest_stall, parse_probe_log
 
 LOG = """\
 100.0 100.1 ok

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.providers.qemu.qmp import QmpClient, QmpError, qmp_command
+from lab.qemu_leaf.qmp import QmpClient, QmpError, qmp_command
 
 
 def json_stream(receive: Callable[[], bytes]):

@@ -357,7 +357,7 @@ def test_without_stack_the_topologys_stays_the_default(offline_up, tmp_path: Pat
 
 
 def test_the_kvm_probe_kernel_is_a_cached_debian_one_else_the_hosts_own_readable_one(tmp_path: Path):
-    from lab.providers.qemu.accel import probe_kernel
+    from lab.qemu_leaf.accel import probe_kernel
 
     boot = tmp_path / "boot"
     boot.mkdir()

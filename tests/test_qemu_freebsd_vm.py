@@ -18,7 +18,7 @@ import pytest
 from lab.images import GuestImage
 from lab.labdir import processes_of
 from lab.providers.qemu import QemuProvider
-from lab.providers.qemu.qmp import QmpClient
+from lab.qemu_leaf.qmp import QmpClient
 from lab.stacks.freebsd.devices import disk_device, nic
 from lab.stacks.freebsd.naming import freebsd_names
 from lab.stacks.hardware import FREEBSD_HARDWARE

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from lab.drill.probe import longest_stall, parse_probe_log
 from lab.errors import LabError
+from lab.parsers.probe import longest_stall, parse_probe_log
 from lab.report import NOT_RECORDED, load_run, render_report, render_summary
 from lab.report.__main__ import main as report_main
 

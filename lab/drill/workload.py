@@ -15,9 +15,10 @@ from dataclasses import dataclass, replace
 from lab.drill import clock, fio_job
 from lab.drill.claims import Judged
 from lab.drill.context import Drill, StepError
-from lab.drill.fio_checks import Judgement, acknowledged_writes_survive, stall_from_fault, window_latency
-from lab.drill.probe import ProbeSample, longest_stall, parse_probe_log
+from lab.drill.fio_checks import Judgement, acknowledged_writes_survive, window_latency
 from lab.parsers.fio import LatencySample
+from lab.parsers.fio_stall import stall_from_fault
+from lab.parsers.probe import ProbeSample, longest_stall, parse_probe_log
 from lab.runfolder import EventKind, Reason
 from lab.stacks.shell import quote
 

@@ -2,8 +2,8 @@
 stock ``fence_virt`` asks through its serial fence port (fence_virt's serial protocol, no IP network).
 
 Rooms: ``protocol`` (the wire format, pure), ``log`` (the request log and its reader), ``listener`` (the
-socket server), ``power`` (the qemu provider seen by the listener), ``service`` (starting and stopping
-the listener process by pid file).
+socket server, answering through a ``Power`` it is given). It knows no provider: the qemu provider's
+power, the listener's process and starting and stopping it are lab.providers.qemu.fence's.
 """
 
 from __future__ import annotations

@@ -9,16 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from lab.errors import LabError, MissingToolError
 from lab.providers.base import HostState, HostStatus, Provider
+from lab.registry import PROVIDERS
 from lab.topology import Topology
 
 if TYPE_CHECKING:
     from lab.stacks.hardware import GuestHardware
-
-PROVIDERS: dict[str, str] = {
-    "qemu": "lab.providers.qemu:QemuProvider",
-    "virtualbox": "lab.providers.virtualbox:VirtualBoxProvider",
-}
-"""Provider name -> "module:Class", imported only when chosen."""
 
 VIRTUALBOX_TOOLS = ("VBoxManage", "vagrant")
 VIRTUALBOX_PACKAGES = {"VBoxManage": "virtualbox", "vagrant": "vagrant"}

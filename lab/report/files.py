@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lab.drill.probe import ProbeSample, parse_probe_log
 from lab.errors import LabError, ParseError
 from lab.parsers.fio import LatencySample, parse_latency_log
+from lab.parsers.probe import ProbeSample, parse_probe_log
 from lab.parsers.zpool import PoolStatus, parse_zpool_status
 from lab.runfolder import EVENTS_NAME, RESULTS_NAME, ClaimVerdict, Event, EventKind, SchemaError, StepResult, StepStatus
 from lab.runfolder_io import NotARegularFile, kind_of, loads, read_bytes, read_text

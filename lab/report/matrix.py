@@ -17,9 +17,9 @@ from urllib.parse import quote
 from rich.markup import escape as markup_escape
 from rich.table import Table
 
-from lab.drill.probe import longest_stall, parse_probe_log
 from lab.errors import LabError, ParseError
 from lab.labdir import inside
+from lab.parsers.probe import longest_stall, parse_probe_log
 from lab.report.fio_words import NOT_MEASURED, lost_writes
 from lab.report.html import STYLE
 from lab.runfolder import Reason, Results, SchemaError, as_number, read_results

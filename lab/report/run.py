@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lab.drill.fio_checks import FaultStall, stall_from_fault
-from lab.drill.probe import ProbeSample, Stall, longest_stall
 from lab.parsers.fio import LatencySample
+from lab.parsers.fio_stall import FaultStall, stall_from_fault
+from lab.parsers.probe import ProbeSample, Stall, longest_stall
 from lab.report.files import (
     PoolFile,
     check_run_folder,

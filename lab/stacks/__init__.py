@@ -5,19 +5,13 @@ from __future__ import annotations
 import importlib
 
 from lab.errors import LabError
+from lab.registry import STACKS, require_stack
 from lab.stacks.base import Stack
-
-STACKS: dict[str, str] = {
-    "freebsd": "lab.stacks.freebsd:FreeBSDStack",
-    "linux": "lab.stacks.linux:LinuxStack",
-}
 
 
 def get_stack(name: str) -> Stack:
     """The stack registered under ``name``."""
-    if name not in STACKS:
-        raise LabError(f"unknown stack '{name}'; use one of {', '.join(STACKS)}")
-    module_name, class_name = STACKS[name].split(":")
+    module_name, class_name = STACKS[require_stack(name)].split(":")
     return getattr(importlib.import_module(module_name), class_name)()
 
 
@@ -35,8 +29,7 @@ def lab_stack_name(topo_stack: str, option: str | None, provider_name: str | Non
     """The stack of an existing lab: the option, else the one recorded when the lab was brought up, else the
     topology's. LabError when the option names another stack than the lab's VMs were built for."""
     name = stack_name_for(topo_stack, option if option is not None else recorded, provider_name)
-    if name not in STACKS:
-        raise LabError(f"unknown stack '{name}'; use one of {', '.join(STACKS)}")
+    require_stack(name)
     if recorded and name != recorded:
         raise LabError(f"lab {lab_name} runs the {recorded} stack (chosen at bst up); use --stack {recorded}, "
                        f"or remove the lab with bst down and bring it up again with --stack {name}")

@@ -188,7 +188,7 @@ class Stack(ABC):
 
     def probe_command(self, topo: Topology, log_path: str, interval_s: float) -> str:
         """A loop that writes then reads a small record on the client's filesystem every interval, appending
-        ``<start epoch> <end epoch> ok|fail`` lines to ``log_path`` (lab.drill.probe reads them); the epochs
+        ``<start epoch> <end epoch> ok|fail`` lines to ``log_path`` (lab.parsers.probe reads them); the epochs
         are the guest clock's (``clock_read_command``)."""
         write_read = self.probe_write_read_command(f"{topo.client.mountpoint}/.beast-probe")
         now = self.clock_read_command()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import TopologyError
+from lab.registry import ARBITRATORS, provider_problem, stack_problem
 from lab.topology import rules
 from lab.topology.model import (
     Bus,
@@ -30,7 +31,6 @@ from lab.topology.model import (
 
 MIN_MEMORY_MB = {Role.CONTROLLER: 2048, Role.CLIENT: 512}
 MIN_DISK_MB = {DiskRole.DATA: 100, DiskRole.CACHE: 64}
-ARBITRATORS = ("paper", "takeover", "cluster")
 FAILMODES = ("wait", "continue", "panic")
 ZFS_SIZE_RE = re.compile(r"([0-9]{1,15})([KMGT]?)")
 ZFS_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -144,17 +144,12 @@ class _Reader:
         return Topology(lab, networks, hosts, disks, pools, iscsi, client, drill, source=self.source)
 
     def lab(self, t: _Table) -> LabSettings:
-        from lab.providers import PROVIDERS
-        from lab.stacks import STACKS
-
         name = t.take("name", str, "beast")
         self.check("lab.name", rules.name_problem(name, "lab"))
         provider = t.take("provider", str, "auto")
-        if provider != "auto" and provider not in PROVIDERS:
-            self.fail("lab.provider", f"'{provider}' is not a provider", f"use one of auto, {', '.join(PROVIDERS)}")
+        self.check("lab.provider", provider_problem(provider))
         stack = t.take("stack", str, "auto")
-        if stack != "auto" and stack not in STACKS:
-            self.fail("lab.stack", f"'{stack}' is not a stack", f"use one of auto, {', '.join(STACKS)}")
+        self.check("lab.stack", stack_problem(stack))
         boot_timeout = t.take("boot_timeout_s", int, 300)
         if boot_timeout < 10:
             self.fail("lab.boot_timeout_s", f"{boot_timeout} is too short", "use 10 seconds or more")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from lab.errors import LabError
 
 if TYPE_CHECKING:
-    from lab.providers.qemu.qmp import QmpClient
+    from lab.qemu_leaf.qmp import QmpClient
 
 VGA_TEXT_BASE = 0xB8000
 SCREEN_COLUMNS = 80
@@ -106,7 +106,7 @@ class QemuMachine:
         self.last_screen: list[str] = []
 
     def start(self, wait_seconds: float = 15.0) -> None:
-        from lab.providers.qemu.qmp import QmpClient, QmpError  # the provider package imports lab.images
+        from lab.qemu_leaf.qmp import QmpClient, QmpError
 
         with open(self.qemu_log, "wb") as log:
             self.process = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,

@@ -225,7 +225,7 @@ def _boot_once(converted: Path, image_dir: Path, wanted: str, cache_dir: Path, a
 
 
 def _accel_args(accel: str | None, cache_dir: Path) -> list[str]:
-    from lab.providers.qemu.accel import Accel, choose_accel, probe_kernel  # the provider package imports lab.images
+    from lab.qemu_leaf.accel import Accel, choose_accel, probe_kernel
 
     if accel is not None:
         if accel not in ("kvm", "tcg"):

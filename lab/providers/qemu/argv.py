@@ -24,8 +24,8 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from lab.errors import LabError
-from lab.providers.qemu.accel import Accel
 from lab.providers.qemu.layout import QemuLayout
+from lab.qemu_leaf.accel import Accel
 from lab.topology import Bus, Disk, Host
 
 if TYPE_CHECKING:

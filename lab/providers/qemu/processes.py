@@ -16,7 +16,6 @@ from typing import Any
 from rich.progress import Progress
 
 from lab.errors import LabError
-from lab.fence.service import stop_listener
 from lab.labdir import (
     check_socket_path,
     inside,
@@ -26,8 +25,9 @@ from lab.labdir import (
     stop_owned_process,
     wait_for_exit,
 )
-from lab.providers.qemu.accel import Accel, choose_accel, probe_kernel
 from lab.providers.qemu.argv import DISK_CACHE_MODE, QemuCommandLine
+from lab.providers.qemu.fence.service import stop_listener
+from lab.qemu_leaf.accel import Accel, choose_accel, probe_kernel
 
 QEMU_IMG = "qemu-img"
 VDE_SWITCH = "vde_switch"

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 from rich.progress import Progress
 
 from lab.errors import LabError
-from lab.fence.service import ensure_listener
 from lab.labdir import checked_lab_dir, default_lab_dir, lab_lock, remove_inside, stop_owned_process, wait_for_exit
 from lab.providers.base import HostState, HostStatus, Provider
-from lab.providers.qemu.accel import QEMU
-from lab.providers.qemu.qmp import QmpClient, QmpError, qmp_command
+from lab.providers.qemu.fence.service import ensure_listener
 from lab.providers.qemu.snapshots import QemuSnapshots
+from lab.qemu_leaf.accel import QEMU
+from lab.qemu_leaf.qmp import QmpClient, QmpError, qmp_command
 from lab.topology import Topology
 
 if TYPE_CHECKING:

@@ -17,12 +17,12 @@ from rich.markup import escape
 from rich.progress import Progress
 
 from lab.errors import LabError
-from lab.fence.service import ensure_listener
 from lab.labdir import inside, lab_lock, process_cmdline, remove_inside
 from lab.providers import snapshot
+from lab.providers.qemu.fence.service import ensure_listener
 from lab.providers.qemu.processes import QemuProcesses
-from lab.providers.qemu.qmp import QmpClient, QmpError, qmp_command
 from lab.providers.snapshot import Manifest, SnapshotError, SnapshotUnusable
+from lab.qemu_leaf.qmp import QmpClient, QmpError, qmp_command
 
 SNAPSHOT_FD_NAME = "beast-snapshot"
 MIGRATE_BANDWIDTH = 8 * 1024**3

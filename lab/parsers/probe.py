@@ -1,4 +1,6 @@
-"""The client's I/O probe: a timestamped write+read every interval, and how long I/O stopped."""
+"""The client's I/O probe log (a timestamped write+read every interval, as the stacks' probe scripts write
+it) → samples, and how long I/O stopped. The drill runs the probe (lab.drill.workload); the report reads
+its log back."""
 
 from __future__ import annotations
 

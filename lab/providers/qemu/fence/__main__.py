@@ -1,7 +1,8 @@
-"""``python -m lab.fence --lab-dir DIR -pidfile PIDFILE``: serve the lab's fence sockets until SIGTERM.
+"""``python -m lab.providers.qemu.fence --lab-dir DIR -pidfile PIDFILE``: serve the lab's fence sockets until
+SIGTERM.
 
-Started by the qemu provider (lab.fence.service), not by hand; the pid file is written once every socket
-is bound, and names this process for the provider's owned-pid checks."""
+Started by the qemu provider (lab.providers.qemu.fence.service), not by hand; the pid file is written once
+every socket is bound, and names this process for the provider's owned-pid checks."""
 
 from __future__ import annotations
 
@@ -15,13 +16,13 @@ from lab.errors import LabError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lab.fence", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m lab.providers.qemu.fence", description=__doc__)
     parser.add_argument("--lab-dir", type=Path, required=True)
     parser.add_argument("-pidfile", type=Path, required=True)
     args = parser.parse_args(argv)
     from lab.fence.listener import FenceListener
-    from lab.fence.power import ProviderPower, provider_of
-    from lab.fence.service import listener_files
+    from lab.providers.qemu.fence.power import ProviderPower, provider_of
+    from lab.providers.qemu.fence.service import listener_files
 
     try:
         provider = provider_of(args.lab_dir.resolve())

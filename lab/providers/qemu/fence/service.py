@@ -1,7 +1,7 @@
 """Starting and stopping a qemu lab's fence listener, as the provider does its vde switches: by pid file,
 checked by command line (lab.labdir), never by process name.
 
-The listener runs ``python -m lab.fence --lab-dir DIR -pidfile PIDFILE`` in its own session and writes
+The listener runs ``python -m lab.providers.qemu.fence --lab-dir DIR -pidfile PIDFILE`` in its own session and writes
 its pid file once every socket is bound, so VMs launched after ``ensure_listener`` find it at once. It
 starts hosts again through a QemuProvider of its own, built from what ``launch.json`` records.
 """
@@ -54,7 +54,8 @@ def ensure_listener(provider: QemuProvider) -> int:
     environment["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, environment.get("PYTHONPATH")) if p)
     with open(files["output"], "ab") as output:
         child = subprocess.Popen(
-            [sys.executable, "-m", "lab.fence", "--lab-dir", str(provider.lab_dir), "-pidfile", str(pidfile)],
+            [sys.executable, "-m", "lab.providers.qemu.fence", "--lab-dir", str(provider.lab_dir),
+             "-pidfile", str(pidfile)],
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=output,

@@ -48,7 +48,7 @@ class ProviderPower:
 
 
 def provider_of(lab_dir: Path) -> QemuProvider:
-    """The lab's provider as ``launch.json`` (written by lab.fence.service) describes it."""
+    """The lab's provider as ``launch.json`` (written by lab.providers.qemu.fence.service) describes it."""
     fence_dir = lab_dir / "fence"
     try:
         launch = loads(read_bytes(fence_dir, fence_dir / "launch.json")[0].decode("utf-8"))
