@@ -57,7 +57,7 @@ def test_cache_dir_falls_back_to_xdg_then_home(monkeypatch, tmp_path):
 # --- recipe hash ----------------------------------------------------------------------------------
 
 
-RECIPE_HASH = "a0fb976bd355ab74e52e00d5bd3db7b08c903f839e628f46ddf325e5abc1d7df"
+RECIPE_HASH = "7d813e8a8eae66bc169db4e2892a273ce8f5cf3a3b60ea9a525df8ffbb292550"
 """The default recipe's hash, printed before debian.py was split into a package: a change renames the cache
 directory, so every user's cached image is rebuilt (5-8 min). Change it only with the recipe, on purpose."""
 
@@ -632,3 +632,9 @@ def test_identity_script_fails_when_a_nic_never_appears(fake_guest):
     assert result.returncode == 1
     assert "no NIC with MAC 52:54:00:be:01:01 came up" in result.stderr
     assert "ip address replace 10.0.2.15/24 dev ens2" in calls.read_text()
+
+
+def test_a_restarted_controller_restores_no_lio_target_at_boot():
+    from lab.images.debian.recipe import DebianRecipe
+
+    assert "rtslib-fb-targetctl.service" in DebianRecipe().disabled_units

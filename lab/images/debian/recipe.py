@@ -84,8 +84,15 @@ class DebianRecipe:
         "multipathd.service multipathd.socket mdmonitor-oneshot.timer mdcheck_start.timer "
         "mdcheck_continue.timer corosync.service pacemaker.service apt-daily.timer apt-daily-upgrade.timer "
         "dpkg-db-backup.timer "
-        "e2scrub_all.timer e2scrub_reap.service fstrim.timer"
+        "e2scrub_all.timer e2scrub_reap.service fstrim.timer "
+        "rtslib-fb-targetctl.service"
     )
+    """Not started at boot. rtslib-fb-targetctl restores the LIO targets ``targetcli saveconfig`` kept: a
+    controller started again after it failed would then serve its targets before it holds the pools behind
+    them, and a client that logs in to a target missing its LUN gets "critical target error" on the path,
+    an error dm-multipath hands up instead of failing over (found by the drill: ext4 on the client aborted
+    its journal and went read-only through the whole give-back). A restarted controller's targets are built
+    by the recovery plan once its pools are there, as provisioning built them."""
     masked_units: tuple[str, ...] = (
         # started by udev for any md array, so disabling is not enough
         "mdmonitor.service",
