@@ -118,8 +118,14 @@ def run_entry(mode: str, number: int, results: Results | None, folder: Path | No
         "unexpected": results.unexpected if results else [],
         "failed_steps": results.failed_steps if results else [],
         "error": error, "interrupted": interrupted or bool(results and results.interrupted),
-        "snapshot": snapshot_use(folder), "run_folder": relative,
+        "snapshot": snapshot_use(folder), "run_folder": relative, "host_load": host_load(),
     }
+
+
+def host_load() -> list[float]:
+    """The host's 1, 5 and 15 minute load averages as the run ends: under TCG every phase of a takeover
+    stretches with what else the host runs, so a run's figures are read beside them."""
+    return [round(load, 2) for load in os.getloadavg()]
 
 
 def run_folder(run: Any) -> Path | None:

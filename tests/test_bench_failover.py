@@ -188,3 +188,10 @@ def test_arbitrator_without_failover_is_refused(capsys, monkeypatch):
     monkeypatch.setattr(bench, "bench_figures", lambda *args: pytest.fail("figures ran"))
     assert bench.main(["--arbitrator", "paper"]) == 2
     assert "--failover" in capsys.readouterr().err
+
+
+def test_each_run_records_the_hosts_load(tmp_path):
+    from lab import bench_failover
+
+    entry = bench_failover.run_entry("paper", 1, None, None, tmp_path, "2026-12-08T00:00:00Z", 1.0)
+    assert len(entry["host_load"]) == 3 and all(load >= 0 for load in entry["host_load"])
