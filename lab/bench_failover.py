@@ -15,7 +15,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from lab.drill.claims import ARBITRATORS
 from lab.drill.progress import LineProgress, LiveProgress, QuietProgress
 from lab.errors import LabError
 from lab.labdir import inside
+from lab.providers.snapshot import utc_now
 from lab.record import stamped_folder
 from lab.report.files import read_events
 from lab.runfolder import EVENTS_NAME, EventKind, Results, SchemaError, as_number, read_results
@@ -53,10 +53,6 @@ def parse_arbitrators(value: str) -> list[str]:
         raise LabError(f"--arbitrator {bad} is not a mode; use {', '.join(ARBITRATORS)}, a comma list of them, "
                        "or all")
     return list(dict.fromkeys(modes))
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from lab.drill.context import Drill
+from lab.drill.context import Drill, StepError
 from lab.errors import ParseError
 from lab.parsers.fio import Direction, FioRun, LatencySample, parse_fio_json, parse_latency_log
 from lab.stacks.shell import quote
@@ -111,7 +111,7 @@ def stop(drill: Drill) -> WritePass:
         try:
             drill.wait_for("fio's write pass to end", lambda: drill.session.run(
                 client, f"test -e {WORKDIR}/write.rc", 30, "fio-ended").exit_code == 0, STOP_TIMEOUT_S, interval=1)
-        except AssertionError:
+        except StepError:
             problem = f"fio's write pass did not end within {STOP_TIMEOUT_S} s of SIGINT (its I/O hangs)"
     texts = {}
     for name in ("write.json", "write.stderr", "write.rc", LATENCY_LOG):
