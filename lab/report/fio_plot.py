@@ -62,7 +62,7 @@ def _fault_overlay(run: RunView, ax) -> None:
     ax.axvline(0, color=FAULT_COLOUR, linewidth=1.5, label=f"fault ({run.fault_host})")
     if stall.first_after is not None:
         ax.axvspan(0, stall.first_after - stall.fault, color=STALL_COLOUR, alpha=0.15,
-                   label=f"stall: first I/O completed {stall.seconds:.3f} s after the fault")
+                   label=f"stall: {stall.seconds:.3f} s without a completed I/O")
     elif stall.seconds is not None:
         ax.axvspan(0, stall.seconds, color=STALL_COLOUR, alpha=0.15,
                    label=f"stall: no I/O completed in the {stall.seconds:.1f} s logged after the fault")

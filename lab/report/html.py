@@ -273,7 +273,8 @@ def _fio_stall(run: RunView) -> str:
         text = f"{stall.seconds:.3f} s ± {base.error_s:.3f} s"
     previous = (f" The last I/O before it completed {stall.fault - stall.last_before:.3f} s before the fault."
                 if stall.last_before is not None else "")
-    return (f'<p>Failover stall (from the fault to the first I/O fio completed after it, host clock): '
+    return (f'<p>Failover stall (the longest pause in fio\'s completions that began at the fault or within a '
+            f'minute after it, host clock): '
             f'<strong id="fio-stall" data-seconds="{"" if stall.seconds is None else stall.seconds}" '
             f'data-ongoing="{_attr(stall.ongoing)}">{escape(text)}</strong>.{escape(previous)} {escape(count)}</p>')
 
